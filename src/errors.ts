@@ -1,0 +1,75 @@
+/**
+ * Typed errors. Every error the engine raises on bad input says what was wrong and
+ * what to do; `code` lets programs branch on the kind without parsing messages.
+ */
+export type TrainchartErrorCode =
+  | 'CONFIG' // a bad argument or option (epochs ≤ 0, lr ≤ 0, unknown loss, …)
+  | 'DATA' // empty data, shapes that do not match the model, labels that do not match the output
+  | 'CONTROL' // a hook returned an unknown control, or one that has no meaning at that stage
+  | 'STAGE' // an exception thrown while the loop was in a stage (hook, model, loss, data, optimizer)
+  | 'BACKEND' // a requested backend could not be loaded
+  | 'CHECKPOINT'; // a checkpoint could not be read or written
+
+export class TrainchartError extends Error {
+  readonly code: TrainchartErrorCode;
+  constructor(code: TrainchartErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A bad argument or option. */
+export class ConfigError extends TrainchartError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONFIG', message, options);
+  }
+}
+
+/** Data that cannot be trained on as given. */
+export class DataError extends TrainchartError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DATA', message, options);
+  }
+}
+
+/** A hook returned a control the contract does not allow there. */
+export class ControlError extends TrainchartError {
+  constructor(
+    message: string,
+    readonly callback: string,
+    readonly stage: string,
+    readonly key: string,
+  ) {
+    super('CONTROL', message);
+  }
+}
+
+export class BackendError extends TrainchartError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BACKEND', message, options);
+  }
+}
+
+export class CheckpointError extends TrainchartError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CHECKPOINT', message, options);
+  }
+}
+
+/**
+ * What `fit` rejects with when anything throws inside the loop: names the stage and, when
+ * the exception came from a hook, the callback. The original error is `cause`.
+ */
+export class StageError extends TrainchartError {
+  constructor(
+    readonly stage: string,
+    readonly callback: string | null,
+    readonly phase: string,
+    cause: unknown,
+  ) {
+    const origin = callback ? `callback ${callback}, hook of stage ${stage}` : `stage ${stage} (${phase})`;
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super('STAGE', `Training failed in ${origin}: ${why}`, { cause });
+  }
+}
