@@ -1,1 +1,36 @@
-export {};
+/**
+ * trainchart — a TensorFlow.js training engine whose loop is an XState statechart.
+ */
+export { Learner } from './learner.js';
+export type { LearnerOptions, LearnerData, FitOptions, FitResult } from './learner.js';
+export { Callback } from './callback.js';
+export type { Hook, HookResult, Guard, Guards } from './callback.js';
+export type { TrainContext } from './loop/context.js';
+export type { LoopEngine } from './loop/engine.js';
+export { runLoop, type RunLoopOptions, type LoopResult, type LoopActor } from './loop/runLoop.js';
+export { HookTable } from './loop/hookTable.js';
+export { SmoothLoss } from './loop/smoothLoss.js';
+export { DataLoader, datasets } from './data/index.js';
+export type { Batch, DataLoaderOptions, ArrayOptions, MnistOptions } from './data/index.js';
+export * as models from './models/index.js';
+export { createOptimizer } from './optim/optimizer.js';
+export type { Optimizer, OptimizerKind, HyperParams, OptimizerState } from './optim/optimizer.js';
+export { resolveLoss, type LossName, type LossFn } from './losses.js';
+export { resolveMetric, type Metric, type MetricName } from './metrics.js';
+export { selectBackend, type BackendChoice, type BackendInfo } from './backend/selectBackend.js';
+export { registerConv2dGradient } from './backend/conv2dGradient.js';
+export { Rng, type RngState } from './rng.js';
+export { weightsSha256 } from './weightsHash.js';
+export * from './errors.js';
+export {
+  STAGES,
+  CONTROLS,
+  CONTROL_NAMES,
+  trainLoopMachine,
+  describeMachine,
+  type Stage,
+  type Control,
+  type ControlName,
+  type FinalStatus,
+} from '../machines/index.js';
+export * from '../callbacks/index.js';

@@ -1,0 +1,91 @@
+/**
+ * Reads the machine's own definition into plain data: states (with their stage, tags,
+ * entry/exit actions) and transitions (event, guard, target, actions). The dry run, the
+ * visualizer and the coverage tests all use this, so none of them keeps a hand-written
+ * copy of the loop.
+ */
+import type { AnyStateMachine, AnyStateNode } from 'xstate';
+import type { Stage } from './stages.js';
+
+export interface ActionRef {
+  type: string;
+  params?: Record<string, unknown>;
+}
+
+export interface TransitionInfo {
+  source: string;
+  event: string;
+  guard: ActionRef | null;
+  targets: string[];
+  actions: ActionRef[];
+}
+
+export interface StateInfo {
+  /** Dotted path below the root, e.g. `epoch.train.lossBegin`. */
+  path: string;
+  parent: string | null;
+  key: string;
+  stage: Stage | null;
+  kind: 'atomic' | 'compound' | 'final' | 'parallel' | 'history';
+  tags: string[];
+  entry: ActionRef[];
+  exit: ActionRef[];
+  initial: string | null;
+}
+
+export interface MachineDescription {
+  id: string;
+  states: StateInfo[];
+  transitions: TransitionInfo[];
+}
+
+function actionRef(a: unknown): ActionRef {
+  if (typeof a === 'string') return { type: a };
+  if (typeof a === 'function') return { type: (a as { type?: string }).type ?? a.name ?? '(inline)' };
+  const o = a as { type: string; params?: Record<string, unknown> };
+  return o.params === undefined ? { type: o.type } : { type: o.type, params: o.params };
+}
+
+function pathOf(node: AnyStateNode): string {
+  return node.path.join('.');
+}
+
+export function describeMachine(machine: AnyStateMachine): MachineDescription {
+  const states: StateInfo[] = [];
+  const transitions: TransitionInfo[] = [];
+  const visit = (node: AnyStateNode, parent: AnyStateNode | null) => {
+    if (parent) {
+      const meta = (node.meta ?? {}) as { stage?: Stage };
+      states.push({
+        path: pathOf(node),
+        parent: parent.path.length ? pathOf(parent) : null,
+        key: node.key,
+        stage: meta.stage ?? null,
+        kind: node.type,
+        tags: [...node.tags],
+        entry: node.entry.map(actionRef),
+        exit: node.exit.map(actionRef),
+        initial: node.initial?.target?.[0] ? pathOf(node.initial.target[0]) : null,
+      });
+    }
+    for (const [event, list] of node.transitions) {
+      for (const t of list) {
+        transitions.push({
+          source: pathOf(node),
+          event,
+          guard: t.guard ? actionRef(t.guard) : null,
+          targets: (t.target ?? []).map((n: AnyStateNode) => pathOf(n)),
+          actions: t.actions.map(actionRef),
+        });
+      }
+    }
+    for (const child of Object.values(node.states) as AnyStateNode[]) visit(child, node);
+  };
+  visit(machine.root, null);
+  return { id: machine.id, states, transitions };
+}
+
+/** The stage a state value is in (`null` for the internal states ready, jump, gradients and the final ones). */
+export function stageOfStatePath(description: MachineDescription, path: string): Stage | null {
+  return description.states.find((s) => s.path === path)?.stage ?? null;
+}

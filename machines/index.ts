@@ -1,0 +1,4 @@
+export * from './stages.js';
+export * from './controls.js';
+export * from './trainLoop.js';
+export * from './describe.js';

@@ -1,0 +1,103 @@
+import type { Control, ControlName } from '../machines/controls.js';
+import type { Stage } from '../machines/stages.js';
+import { ConfigError } from './errors.js';
+import type { TrainContext } from './loop/context.js';
+import type { Learner } from './learner.js';
+
+/** What a hook may return: nothing, or a control object (contract §3). */
+export type HookResult = Control | void | undefined | null;
+export type Hook = (ctx: TrainContext) => HookResult;
+/** A pure, synchronous predicate; `true` has the effect of the control it is keyed by. */
+export type Guard = (ctx: TrainContext) => boolean;
+export type Guards = Partial<Record<ControlName, Guard>>;
+
+/**
+ * The base class of every callback (fastai v1's `Callback`, in TypeScript).
+ * Implement only the hooks you need; each runs as an entry action of its stage's state.
+ *
+ * ```ts
+ * class RaiseLr extends Callback {
+ *   onEpochEnd() { this.learn.lr *= 1.1; }
+ * }
+ * ```
+ */
+export abstract class Callback {
+  /** Within a stage, callbacks run by ascending order; ties in the order they were given. */
+  order = 0;
+  /** Controls that fire when a predicate of the context is true, keyed by control name. */
+  guards: Guards = {};
+
+  #learn: Learner | null = null;
+
+  /** The name used in errors, the dry run and checkpoints; the class name by default. */
+  get name(): string {
+    return this.constructor.name;
+  }
+
+  /** The learner this callback is attached to (set when the Learner is created or `add`s it). */
+  get learn(): Learner {
+    if (!this.#learn) {
+      throw new ConfigError(
+        `callback ${this.name} is not attached to a Learner: pass it in new Learner({ callbacks }) or learn.addCallback()`,
+      );
+    }
+    return this.#learn;
+  }
+
+  /** @internal — called by the Learner. */
+  attach(learn: Learner | null): void {
+    this.#learn = learn;
+  }
+
+  onTrainBegin?(ctx: TrainContext): HookResult;
+  onEpochBegin?(ctx: TrainContext): HookResult;
+  onBatchBegin?(ctx: TrainContext): HookResult;
+  onLossBegin?(ctx: TrainContext): HookResult;
+  onBackwardBegin?(ctx: TrainContext): HookResult;
+  onBackwardEnd?(ctx: TrainContext): HookResult;
+  onStepEnd?(ctx: TrainContext): HookResult;
+  onBatchEnd?(ctx: TrainContext): HookResult;
+  onValidateBegin?(ctx: TrainContext): HookResult;
+  onValidateEnd?(ctx: TrainContext): HookResult;
+  onEpochEnd?(ctx: TrainContext): HookResult;
+  onTrainEnd?(ctx: TrainContext): HookResult;
+  /** To resume training at `epoch` directly (fastai v1's jump_to_epoch). */
+  jumpToEpoch?(epoch: number): void;
+
+  /**
+   * The state to save in a checkpoint. By default every own enumerable field that is plain
+   * data (numbers, strings, booleans, null, arrays and plain objects of those), as fastai's
+   * `get_state`; override for anything else.
+   */
+  getState(): Record<string, unknown> {
+    const state: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(this)) {
+      if (key === 'guards' || key === 'order') continue;
+      if (isPlainData(value)) state[key] = structuredClone(value);
+    }
+    return state;
+  }
+
+  setState(state: Record<string, unknown>): void {
+    for (const [key, value] of Object.entries(state)) (this as Record<string, unknown>)[key] = structuredClone(value);
+  }
+}
+
+function isPlainData(value: unknown, depth = 0): boolean {
+  if (depth > 8) return false;
+  if (value === null) return true;
+  switch (typeof value) {
+    case 'number':
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'object':
+      if (Array.isArray(value)) return value.every((v) => isPlainData(v, depth + 1));
+      if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+      return Object.values(value as object).every((v) => isPlainData(v, depth + 1));
+    default:
+      return false;
+  }
+}
+
+export type { Stage };

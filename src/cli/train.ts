@@ -1,0 +1,114 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Progress } from '../../callbacks/progress.js';
+import { selectBackend, type BackendChoice } from '../backend/selectBackend.js';
+import { mnist } from '../data/mnist.js';
+import { Learner } from '../learner.js';
+import { cnn, mlp } from '../models/presets.js';
+import type { OptimizerKind } from '../optim/optimizer.js';
+import { weightsSha256 } from '../weightsHash.js';
+import { choiceOption, intOption, parseCommandArgs, positiveNumberOption } from './args.js';
+
+export const TRAIN_HELP = `Usage: trainchart train [options]
+
+Trains a model on the bundled MNIST (60k train, 10k test) and reports test accuracy.
+
+  --model mlp|cnn        model preset (default mlp)
+  --epochs N             epochs (default 3)
+  --batch-size B         batch size (default 64)
+  --lr X                 learning rate (default 0.002)
+  --optimizer O          sgd | adam | adamw (default adam)
+  --seed S               seed of init, shuffle and dropout (default 1)
+  --limit-train N        train on the first N images only
+  --limit-valid N        evaluate on the first N test images only
+  --backend B            auto | tensorflow | wasm | cpu (default auto)
+  --out DIR              write result.json and history.json there
+  --json                 print one JSON object as the last line of stdout
+`;
+
+export async function trainCommand(argv: string[]): Promise<number> {
+  const v = parseCommandArgs('train', argv, {
+    model: { type: 'string' },
+    epochs: { type: 'string' },
+    'batch-size': { type: 'string' },
+    lr: { type: 'string' },
+    optimizer: { type: 'string' },
+    seed: { type: 'string' },
+    'limit-train': { type: 'string' },
+    'limit-valid': { type: 'string' },
+    backend: { type: 'string' },
+    out: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (v.help) {
+    process.stdout.write(TRAIN_HELP);
+    return 0;
+  }
+  const modelName = choiceOption('model', v.model, ['mlp', 'cnn'] as const, 'mlp');
+  const epochs = intOption('epochs', v.epochs, 3);
+  const batchSize = intOption('batch-size', v['batch-size'], 64);
+  const lr = positiveNumberOption('lr', v.lr, 2e-3);
+  const optimizer = choiceOption<OptimizerKind>('optimizer', v.optimizer, ['sgd', 'adam', 'adamw'], 'adam');
+  const seed = intOption('seed', v.seed, 1, 0);
+  const limitTrain = v['limit-train'] === undefined ? undefined : intOption('limit-train', v['limit-train'], 0);
+  const limitValid = v['limit-valid'] === undefined ? undefined : intOption('limit-valid', v['limit-valid'], 0);
+  const backendChoice = choiceOption<BackendChoice>('backend', v.backend, ['auto', 'tensorflow', 'wasm', 'cpu'], 'auto');
+  const json = Boolean(v.json);
+  // With --json, stdout carries only the result; everything for people goes to stderr.
+  const human = json ? process.stderr : process.stdout;
+  const say = (line: string) => human.write(line + '\n');
+
+  const backend = await selectBackend(backendChoice, say);
+  const started = performance.now();
+  const { train, valid } = await mnist({
+    batchSize,
+    seed,
+    ...(limitTrain !== undefined ? { limitTrain } : {}),
+    ...(limitValid !== undefined ? { limitValid } : {}),
+  });
+  say(`data: MNIST ${train.length} train / ${valid.length} test images, batch size ${batchSize}`);
+  const model = modelName === 'cnn' ? cnn({ seed }) : mlp({ seed });
+  const learn = new Learner({
+    model,
+    data: { train, valid },
+    loss: 'categoricalCrossentropy',
+    optimizer,
+    metrics: ['accuracy'],
+    callbacks: [new Progress({ stream: human })],
+    seed,
+  });
+  const result = await learn.fit(epochs, { lr });
+  const seconds = (performance.now() - started) / 1000;
+  const last = learn.recorder!.epochs.at(-1);
+  const summary = {
+    status: result.status,
+    model: modelName,
+    epochs: result.epochs,
+    iterations: result.iterations,
+    trainLoss: last?.trainLoss ?? null,
+    validLoss: result.metrics?.validLoss ?? null,
+    accuracy: result.metrics?.accuracy ?? null,
+    backend: backend.name,
+    seconds: Math.round(seconds * 100) / 100,
+    seed,
+    batchSize,
+    lr,
+    optimizer,
+    weightsSha256: weightsSha256(model),
+  };
+  const outDir = typeof v.out === 'string' ? v.out : undefined;
+  if (outDir) {
+    await mkdir(outDir, { recursive: true });
+    await writeFile(join(outDir, 'result.json'), JSON.stringify(summary, null, 2) + '\n');
+    await writeFile(join(outDir, 'history.json'), JSON.stringify(learn.recorder!.epochs, null, 2) + '\n');
+    say(`wrote ${join(outDir, 'result.json')} and history.json`);
+  }
+  say(
+    `${summary.status}: ${summary.epochs} epochs, test accuracy ${(summary.accuracy ?? NaN).toFixed(4)}, ${summary.seconds}s on ${summary.backend}`,
+  );
+  if (json) process.stdout.write(JSON.stringify(summary) + '\n');
+  model.dispose();
+  learn.optimizer.dispose();
+  return 0;
+}

@@ -1,0 +1,208 @@
+import * as tf from '@tensorflow/tfjs';
+import type { DataLoader } from '../data/dataLoader.js';
+import { forward } from './forward.js';
+import type { LoopEngine } from '../loop/engine.js';
+import type { TrainContext } from '../loop/context.js';
+import type { Metric } from '../metrics.js';
+import type { Optimizer } from '../optim/optimizer.js';
+
+export interface TfEngineOptions {
+  model: tf.LayersModel;
+  lossFn: (yPred: tf.Tensor, yTrue: tf.Tensor) => tf.Scalar;
+  metrics: readonly Metric[];
+  optimizer: Optimizer;
+  train: DataLoader;
+  valid: DataLoader | null;
+  ctx: TrainContext;
+}
+
+/** Thrown inside the tape to leave it without gradients (cancelBatch, skipBackward, a failure). */
+const NO_GRADIENTS = Symbol('no gradients');
+
+/**
+ * The tfjs work of the loop. Gradients are explicit so each stage means what the contract
+ * says: `grads` is what backwardEnd hooks see (and may replace, e.g. to clip), `carried`
+ * what skipZero kept from earlier batches.
+ */
+export class TfEngine implements LoopEngine {
+  readonly params: tf.Variable[];
+  grads: tf.NamedTensorMap | null = null;
+  private carried: tf.NamedTensorMap | null = null;
+  private fresh: tf.NamedTensorMap | null = null;
+  private marked: tf.Scalar | null = null;
+  /** Tensors this engine made for the current batch (hooks may have replaced the ctx fields). */
+  private owned: tf.Tensor[] = [];
+  private batchSize = 0;
+  private lossSum = 0;
+  private seen = 0;
+  private metricSums: number[] = [];
+
+  constructor(private readonly o: TfEngineOptions) {
+    this.params = o.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  }
+
+  startEpoch(epoch: number): void {
+    this.o.train.startEpoch(epoch);
+  }
+
+  loadBatch(train: boolean, batchIndex: number): void {
+    const loader = train ? this.o.train : this.o.valid!;
+    const { x, y, size } = loader.batch(batchIndex);
+    this.owned.push(x, y);
+    this.batchSize = size;
+    this.o.ctx.lastInput = x;
+    this.o.ctx.lastTarget = y;
+  }
+
+  forward(train: boolean): void {
+    const { ctx, model } = this.o;
+    const input = ctx.lastInput!;
+    // tidy frees the layers' intermediates; the tape (when open) still holds what backprop needs.
+    const out = tf.tidy(() => forward(model, input, train));
+    this.owned.push(out);
+    ctx.lastOutput = out;
+  }
+
+  computeLoss(_train: boolean): number {
+    const { ctx, lossFn } = this.o;
+    const output = ctx.lastOutput!;
+    const target = ctx.lastTarget!;
+    const loss = tf.tidy(() => lossFn(output, target));
+    this.owned.push(loss);
+    ctx.lastLoss = loss;
+    return loss.dataSync()[0]!;
+  }
+
+  markLossForBackward(): void {
+    this.marked = this.o.ctx.lastLoss;
+  }
+
+  underTape(run: () => void): void {
+    this.marked = null;
+    try {
+      const { grads } = tf.variableGrads(() => {
+        run();
+        // What hooks made inside the tape must outlive it: batchEnd hooks still read them.
+        this.keepBatchTensors();
+        if (!this.marked) throw NO_GRADIENTS;
+        return this.marked;
+      }, this.params);
+      this.fresh = grads;
+    } catch (e) {
+      if (e !== NO_GRADIENTS) throw e;
+    } finally {
+      this.marked = null;
+    }
+  }
+
+  private keepBatchTensors() {
+    const { ctx } = this.o;
+    for (const t of [ctx.lastInput, ctx.lastTarget, ctx.lastOutput, ctx.lastLoss]) {
+      if (t && !t.isDisposed) tf.keep(t);
+    }
+    for (const t of this.owned) if (!t.isDisposed) tf.keep(t);
+  }
+
+  accumulateGradients(): void {
+    const { fresh, carried } = this;
+    this.fresh = null;
+    if (!fresh) {
+      this.grads = carried;
+      return;
+    }
+    if (!carried) {
+      this.grads = fresh;
+      return;
+    }
+    const summed: tf.NamedTensorMap = {};
+    tf.tidy(() => {
+      for (const name of new Set([...Object.keys(carried), ...Object.keys(fresh)])) {
+        const a = carried[name];
+        const b = fresh[name];
+        summed[name] = tf.keep(a && b ? a.add(b) : (a ?? b)!.clone());
+      }
+    });
+    disposeMap(fresh);
+    this.grads = summed;
+  }
+
+  /** Replaces the gradients backwardEnd hooks see (e.g. clipped ones); the old ones are freed. */
+  setGradients(grads: tf.NamedTensorMap): void {
+    if (this.grads && this.grads !== grads) disposeMap(this.grads, [grads, this.carried]);
+    this.grads = grads;
+  }
+
+  dropGradients(): void {
+    if (this.fresh) disposeMap(this.fresh);
+    this.fresh = null;
+    if (this.grads && this.grads !== this.carried) disposeMap(this.grads, [this.carried]);
+    this.grads = null;
+  }
+
+  step(): void {
+    if (this.grads) this.o.optimizer.step(this.params, this.grads);
+  }
+
+  keepGradients(): void {
+    if (this.grads === this.carried) return;
+    if (this.carried) disposeMap(this.carried, [this.grads]);
+    this.carried = this.grads;
+    this.grads = null;
+  }
+
+  zeroGradients(): void {
+    if (this.grads && this.grads !== this.carried) disposeMap(this.grads, [this.carried]);
+    if (this.carried) disposeMap(this.carried);
+    this.grads = null;
+    this.carried = null;
+  }
+
+  startValidation(): void {
+    this.lossSum = 0;
+    this.seen = 0;
+    this.metricSums = this.o.metrics.map(() => 0);
+  }
+
+  accumulateMetrics(): void {
+    const { ctx, metrics } = this.o;
+    const n = this.batchSize;
+    this.lossSum += ctx.lastLossValue! * n;
+    this.seen += n;
+    const output = ctx.lastOutput!;
+    const target = ctx.lastTarget!;
+    for (let i = 0; i < metrics.length; i++) {
+      const value = tf.tidy(() => metrics[i]!.fn(output, target));
+      this.metricSums[i]! += value.dataSync()[0]! * n;
+      value.dispose();
+    }
+  }
+
+  finalizeMetrics(): Record<string, number> {
+    const result: Record<string, number> = { validLoss: this.lossSum / this.seen };
+    this.o.metrics.forEach((m, i) => (result[m.name] = this.metricSums[i]! / this.seen));
+    return result;
+  }
+
+  releaseBatch(): void {
+    const { ctx } = this.o;
+    for (const t of [ctx.lastInput, ctx.lastTarget, ctx.lastOutput, ctx.lastLoss]) t?.dispose();
+    for (const t of this.owned) t.dispose();
+    this.owned = [];
+    ctx.lastInput = ctx.lastTarget = ctx.lastOutput = ctx.lastLoss = null;
+  }
+
+  releaseRun(): void {
+    this.releaseBatch();
+    if (this.fresh) disposeMap(this.fresh);
+    this.fresh = null;
+    this.zeroGradients();
+  }
+}
+
+/** Disposes every tensor of `map` that none of `keep` also holds. */
+function disposeMap(map: tf.NamedTensorMap, keep: Array<tf.NamedTensorMap | null> = []) {
+  for (const [name, t] of Object.entries(map)) {
+    if (keep.some((k) => k?.[name] === t)) continue;
+    t.dispose();
+  }
+}

@@ -1,0 +1,269 @@
+import * as tf from '@tensorflow/tfjs';
+import type { InspectionEvent, Observer } from 'xstate';
+import type { FinalStatus } from '../machines/trainLoop.js';
+import { Recorder } from '../callbacks/recorder.js';
+import type { Callback } from './callback.js';
+import type { DataLoader } from './data/dataLoader.js';
+import { TfEngine } from './engine/tfEngine.js';
+import { ConfigError, DataError } from './errors.js';
+import { checkTargets, resolveLoss, type LossFn, type LossName } from './losses.js';
+import type { TrainContext } from './loop/context.js';
+import { HookTable } from './loop/hookTable.js';
+import { runLoop, type LoopActor } from './loop/runLoop.js';
+import { resolveMetric, type Metric, type MetricName } from './metrics.js';
+import { createOptimizer, type HyperParams, type Optimizer, type OptimizerKind } from './optim/optimizer.js';
+import { Rng } from './rng.js';
+
+export interface LearnerData {
+  train: DataLoader;
+  valid?: DataLoader | null;
+}
+
+export interface LearnerOptions {
+  model: tf.LayersModel;
+  data: LearnerData;
+  loss: LossName | LossFn;
+  /** 'sgd' | 'adam' | 'adamw', with hyper-parameters, or a ready optimizer. Default 'adam'. */
+  optimizer?: OptimizerKind | ({ kind: OptimizerKind } & Partial<HyperParams>) | Optimizer;
+  metrics?: Array<MetricName | Metric>;
+  callbacks?: Callback[];
+  /** Seeds `learn.rng`, the random stream callbacks draw from (MixUp, …). */
+  seed?: number;
+  /** Record the run (fastai's always-on Recorder). Default true. */
+  recorder?: boolean;
+}
+
+export interface FitOptions {
+  lr?: number;
+  wd?: number;
+  /** Callbacks for this fit only (LR finder, schedules, …), after the learner's own. */
+  callbacks?: Callback[];
+  /** Hand control back to the event loop at least this often (ms). */
+  yieldEveryMs?: number;
+  /** XState inspection of the loop's actor (the visualizer's feed). */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** Called once the loop's actor exists. */
+  onActor?: (actor: LoopActor) => void;
+}
+
+export interface FitResult {
+  status: FinalStatus;
+  /** Epochs that ran to epochEnd. */
+  epochs: number;
+  /** Train batches done. */
+  iterations: number;
+  /** Validation loss and metrics of the last validation pass (null if none ran). */
+  metrics: Record<string, number> | null;
+  smoothLoss: number;
+}
+
+function isOptimizer(o: unknown): o is Optimizer {
+  return typeof o === 'object' && o !== null && typeof (o as Optimizer).step === 'function';
+}
+
+/**
+ * Model + data + loss + optimizer + callbacks, trained by the loop machine.
+ * Hyper-parameters are plain properties (`learn.lr = 1e-3`) read at every optimizer step,
+ * so a callback sets them for the next step.
+ */
+export class Learner {
+  readonly model: tf.LayersModel;
+  data: LearnerData;
+  readonly loss: { name: string; fn: LossFn };
+  readonly optimizer: Optimizer;
+  readonly metrics: readonly Metric[];
+  readonly callbacks: Callback[] = [];
+  readonly recorder: Recorder | null;
+  readonly rng: Rng;
+  readonly seed: number;
+  private engine: TfEngine | null = null;
+  private running = false;
+
+  constructor(options: LearnerOptions) {
+    if (!options || typeof options !== 'object') throw new ConfigError('new Learner(options): options object is required');
+    const { model, data } = options;
+    if (!(model instanceof tf.LayersModel)) {
+      throw new ConfigError('Learner: `model` must be a tf.LayersModel (e.g. models.mlp() or tf.sequential({...}))');
+    }
+    if (!data || typeof data !== 'object' || !data.train) {
+      throw new ConfigError('Learner: `data` must be { train: DataLoader, valid?: DataLoader }');
+    }
+    this.model = model;
+    this.data = data;
+    this.loss = resolveLoss(options.loss);
+    this.optimizer = isOptimizer(options.optimizer) ? options.optimizer : createOptimizer(options.optimizer ?? 'adam');
+    this.metrics = (options.metrics ?? []).map(resolveMetric);
+    this.seed = options.seed ?? 0;
+    this.rng = new Rng(this.seed);
+    this.recorder = options.recorder === false ? null : new Recorder();
+    if (this.recorder) this.addCallback(this.recorder);
+    for (const cb of options.callbacks ?? []) this.addCallback(cb);
+  }
+
+  // Hyper-parameters, read by the optimizer at every step.
+  get lr(): number {
+    return this.optimizer.hp.lr;
+  }
+  set lr(value: number) {
+    this.optimizer.hp.lr = value;
+  }
+  /** SGD momentum, or Adam's β1 (fastai's `mom`). */
+  get momentum(): number {
+    return this.optimizer.hp.momentum;
+  }
+  set momentum(value: number) {
+    this.optimizer.hp.momentum = value;
+  }
+  get beta1(): number {
+    return this.optimizer.hp.momentum;
+  }
+  set beta1(value: number) {
+    this.optimizer.hp.momentum = value;
+  }
+  get wd(): number {
+    return this.optimizer.hp.wd;
+  }
+  set wd(value: number) {
+    this.optimizer.hp.wd = value;
+  }
+
+  /** The gradients of the current batch (backwardEnd hooks may read and replace them). */
+  get grads(): tf.NamedTensorMap | null {
+    return this.engine?.grads ?? null;
+  }
+  set grads(value: tf.NamedTensorMap | null) {
+    if (!this.engine) throw new ConfigError('learn.grads can only be set during fit (at backwardEnd)');
+    if (value === null) this.engine.dropGradients();
+    else this.engine.setGradients(value);
+  }
+
+  /** The trainable variables, in the model's order (the order gradients and checkpoints use). */
+  get params(): tf.Variable[] {
+    return this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  }
+
+  addCallback(cb: Callback): this {
+    if (this.callbacks.includes(cb)) return this;
+    cb.attach(this);
+    this.callbacks.push(cb);
+    return this;
+  }
+
+  removeCallback(cb: Callback): this {
+    const i = this.callbacks.indexOf(cb);
+    if (i >= 0) {
+      this.callbacks.splice(i, 1);
+      cb.attach(null);
+    }
+    return this;
+  }
+
+  /** Trains for `nEpochs`. Rejects with a StageError (or ControlError) naming the stage and callback when anything throws. */
+  async fit(nEpochs: number, options: FitOptions = {}): Promise<FitResult> {
+    if (this.running) throw new ConfigError('fit is already running on this learner; await it before starting another');
+    if (!Number.isInteger(nEpochs) || nEpochs <= 0) {
+      throw new ConfigError(`fit(nEpochs): epochs must be a positive integer, got ${nEpochs}`);
+    }
+    if (options.lr !== undefined) {
+      if (!Number.isFinite(options.lr) || options.lr <= 0) {
+        throw new ConfigError(`fit: lr must be a positive finite number, got ${options.lr}`);
+      }
+      this.lr = options.lr;
+    }
+    if (options.wd !== undefined) {
+      if (!Number.isFinite(options.wd) || options.wd < 0) throw new ConfigError(`fit: wd must be ≥ 0, got ${options.wd}`);
+      this.wd = options.wd;
+    }
+    this.checkData();
+
+    const extra = options.callbacks ?? [];
+    for (const cb of extra) cb.attach(this);
+    const callbacks = [...this.callbacks, ...extra];
+    const table = new HookTable(callbacks);
+    const { train } = this.data;
+    const valid = this.data.valid ?? null;
+    const ctx = this.newContext(nEpochs);
+    const engine = new TfEngine({
+      model: this.model,
+      lossFn: this.loss.fn,
+      metrics: this.metrics,
+      optimizer: this.optimizer,
+      train,
+      valid,
+      ctx,
+    });
+    this.engine = engine;
+    this.running = true;
+    try {
+      const result = await runLoop({
+        engine,
+        table,
+        ctx,
+        input: {
+          nEpochs,
+          nTrainBatches: train.nBatches,
+          nValidBatches: valid?.nBatches ?? 0,
+          validate: valid !== null,
+        },
+        ...(options.yieldEveryMs !== undefined ? { yieldEveryMs: options.yieldEveryMs } : {}),
+        ...(options.inspect ? { inspect: options.inspect } : {}),
+        ...(options.onActor ? { onActor: options.onActor } : {}),
+      });
+      if (result.status === 'failed') throw result.error!;
+      const c = result.context;
+      return {
+        status: result.status,
+        epochs: result.epochsDone,
+        iterations: c.iteration,
+        metrics: ctx.lastMetrics,
+        smoothLoss: ctx.smoothLoss,
+      };
+    } finally {
+      this.running = false;
+      this.engine = null;
+      for (const cb of extra) cb.attach(null);
+    }
+  }
+
+  private newContext(nEpochs: number): TrainContext {
+    return {
+      stage: 'trainBegin',
+      epoch: 0,
+      nEpochs,
+      iteration: 0,
+      batchIndex: 0,
+      nBatches: this.data.train.nBatches,
+      train: true,
+      lastInput: null,
+      lastTarget: null,
+      lastOutput: null,
+      lastLoss: null,
+      lastLossValue: null,
+      smoothLoss: Number.NaN,
+      lastMetrics: null,
+      error: null,
+      learn: this,
+    };
+  }
+
+  /** Shapes are checked before the first batch, so a mismatch is a clear DataError, not a tfjs stack. */
+  private checkData(): void {
+    const { train, valid } = this.data;
+    const inputShape = this.model.inputs[0]!.shape.slice(1);
+    const outputShape = this.model.outputs[0]!.shape.slice(1) as number[];
+    for (const [name, loader] of [['train', train], ['valid', valid]] as const) {
+      if (!loader) continue;
+      if (loader.length === 0) throw new DataError(`${name} data is empty: give at least one sample`);
+      const sample = loader.sampleShape;
+      const matches =
+        sample.length === inputShape.length && inputShape.every((d, i) => d === null || d === sample[i]);
+      if (!matches) {
+        throw new DataError(
+          `${name} input samples have shape [${sample}] but the model expects [${inputShape.map((d) => d ?? '?')}]; ` +
+            'reshape the data (DataLoader xShape) or build the model with a matching inputShape',
+        );
+      }
+      checkTargets(this.loss.name, outputShape, loader.targetShape, loader.targetDtype);
+    }
+  }
+}

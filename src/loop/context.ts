@@ -1,0 +1,40 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { Stage } from '../../machines/stages.js';
+import type { Learner } from '../learner.js';
+
+/**
+ * What a hook receives (contract §5). One object per run, updated in place as the loop
+ * moves, so handing it to every hook costs nothing on the per-batch path.
+ */
+export interface TrainContext {
+  /** The stage whose hooks are running. */
+  stage: Stage;
+  /** 0-based epoch under way. */
+  epoch: number;
+  nEpochs: number;
+  /** Train batches done in the whole run, before this one. */
+  iteration: number;
+  /** Index of the batch within the current pass (train or validation). */
+  batchIndex: number;
+  /** Batches in the current pass. */
+  nBatches: number;
+  /** `true` in a train batch, `false` during validation. */
+  train: boolean;
+  /** The batch's input and target; a batchBegin hook may replace them (e.g. MixUp). */
+  lastInput: tf.Tensor | null;
+  lastTarget: tf.Tensor | null;
+  /** The model's output (from lossBegin on); a lossBegin hook may replace it. */
+  lastOutput: tf.Tensor | null;
+  /** The loss tensor (from backwardBegin on, in validation from batchEnd); a backwardBegin hook may replace it, and the gradients are taken of the replacement. */
+  lastLoss: tf.Scalar | null;
+  /** `lastLoss` as a number, read once per batch. */
+  lastLossValue: number | null;
+  /** Debiased exponential moving average of the train loss, β = 0.98 (as fastai). */
+  smoothLoss: number;
+  /** Validation loss and metrics of the latest validation pass (final at validateEnd). */
+  lastMetrics: Record<string, number> | null;
+  /** The exception that ended the run; set at trainEnd only. */
+  error: Error | null;
+  /** The learner, through which hooks read and set hyper-parameters for the next step. */
+  learn: Learner;
+}

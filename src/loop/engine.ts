@@ -1,0 +1,40 @@
+/**
+ * The work of one training loop, as the machine names it. The Learner's tfjs engine
+ * implements it for real; the property tests implement it with plain numbers. Every method
+ * is one small step the machine places: nothing here decides what comes next.
+ */
+export interface LoopEngine {
+  /** epochBegin: fix the order of this epoch's train batches (seeded shuffle). */
+  startEpoch(epoch: number): void;
+  /** batchBegin: make the batch's input and target (ctx.lastInput, ctx.lastTarget). */
+  loadBatch(train: boolean, batchIndex: number): void;
+  /** lossBegin: the forward pass (ctx.lastOutput). */
+  forward(train: boolean): void;
+  /** The loss of the batch (ctx.lastLoss); returns its value. */
+  computeLoss(train: boolean): number;
+  /** This batch's loss is the one to differentiate when the tape closes. */
+  markLossForBackward(): void;
+  /**
+   * Runs `run` (which moves the machine from batchBegin to the `gradients` state) while
+   * recording for gradients, then takes the gradients of the marked loss, if one was marked.
+   * Throws when taking them fails.
+   */
+  underTape(run: () => void): void;
+  /** backwardEnd: add the fresh gradients to the ones kept from earlier batches (skipZero). */
+  accumulateGradients(): void;
+  /** cancelBatch: forget this batch's gradients (kept ones from earlier batches stay). */
+  dropGradients(): void;
+  /** The optimizer step with the current hyper-parameters. */
+  step(): void;
+  /** skipZero: keep the gradients for the next batch to add to. */
+  keepGradients(): void;
+  zeroGradients(): void;
+  startValidation(): void;
+  accumulateMetrics(): void;
+  /** validateEnd: the validation loss and metrics of the pass. */
+  finalizeMetrics(): Record<string, number>;
+  /** Leaving batchEnd: dispose what the batch made. */
+  releaseBatch(): void;
+  /** trainEnd: dispose what the run made (kept gradients, …). */
+  releaseRun(): void;
+}

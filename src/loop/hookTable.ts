@@ -1,0 +1,142 @@
+import { CONTROLS, CONTROL_NAMES, controlsAllowedAt, type ControlName } from '../../machines/controls.js';
+import { hookNameOf, STAGES, TRAIN_ONLY_STAGES, type Stage } from '../../machines/stages.js';
+import type { Callback, Guard, Hook } from '../callback.js';
+import { ConfigError, ControlError } from '../errors.js';
+
+export interface BoundHook {
+  callback: Callback;
+  hook: Hook;
+}
+
+export interface BoundGuard {
+  callback: Callback;
+  control: ControlName;
+  guard: Guard;
+}
+
+/** What the hooks of one stage asked for. */
+export interface Requested {
+  controls: Partial<Record<ControlName, true>> | null;
+  jumpTo: number | null;
+}
+
+/**
+ * Which hooks and guards run at each stage, worked out once per fit so the per-batch path
+ * only walks short arrays. Sorting is stable, so ties keep the order callbacks were given.
+ */
+export class HookTable {
+  private readonly hooks = new Map<Stage, BoundHook[]>();
+  private readonly guards = new Map<string, BoundGuard[]>();
+  readonly jumpers: Callback[];
+
+  constructor(readonly callbacks: readonly Callback[]) {
+    const sorted = [...callbacks].sort((a, b) => a.order - b.order);
+    for (const cb of callbacks) validateGuards(cb);
+    for (const stage of STAGES) {
+      const name = hookNameOf(stage);
+      const bound: BoundHook[] = [];
+      for (const cb of sorted) {
+        const hook = (cb as unknown as Record<string, unknown>)[name];
+        if (typeof hook === 'function') bound.push({ callback: cb, hook: hook as Hook });
+      }
+      this.hooks.set(stage, bound);
+      for (const train of [true, false]) {
+        if (!train && TRAIN_ONLY_STAGES.has(stage)) continue;
+        const list: BoundGuard[] = [];
+        for (const control of controlsAllowedAt(stage, train)) {
+          for (const cb of sorted) {
+            const guard = cb.guards[control];
+            if (guard) list.push({ callback: cb, control, guard });
+          }
+        }
+        this.guards.set(key(stage, train), list);
+      }
+    }
+    this.jumpers = sorted.filter((cb) => typeof cb.jumpToEpoch === 'function');
+  }
+
+  hooksAt(stage: Stage): readonly BoundHook[] {
+    return this.hooks.get(stage)!;
+  }
+
+  guardsAt(stage: Stage, train: boolean): readonly BoundGuard[] {
+    return this.guards.get(key(stage, train)) ?? [];
+  }
+}
+
+function key(stage: Stage, train: boolean) {
+  return train ? stage : `${stage}:valid`;
+}
+
+function validateGuards(cb: Callback) {
+  if (cb.guards === null || typeof cb.guards !== 'object') {
+    throw new ConfigError(`callback ${cb.name}: guards must be an object keyed by control name, got ${String(cb.guards)}`);
+  }
+  for (const [name, guard] of Object.entries(cb.guards)) {
+    if (!(CONTROL_NAMES as readonly string[]).includes(name)) {
+      throw new ConfigError(
+        `callback ${cb.name} declares a guard for unknown control "${name}"; guards may be keyed by ${CONTROL_NAMES.join(', ')}`,
+      );
+    }
+    if (typeof guard !== 'function') {
+      throw new ConfigError(`callback ${cb.name}: guard "${name}" must be a function (ctx) => boolean`);
+    }
+  }
+  if (!Number.isFinite(cb.order)) throw new ConfigError(`callback ${cb.name}: order must be a finite number, got ${cb.order}`);
+}
+
+/**
+ * Checks what a hook returned against the contract and merges it into `into`.
+ * An unknown key, or a control with no meaning at this stage, is an error naming
+ * the callback, the stage and the key — never a silent no-op.
+ */
+export function mergeHookResult(result: unknown, cb: Callback, stage: Stage, train: boolean, into: Requested): void {
+  if (result === undefined || result === null) return;
+  const where = `${cb.name}.${hookNameOf(stage)}${train ? '' : ' (validation)'}`;
+  if (typeof result !== 'object' || Array.isArray(result)) {
+    throw new ControlError(
+      `${where} returned ${JSON.stringify(result)}; a hook returns nothing or a control object such as { stopTraining: true }`,
+      cb.name,
+      stage,
+      String(result),
+    );
+  }
+  for (const [k, value] of Object.entries(result)) {
+    if (k === 'epoch') {
+      if (stage !== 'trainBegin') {
+        throw new ControlError(`${where} returned { epoch: ${value} }; epoch may only come from trainBegin`, cb.name, stage, k);
+      }
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+        throw new ControlError(
+          `${where} returned { epoch: ${JSON.stringify(value)} }; epoch must be an integer ≥ 0`,
+          cb.name,
+          stage,
+          k,
+        );
+      }
+      into.jumpTo = value;
+      continue;
+    }
+    const spec = CONTROLS[k as ControlName];
+    if (!spec || !Object.hasOwn(CONTROLS, k)) {
+      throw new ControlError(
+        `${where} returned unknown control "${k}"; known controls: ${CONTROL_NAMES.join(', ')}, epoch`,
+        cb.name,
+        stage,
+        k,
+      );
+    }
+    if (typeof value !== 'boolean') {
+      throw new ControlError(`${where} returned { ${k}: ${JSON.stringify(value)} }; controls take true or false`, cb.name, stage, k);
+    }
+    if (!spec.allowedAt(stage, train)) {
+      throw new ControlError(
+        `${where} returned "${k}", which has no meaning at ${stage}${train ? '' : ' during validation'}; it may come from ${spec.from}`,
+        cb.name,
+        stage,
+        k,
+      );
+    }
+    if (value) (into.controls ??= {})[k as ControlName] = true;
+  }
+}

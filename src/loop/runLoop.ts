@@ -1,0 +1,261 @@
+import {
+  assign,
+  createActor,
+  type Actor,
+  type InspectionEvent,
+  type Observer,
+  type Snapshot,
+} from 'xstate';
+import type { Stage } from '../../machines/stages.js';
+import {
+  NEXT_EVENT,
+  TAPE_CLOSES,
+  TAPE_OPENS,
+  trainLoopMachine,
+  type FinalStatus,
+  type HookParams,
+  type LoopContext,
+  type LoopInput,
+} from '../../machines/trainLoop.js';
+import { ControlError, StageError, TrainchartError } from '../errors.js';
+import type { TrainContext } from './context.js';
+import type { LoopEngine } from './engine.js';
+import { HookTable, mergeHookResult, type Requested } from './hookTable.js';
+import { SmoothLoss, type SmoothLossState } from './smoothLoss.js';
+
+export type LoopActor = Actor<typeof trainLoopMachine>;
+
+export interface RunLoopOptions {
+  engine: LoopEngine;
+  table: HookTable;
+  ctx: TrainContext;
+  input: LoopInput;
+  /** Hand control back to the event loop at least this often (ms), so a UI or server stays live. */
+  yieldEveryMs?: number;
+  /** XState inspection (the visualizer feeds on it). */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** Continue from a persisted snapshot instead of starting at `ready`. */
+  snapshot?: Snapshot<unknown>;
+  /** The smoothed-loss state to continue from (resume). */
+  smoothLoss?: SmoothLossState;
+  /** Called once the actor exists (checkpointing reads its persisted snapshot). */
+  onActor?: (actor: LoopActor) => void;
+}
+
+export interface LoopResult {
+  status: FinalStatus;
+  /** What `fit` rejects with when the status is `failed`. */
+  error: Error | null;
+  context: LoopContext;
+  smoothLoss: SmoothLossState;
+  /** Epochs of this run that reached epochEnd. */
+  epochsDone: number;
+}
+
+/** Where each piece of work runs, for the error that names the stage. */
+const WORK_STAGE: Record<string, { stage: Stage; phase: string }> = {
+  startEpoch: { stage: 'epochBegin', phase: 'data shuffle' },
+  loadBatch: { stage: 'batchBegin', phase: 'data' },
+  forward: { stage: 'lossBegin', phase: 'forward pass (model)' },
+  markLossForBackward: { stage: 'backwardBegin', phase: 'backward pass' },
+  accumulateGradients: { stage: 'backwardEnd', phase: 'gradients' },
+  dropGradients: { stage: 'batchEnd', phase: 'gradients' },
+  step: { stage: 'stepEnd', phase: 'optimizer step' },
+  keepGradients: { stage: 'batchEnd', phase: 'gradients' },
+  zeroGradients: { stage: 'batchEnd', phase: 'gradients' },
+  startValidation: { stage: 'validateBegin', phase: 'metrics' },
+  accumulateMetrics: { stage: 'batchEnd', phase: 'metrics' },
+  finalizeMetrics: { stage: 'validateEnd', phase: 'metrics' },
+  releaseBatch: { stage: 'batchEnd', phase: 'cleanup' },
+  releaseRun: { stage: 'trainEnd', phase: 'cleanup' },
+};
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Runs one fit: creates the actor of the loop machine with the learner's work and hooks
+ * provided, then sends NEXT until it is done. This driver never chooses a stage; it only
+ * (a) pumps NEXT, (b) records gradients between the states the machine tags as opening and
+ * closing the tape, (c) turns an exception into a FAIL event, and (d) yields to the event loop.
+ */
+export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
+  const { engine, table, ctx } = opts;
+  const smooth = new SmoothLoss(opts.smoothLoss);
+  ctx.smoothLoss = smooth.value;
+  let pending: TrainchartError | null = null;
+  let firstError: TrainchartError | null = null;
+  let epochsDone = 0;
+
+  const fail = (stage: Stage, callback: string | null, phase: string, cause: unknown) => {
+    const error = cause instanceof ControlError ? cause : new StageError(stage, callback, phase, cause);
+    if (firstError === null) firstError = error;
+    pending ??= error;
+  };
+
+  /** Work skips once anything failed in this step: after an exception no further stage runs but trainEnd. */
+  const doWork =
+    (name: string, fn: (context: LoopContext) => void) =>
+    ({ context }: { context: LoopContext }) => {
+      if (pending) return;
+      try {
+        fn(context);
+      } catch (e) {
+        const where = WORK_STAGE[name]!;
+        const stage = name === 'computeLoss' ? (context.train ? 'backwardBegin' : 'batchEnd') : where.stage;
+        fail(stage, null, name === 'computeLoss' ? 'loss' : where.phase, e);
+      }
+    };
+
+  const syncContext = (context: LoopContext, stage: Stage) => {
+    ctx.stage = stage;
+    ctx.epoch = context.epoch;
+    ctx.iteration = context.iteration;
+    ctx.batchIndex = context.batchIndex;
+    ctx.train = context.train;
+    ctx.nBatches = context.train ? context.nTrainBatches : context.nValidBatches;
+  };
+
+  const runHooks = (context: LoopContext, stage: Stage): Partial<LoopContext> => {
+    if (pending) return {};
+    syncContext(context, stage);
+    if (stage === 'epochEnd') epochsDone += 1;
+    if (stage === 'trainEnd') ctx.error = firstError;
+    const train = context.train;
+    const requested: Requested = { controls: null, jumpTo: null };
+    for (const { callback, hook } of table.hooksAt(stage)) {
+      try {
+        mergeHookResult(hook.call(callback, ctx), callback, stage, train, requested);
+      } catch (e) {
+        fail(stage, callback.name, 'hook', e);
+        return {};
+      }
+    }
+    // Guards are read as the stage is left: its hooks have all run by now.
+    for (const { callback, control, guard } of table.guardsAt(stage, train)) {
+      if (requested.controls?.[control]) continue;
+      let fired: boolean;
+      try {
+        fired = guard.call(callback, ctx) === true;
+      } catch (e) {
+        fail(stage, callback.name, `guard ${control}`, e);
+        return {};
+      }
+      if (fired) (requested.controls ??= {})[control] = true;
+    }
+    if (requested.controls === null && requested.jumpTo === null) return {};
+    const patch: Partial<LoopContext> = {};
+    if (requested.controls) patch.controls = { ...context.controls, ...requested.controls };
+    if (requested.jumpTo !== null) patch.jumpTo = requested.jumpTo;
+    return patch;
+  };
+
+  const machine = trainLoopMachine.provide({
+    actions: {
+      runHooks: assign(({ context }, params: HookParams) => runHooks(context, params.stage)),
+      runJumpToEpoch: ({ context }) => {
+        if (pending) return;
+        const epoch = context.jumpTo!;
+        for (const cb of table.jumpers) {
+          try {
+            cb.jumpToEpoch!(epoch);
+          } catch (e) {
+            fail('trainBegin', cb.name, 'jumpToEpoch', e);
+            return;
+          }
+        }
+      },
+      startEpoch: doWork('startEpoch', (c) => engine.startEpoch(c.epoch)),
+      loadBatch: doWork('loadBatch', (c) => {
+        ctx.lastLossValue = null;
+        engine.loadBatch(c.train, c.batchIndex);
+      }),
+      forward: doWork('forward', (c) => engine.forward(c.train)),
+      computeLoss: doWork('computeLoss', (c) => {
+        const value = engine.computeLoss(c.train);
+        ctx.lastLossValue = value;
+        if (c.train) ctx.smoothLoss = smooth.add(value);
+      }),
+      markLossForBackward: doWork('markLossForBackward', () => engine.markLossForBackward()),
+      accumulateGradients: doWork('accumulateGradients', () => engine.accumulateGradients()),
+      dropGradients: doWork('dropGradients', () => engine.dropGradients()),
+      step: doWork('step', () => engine.step()),
+      keepGradients: doWork('keepGradients', () => engine.keepGradients()),
+      zeroGradients: doWork('zeroGradients', () => engine.zeroGradients()),
+      startValidation: doWork('startValidation', () => engine.startValidation()),
+      accumulateMetrics: doWork('accumulateMetrics', () => engine.accumulateMetrics()),
+      finalizeMetrics: doWork('finalizeMetrics', () => {
+        ctx.lastMetrics = engine.finalizeMetrics();
+      }),
+      // Cleanup runs even after a failure: tensors are disposed on every path.
+      releaseBatch: ({ context }) => {
+        try {
+          engine.releaseBatch();
+        } catch (e) {
+          fail(context.train ? 'batchEnd' : 'batchEnd', null, 'cleanup', e);
+        }
+      },
+      releaseRun: () => {
+        try {
+          engine.releaseRun();
+        } catch (e) {
+          fail('trainEnd', null, 'cleanup', e);
+        }
+      },
+    },
+  });
+
+  const actor = createActor(machine, {
+    input: opts.input,
+    ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
+    ...(opts.inspect ? { inspect: opts.inspect } : {}),
+  });
+  // An error inside XState itself (not in our work, which is caught above) ends the actor
+  // with status 'error'; observing it keeps XState from rethrowing it asynchronously.
+  actor.subscribe({ error: () => {} });
+  actor.start();
+  opts.onActor?.(actor);
+
+  const yieldEveryMs = opts.yieldEveryMs ?? 25;
+  let lastYield = performance.now();
+  const sendNext = () => actor.send(NEXT_EVENT);
+  const untilTapeCloses = () => {
+    do sendNext();
+    while (pending === null && !actor.getSnapshot().hasTag(TAPE_CLOSES));
+  };
+
+  while (actor.getSnapshot().status === 'active') {
+    if (actor.getSnapshot().hasTag(TAPE_OPENS)) {
+      try {
+        engine.underTape(untilTapeCloses);
+      } catch (e) {
+        fail('backwardBegin', null, 'backward pass', e);
+      }
+    } else {
+      sendNext();
+    }
+    if (pending) {
+      const error: TrainchartError = pending;
+      pending = null;
+      const stage = error instanceof StageError || error instanceof ControlError ? (error.stage as Stage) : ctx.stage;
+      const callback = error instanceof StageError ? error.callback : error instanceof ControlError ? error.callback : null;
+      actor.send({ type: 'FAIL', failure: { stage, callback, message: error.message } });
+    }
+    if (performance.now() - lastYield >= yieldEveryMs) {
+      await yieldToEventLoop();
+      lastYield = performance.now();
+    }
+  }
+
+  const snapshot = actor.getSnapshot();
+  if (snapshot.status === 'error') {
+    // A defect in the machine or the driver, not in user code: say so plainly.
+    engine.releaseRun();
+    throw new TrainchartError('STAGE', `the training loop machine stopped with an internal error: ${String(snapshot.error)}`, {
+      cause: snapshot.error,
+    });
+  }
+  const status = (typeof snapshot.value === 'string' ? snapshot.value : 'failed') as FinalStatus;
+  return { status, error: firstError, context: snapshot.context, smoothLoss: smooth.getState(), epochsDone };
+}
+
+export { HookTable };

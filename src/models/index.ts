@@ -1,0 +1,2 @@
+export { mlp, cnn, type MlpOptions, type CnnOptions } from './presets.js';
+export { SeededDropout, rngStatefulLayers, type SeededDropoutArgs, type RngStatefulLayer } from './seededDropout.js';
