@@ -110,6 +110,8 @@ export const trainLoopSetup = setup({
       iteration: context.train ? context.iteration + 1 : context.iteration,
     })),
     beginValidation: assign({ train: false, batchIndex: 0 }),
+    // Epoch-level stages after validation see train = true again: only validation stages say false.
+    endValidation: assign({ train: true }),
     recordFailure: assign(({ context, event }) =>
       event.type === 'FAIL' && context.failure === null ? { failure: event.failure } : {},
     ),
@@ -292,7 +294,7 @@ export const trainLoopMachine = trainLoopSetup.createMachine({
             validateEnd: {
               meta: { stage: 'validateEnd' },
               entry: ['finalizeMetrics', hooks('validateEnd')],
-              on: { NEXT: '#trainLoop.epoch.epochEnd' },
+              on: { NEXT: { target: '#trainLoop.epoch.epochEnd', actions: 'endValidation' } },
             },
           },
         },

@@ -185,9 +185,9 @@ describe('CNN training on wasm', () => {
     const losses: number[] = [];
     for (let step = 0; step < 20; step++) {
       const { value, grads } = tf.variableGrads(lossOf(model, x, y, true));
-      opt.applyGradients(grads);
+      opt.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
       losses.push(value.dataSync()[0]!);
-      tf.dispose([value, grads]);
+      tf.dispose([value, ...Object.values(grads)]);
     }
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(losses[19]!).toBeLessThan(losses[0]! * 0.5);

@@ -9,7 +9,7 @@ export function parseCommandArgs(command: string, argv: string[], options: Optio
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    throw new ConfigError(`trainchart ${command}: ${why}. Run \`trainchart ${command} --help\` for the options.`);
+    throw new ConfigError(`${command}: ${why}. Run \`trainchart ${command} --help\` for the options.`);
   }
 }
 

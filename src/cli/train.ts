@@ -51,8 +51,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const lr = positiveNumberOption('lr', v.lr, 2e-3);
   const optimizer = choiceOption<OptimizerKind>('optimizer', v.optimizer, ['sgd', 'adam', 'adamw'], 'adam');
   const seed = intOption('seed', v.seed, 1, 0);
-  const limitTrain = v['limit-train'] === undefined ? undefined : intOption('limit-train', v['limit-train'], 0);
-  const limitValid = v['limit-valid'] === undefined ? undefined : intOption('limit-valid', v['limit-valid'], 0);
+  const limitTrain = v['limit-train'] === undefined ? undefined : intOption('limit-train', v['limit-train'], 0, 1);
+  const limitValid = v['limit-valid'] === undefined ? undefined : intOption('limit-valid', v['limit-valid'], 0, 1);
   const backendChoice = choiceOption<BackendChoice>('backend', v.backend, ['auto', 'tensorflow', 'wasm', 'cpu'], 'auto');
   const json = Boolean(v.json);
   // With --json, stdout carries only the result; everything for people goes to stderr.

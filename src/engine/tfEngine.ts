@@ -16,9 +16,6 @@ export interface TfEngineOptions {
   ctx: TrainContext;
 }
 
-/** Thrown inside the tape to leave it without gradients (cancelBatch, skipBackward, a failure). */
-const NO_GRADIENTS = Symbol('no gradients');
-
 /**
  * The tfjs work of the loop. Gradients are explicit so each stage means what the contract
  * says: `grads` is what backwardEnd hooks see (and may replace, e.g. to clip), `carried`
@@ -79,18 +76,36 @@ export class TfEngine implements LoopEngine {
 
   underTape(run: () => void): void {
     this.marked = null;
+    let placeholder: tf.Scalar | null = null;
     try {
-      const { grads } = tf.variableGrads(() => {
-        run();
-        // What hooks made inside the tape must outlive it: batchEnd hooks still read them.
-        this.keepBatchTensors();
-        if (!this.marked) throw NO_GRADIENTS;
-        return this.marked;
-      }, this.params);
-      this.fresh = grads;
-    } catch (e) {
-      if (e !== NO_GRADIENTS) throw e;
+      // engine().gradients rather than variableGrads: when no loss was marked (cancelBatch,
+      // skipBackward, a failure) it still runs to the end, which is what frees the tensors
+      // the tape saved for backprop; leaving the tape by throwing would leak them.
+      const { value, grads } = tf.engine().gradients(
+        () => {
+          run();
+          // What hooks made inside the tape must outlive it: batchEnd hooks still read them.
+          this.keepBatchTensors();
+          if (this.marked) return this.marked;
+          placeholder = tf.keep(tf.scalar(0));
+          return placeholder;
+        },
+        this.params,
+        undefined,
+        true,
+      );
+      if (value === placeholder) {
+        for (const g of grads) g?.dispose();
+        return;
+      }
+      const fresh: tf.NamedTensorMap = {};
+      this.params.forEach((p, i) => {
+        const g = grads[i];
+        if (g) fresh[p.name] = g;
+      });
+      this.fresh = fresh;
     } finally {
+      (placeholder as tf.Scalar | null)?.dispose();
       this.marked = null;
     }
   }

@@ -10,7 +10,7 @@ import { SeededDropout } from './seededDropout.js';
 export interface MlpOptions {
   /** Seed of all initializers and dropout masks (default 0). */
   seed?: number;
-  /** Shape of one example (default [28, 28, 1]); it is flattened first. */
+  /** Shape of one example (default [28, 28, 1]); flattened first unless it is already rank 1. */
   inputShape?: number[];
   /** Widths of the relu hidden layers (default [256, 128]). */
   hidden?: number[];
@@ -56,7 +56,10 @@ function seedStream(seed: number): () => number {
   return () => rng.nextUint32();
 }
 
-/** Flatten → dense relu layers (He-normal) → softmax output (Glorot-uniform). */
+/**
+ * Flatten → dense relu layers (He-normal) → softmax output (Glorot-uniform). With a rank-1
+ * inputShape there is nothing to flatten and the Flatten layer is left out.
+ */
 export function mlp(opts: MlpOptions = {}): tf.LayersModel {
   const { seed = 0, inputShape = [28, 28, 1], hidden = [256, 128], classes = 10, dropout = 0 } = opts;
   checkCommon('mlp', seed, inputShape, classes, dropout);
@@ -65,10 +68,14 @@ export function mlp(opts: MlpOptions = {}): tf.LayersModel {
   }
   const nextSeed = seedStream(seed);
   const model = tf.sequential({ name: 'mlp' });
-  model.add(tf.layers.flatten({ inputShape, name: 'flatten' }));
+  // tfjs's Flatten rejects rank-1 input, so already-flat examples go straight to the first dense layer.
+  const flat = inputShape.length === 1;
+  if (!flat) model.add(tf.layers.flatten({ inputShape, name: 'flatten' }));
+  const firstInput = () => (flat && model.layers.length === 0 ? { inputShape } : {});
   hidden.forEach((units, i) => {
     model.add(
       tf.layers.dense({
+        ...firstInput(),
         units,
         activation: 'relu',
         kernelInitializer: tf.initializers.heNormal({ seed: nextSeed() }),
@@ -82,6 +89,7 @@ export function mlp(opts: MlpOptions = {}): tf.LayersModel {
   });
   model.add(
     tf.layers.dense({
+      ...firstInput(),
       units: classes,
       activation: 'softmax',
       kernelInitializer: tf.initializers.glorotUniform({ seed: nextSeed() }),

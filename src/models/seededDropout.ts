@@ -66,8 +66,9 @@ export class SeededDropout extends tf.layers.Layer implements RngStatefulLayer {
     return { ...super.getConfig(), rate: this.rate, seed: this.seed };
   }
 
+  /** The mask stream's state, as four unsigned 32-bit words (stable across save/restore). */
   getRngState(): RngState {
-    return this.rng.getState();
+    return this.rng.getState().map((v) => v >>> 0) as RngState;
   }
 
   setRngState(s: RngState): void {

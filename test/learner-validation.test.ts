@@ -1,0 +1,69 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DataLoader } from '../src/data/dataLoader.js';
+import { ConfigError, DataError } from '../src/errors.js';
+import { Learner } from '../src/learner.js';
+import { tinyLearner, tinyModel, tinyProblem } from './support/tracing.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('bad input gets a clear, typed error', () => {
+  it.each([0, -1, 1.5, Number.NaN])('epochs = %s', async (epochs) => {
+    await expect(tinyLearner([]).fit(epochs)).rejects.toThrow(ConfigError);
+    await expect(tinyLearner([]).fit(epochs)).rejects.toThrow(/epochs must be a positive integer/);
+  });
+
+  it.each([0, -0.1, Number.NaN, Number.POSITIVE_INFINITY])('lr = %s', async (lr) => {
+    await expect(tinyLearner([]).fit(1, { lr })).rejects.toThrow(ConfigError);
+    await expect(tinyLearner([]).fit(1, { lr })).rejects.toThrow(/lr must be a positive finite number/);
+  });
+
+  it('empty data', () => {
+    expect(() => DataLoader.fromArrays(new Float32Array(0), new Float32Array(0), { batchSize: 2, xShape: [4], yShape: [3] })).toThrow(
+      DataError,
+    );
+    expect(() => DataLoader.fromArrays([], [], { batchSize: 2 })).toThrow(/0 samples/);
+  });
+
+  it('input shape that does not match the model', async () => {
+    const x = new Float32Array(6 * 5);
+    const y = new Float32Array(6 * 3);
+    const train = DataLoader.fromArrays(x, y, { batchSize: 2, xShape: [5], yShape: [3] });
+    const learn = new Learner({ model: tinyModel(), data: { train }, loss: 'categoricalCrossentropy' });
+    await expect(learn.fit(1)).rejects.toThrow(DataError);
+    await expect(learn.fit(1)).rejects.toThrow(/shape \[5\] but the model expects \[4\]/);
+  });
+
+  it('labels that do not match the output', async () => {
+    const x = new Float32Array(6 * 4);
+    const y = new Float32Array(6 * 7);
+    const train = DataLoader.fromArrays(x, y, { batchSize: 2, xShape: [4], yShape: [7] });
+    const learn = new Learner({ model: tinyModel(), data: { train }, loss: 'categoricalCrossentropy' });
+    await expect(learn.fit(1)).rejects.toThrow(DataError);
+    await expect(learn.fit(1)).rejects.toThrow(/7/);
+  });
+
+  it('a bad model, loss or optimizer at construction', () => {
+    const { train } = tinyProblem();
+    expect(() => new Learner({ model: {} as never, data: { train }, loss: 'categoricalCrossentropy' })).toThrow(/tf.LayersModel/);
+    expect(() => new Learner({ model: tinyModel(), data: { train }, loss: 'hinge' as never })).toThrow(ConfigError);
+    expect(() => new Learner({ model: tinyModel(), data: { train }, loss: 'categoricalCrossentropy', optimizer: 'rmsprop' as never })).toThrow(
+      ConfigError,
+    );
+    expect(() => new Learner({ model: tinyModel(), data: {} as never, loss: 'categoricalCrossentropy' })).toThrow(/data/);
+  });
+
+  it('a callback setting a NaN lr mid-run fails the run naming the optimizer step', async () => {
+    const learn = tinyLearner([]);
+    learn.addCallback(
+      new (class extends (await import('../src/callback.js')).Callback {
+        onBatchBegin() {
+          this.learn.lr = Number.NaN;
+        }
+      })(),
+    );
+    await expect(learn.fit(1)).rejects.toThrow(/stepEnd.*lr must be a positive finite number/);
+  });
+});
