@@ -28,7 +28,7 @@ const NATIVE_HINT =
 
 const CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
 
-const describe = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0] : String(e));
+const firstLine = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0] : String(e));
 
 /**
  * `tf.setBackend` resolves false (it does not throw) when a backend fails to initialise, and
@@ -58,7 +58,7 @@ async function loadNative(): Promise<{ ok: true } | { ok: false; failures: strin
       if (await activate('tensorflow')) return { ok: true };
       failures.push(`${pkg}: loaded, but its 'tensorflow' backend did not initialise`);
     } catch (e) {
-      failures.push(`${pkg}: ${describe(e)}`);
+      failures.push(`${pkg}: ${firstLine(e)}`);
     }
   }
   return { ok: false, failures };
@@ -70,7 +70,7 @@ async function loadWasm(): Promise<{ ok: true } | { ok: false; failure: string }
     if (await activate('wasm')) return { ok: true };
     return { ok: false, failure: 'the wasm backend did not initialise' };
   } catch (e) {
-    return { ok: false, failure: `@tensorflow/tfjs-backend-wasm: ${describe(e)}` };
+    return { ok: false, failure: `@tensorflow/tfjs-backend-wasm: ${firstLine(e)}` };
   }
 }
 
