@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { registerConv2dGradient, stockConv2dGradient } from '../src/backend/conv2dGradient.js';
 import { selectBackend } from '../src/backend/selectBackend.js';
+import { ConfigError } from '../src/errors.js';
 import { cnn } from '../src/models/presets.js';
 import { Rng } from '../src/rng.js';
 
@@ -133,6 +134,20 @@ describe('Conv2D gradient from forward convolutions (cpu)', () => {
       const dfTaps = tf.stridedSlice(dfBig, [0, 0, 0, 0], [5, 3, 2, 3], [d, d, 1, 1]);
       expect(relErr(ours.df, dfTaps)).toBeLessThan(1e-4);
     });
+  });
+});
+
+describe('Conv2D gradient limits (cpu)', () => {
+  beforeAll(async () => {
+    await selectBackend('cpu');
+  });
+
+  it('rejects strides and dilations both > 1 (which tf.conv2d never produces) with a ConfigError', () => {
+    const x = tf.ones([1, 9, 9, 1]);
+    const f = tf.ones([2, 2, 1, 1]);
+    const attrs = { strides: 2, dilations: 2, pad: 'valid', dataFormat: 'NHWC' };
+    const g = tf.grad((xx: tf.Tensor) => tf.sum(tf.engine().runKernel('Conv2D', { x: xx, filter: f }, attrs) as tf.Tensor));
+    expect(() => g(x)).toThrow(ConfigError);
   });
 });
 
