@@ -67,7 +67,7 @@ describe('flow control (contract §3), one test per control', () => {
   ] as const) {
     it(`cancelBatch from ${stage}: rest of the batch skipped, no step, batchEnd still runs`, async () => {
       const watch = new WeightWatch(at(0, 1));
-      const { stages, result } = await run({ [stage]: (ctx) => (at(0, 1)(ctx) ? { cancelBatch: true } : undefined) }, 2, watch);
+      const { stages, result } = await run({ [stage]: (ctx: TrainContext) => (at(0, 1)(ctx) ? { cancelBatch: true } : undefined) }, 2, watch);
       expect(stages).toEqual(withBatch1(kept as unknown as string[]));
       expect(watch.changed()).toBe(false);
       expect(result.status).toBe('completed');
