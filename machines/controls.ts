@@ -1,4 +1,4 @@
-import type { Stage } from './stages.js';
+import { BATCH_STAGES, type Stage } from './stages.js';
 
 /**
  * Flow control, declared once (contract §3). What every control means is written here
@@ -34,14 +34,6 @@ export interface ControlSpec {
   effect: string;
 }
 
-const TRAIN_BATCH_STAGES: ReadonlySet<Stage> = new Set([
-  'batchBegin',
-  'lossBegin',
-  'backwardBegin',
-  'backwardEnd',
-  'stepEnd',
-  'batchEnd',
-]);
 
 export const CONTROLS: Record<ControlName, ControlSpec> = {
   cancelBatch: {
@@ -70,13 +62,13 @@ export const CONTROLS: Record<ControlName, ControlSpec> = {
   },
   stopEpoch: {
     scope: 'epoch',
-    allowedAt: (s, train) => s === 'epochBegin' || (train && TRAIN_BATCH_STAGES.has(s)),
+    allowedAt: (s, train) => s === 'epochBegin' || (train && BATCH_STAGES.has(s)),
     from: 'epochBegin, or any train-batch stage',
     effect: 'after this batchEnd: no more train batches; validation (unless skipped), epochEnd',
   },
   skipValidate: {
     scope: 'epoch',
-    allowedAt: (s, train) => s === 'epochBegin' || (train && TRAIN_BATCH_STAGES.has(s)),
+    allowedAt: (s, train) => s === 'epochBegin' || (train && BATCH_STAGES.has(s)),
     from: 'epochBegin, or any train-batch stage',
     effect: 'this epoch has no validation pass',
   },
