@@ -1,2 +1,15 @@
 export { Recorder, type EpochRecord } from './recorder.js';
 export { Progress, type ProgressOptions } from './progress.js';
+export { TrackerCallback, type TrackerOptions, type MonitorMode } from './tracker.js';
+export { EarlyStopping, type EarlyStoppingOptions } from './earlyStopping.js';
+export { SaveModel, type SaveModelOptions } from './saveModel.js';
+export { ReduceLROnPlateau, type ReduceLROnPlateauOptions } from './reduceLrOnPlateau.js';
+export { TerminateOnNaN } from './terminateOnNan.js';
+export { CSVLogger, type CSVLoggerOptions } from './csvLogger.js';
+export { GradientClipping, type GradientClippingOptions } from './gradientClipping.js';
+export { GradientAccumulation, isAccumulatingOnly, type GradientAccumulationOptions } from './gradientAccumulation.js';
+export { MixUp, type MixUpOptions } from './mixUp.js';
+export { StopAtLoss } from './stopAtLoss.js';
+export type { BatchRecord, RecorderHistory, HistoryFiles } from './recorder.js';
+export { ParamScheduler, type ParamSchedule, type ParamSchedules, type ScheduledParam } from './paramScheduler.js';
+export { LRFinder, type LRFinderOptions, type LRFinderStop } from './lrFinder.js';

@@ -1,6 +1,5 @@
 import { Callback } from '../src/callback.js';
 import type { TrainContext } from '../src/loop/context.js';
-import type { Recorder } from './recorder.js';
 
 export interface ProgressOptions {
   /** Where to write (default process.stderr, so stdout stays clean for --json). */
@@ -10,67 +9,136 @@ export interface ProgressOptions {
 }
 
 const BAR = 30;
+/** Least time between two redraws of a bar (the first and last batch of a pass are always drawn). */
+const REDRAW_MS = 100;
 
 /**
- * Progress like fastprogress: a bar per epoch while it runs (plain lines when not a TTY),
- * then one table row of metrics per epoch.
+ * Progress like fastprogress.
+ *
+ * On a terminal: one bar per pass (train, then validation), redrawn in place,
+ *   `epoch 1/3 train |██████------| 50% [47/94 00:03<00:03 loss 0.3521]`
+ * and, when the epoch ends, the bar is replaced by the epoch's row of a metrics table
+ *   `epoch       train_loss  valid_loss  accuracy    time`
+ *   `1           0.3412      0.2211      0.9372      00:07`
+ * Elsewhere (a pipe, a CI log): the same table, plus one plain line per quarter of each
+ * train pass, so logs stay readable and short.
+ *
+ * `train_loss` is the mean of the epoch's raw train losses (as the Recorder's), computed here
+ * so the table does not depend on a Recorder being attached.
  */
 export class Progress extends Callback {
   override order = 60;
-  private readonly out: NonNullable<ProgressOptions['stream']>;
-  private readonly tty: boolean;
-  private columns: string[] = [];
-  private lastDraw = 0;
-  private lastPlainPct = -1;
+  // Private (#) fields throughout: nothing here is run state to checkpoint, and a resumed run
+  // must draw for the terminal it runs on, not the one the checkpoint was written from.
+  readonly #out: NonNullable<ProgressOptions['stream']>;
+  readonly #tty: boolean;
+  #columns: string[] = [];
+  #widths: number[] = [];
+  #headerDone = false;
+  #barShown = false;
+  #lastDraw = 0;
+  #lastQuarter = 0;
+  #passStart = 0;
+  #epochStart = 0;
+  #lossSum = 0;
+  #lossCount = 0;
+  #valid: Record<string, number> | null = null;
 
   constructor(options: ProgressOptions = {}) {
     super();
-    this.out = options.stream ?? process.stderr;
-    this.tty = options.tty ?? Boolean(this.out.isTTY);
+    this.#out = options.stream ?? process.stderr;
+    this.#tty = options.tty ?? Boolean(this.#out.isTTY);
   }
 
   onTrainBegin(): void {
-    this.columns = [];
-  }
-
-  onBatchEnd(ctx: TrainContext): void {
-    const done = ctx.batchIndex + 1;
-    const pct = Math.floor((100 * done) / Math.max(1, ctx.nBatches));
-    const label = ctx.train ? `epoch ${ctx.epoch + 1}/${ctx.nEpochs} train` : `epoch ${ctx.epoch + 1}/${ctx.nEpochs} valid`;
-    if (this.tty) {
-      const now = performance.now();
-      if (done !== ctx.nBatches && now - this.lastDraw < 100) return;
-      this.lastDraw = now;
-      const filled = Math.round((BAR * done) / Math.max(1, ctx.nBatches));
-      const loss = ctx.train && Number.isFinite(ctx.smoothLoss) ? ` loss ${ctx.smoothLoss.toFixed(4)}` : '';
-      this.out.write(`\r${label} [${'█'.repeat(filled)}${' '.repeat(BAR - filled)}] ${done}/${ctx.nBatches}${loss}\x1b[K`);
-    } else if (ctx.train && pct % 25 === 0 && pct !== this.lastPlainPct) {
-      this.lastPlainPct = pct;
-      this.out.write(`${label} ${pct}% (${done}/${ctx.nBatches}) smooth loss ${ctx.smoothLoss.toFixed(4)}\n`);
-    }
+    const valid = this.learn.data.valid ? ['valid_loss', ...this.learn.metrics.map((m) => snake(m.name))] : [];
+    this.#columns = ['epoch', 'train_loss', ...valid, 'time'];
+    this.#widths = this.#columns.map((c) => Math.max(12, c.length + 2));
+    this.#headerDone = false;
+    this.#barShown = false;
   }
 
   onEpochBegin(): void {
-    this.lastPlainPct = -1;
+    this.#epochStart = this.#passStart = performance.now();
+    this.#lastQuarter = 0;
+    this.#lossSum = 0;
+    this.#lossCount = 0;
+    this.#valid = null;
+  }
+
+  onValidateBegin(): void {
+    this.#passStart = performance.now();
+  }
+
+  onValidateEnd(ctx: TrainContext): void {
+    this.#valid = ctx.lastMetrics ? { ...ctx.lastMetrics } : null;
+  }
+
+  onBatchEnd(ctx: TrainContext): void {
+    const loss = ctx.lastLossValue;
+    if (ctx.train && loss !== null && Number.isFinite(loss)) {
+      this.#lossSum += loss;
+      this.#lossCount += 1;
+    }
+    const done = ctx.batchIndex + 1;
+    const n = Math.max(1, ctx.nBatches);
+    const label = `epoch ${ctx.epoch + 1}/${ctx.nEpochs} ${ctx.train ? 'train' : 'valid'}`;
+    const now = performance.now();
+    const elapsed = (now - this.#passStart) / 1000;
+    if (this.#tty) {
+      if (done !== 1 && done !== n && now - this.#lastDraw < REDRAW_MS) return;
+      this.#lastDraw = now;
+      const width = this.barWidth();
+      const filled = Math.min(width, Math.round((width * done) / n));
+      const remaining = (elapsed / done) * (n - done);
+      const loss = ctx.train && Number.isFinite(ctx.smoothLoss) ? ` loss ${ctx.smoothLoss.toFixed(4)}` : '';
+      const bar = `|${'█'.repeat(filled)}${'-'.repeat(width - filled)}|`;
+      this.#out.write(
+        `\r${label} ${bar} ${Math.floor((100 * done) / n)}% [${done}/${n} ${clock(elapsed)}<${clock(remaining)}${loss}]\x1b[K`,
+      );
+      this.#barShown = true;
+    } else if (ctx.train) {
+      const quarter = Math.floor((4 * done) / n);
+      if (quarter <= this.#lastQuarter) return;
+      this.#lastQuarter = quarter;
+      const smooth = Number.isFinite(ctx.smoothLoss) ? ` smooth loss ${ctx.smoothLoss.toFixed(4)}` : '';
+      this.#out.write(`${label} ${Math.floor((100 * done) / n)}% (${done}/${n})${smooth} ${clock(elapsed)}\n`);
+    }
   }
 
   onEpochEnd(ctx: TrainContext): void {
-    if (this.tty) this.out.write('\r\x1b[K');
-    const recorder = (this.learn as { recorder: Recorder | null }).recorder;
-    const record = recorder?.epochs.at(-1);
-    const row: Record<string, string> = { epoch: String(ctx.epoch + 1) };
-    if (record) {
-      row.train_loss = record.trainLoss.toFixed(4);
-      for (const [k, v] of Object.entries(record.valid ?? {})) row[snake(k)] = v.toFixed(4);
-      row.time = formatSeconds(record.seconds);
-    } else {
-      row.smooth_loss = ctx.smoothLoss.toFixed(4);
+    this.clearBar();
+    if (!this.#headerDone) {
+      this.#headerDone = true;
+      this.writeRow(this.#columns);
     }
-    if (this.columns.length === 0) {
-      this.columns = Object.keys(row);
-      this.out.write(this.columns.map((c) => c.padEnd(12)).join('') + '\n');
-    }
-    this.out.write(this.columns.map((c) => (row[c] ?? '').padEnd(12)).join('') + '\n');
+    const values: Record<string, string> = {
+      epoch: String(ctx.epoch + 1),
+      train_loss: this.#lossCount ? (this.#lossSum / this.#lossCount).toFixed(4) : '',
+      time: clock((performance.now() - this.#epochStart) / 1000),
+    };
+    for (const [k, v] of Object.entries(this.#valid ?? {})) values[snake(k)] = v.toFixed(4);
+    this.writeRow(this.#columns.map((c) => values[c] ?? ''));
+  }
+
+  onTrainEnd(): void {
+    // A run stopped or failed mid-pass leaves its bar drawn; the next output starts clean.
+    this.clearBar();
+  }
+
+  private clearBar(): void {
+    if (this.#tty && this.#barShown) this.#out.write('\r\x1b[K');
+    this.#barShown = false;
+  }
+
+  private writeRow(cells: string[]): void {
+    this.#out.write(cells.map((c, i) => c.padEnd(this.#widths[i] ?? 12)).join('').trimEnd() + '\n');
+  }
+
+  /** Narrower bars on narrow terminals, so a bar never wraps. */
+  private barWidth(): number {
+    const columns = this.#out.columns;
+    return typeof columns === 'number' && columns > 0 ? Math.max(10, Math.min(BAR, columns - 60)) : BAR;
   }
 }
 
@@ -78,7 +146,9 @@ function snake(s: string) {
   return s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
-function formatSeconds(s: number) {
+/** mm:ss, as fastprogress prints times. */
+function clock(seconds: number) {
+  const s = Number.isFinite(seconds) ? Math.max(0, Math.round(seconds)) : 0;
   const m = Math.floor(s / 60);
-  return `${String(m).padStart(2, '0')}:${(s - m * 60).toFixed(0).padStart(2, '0')}`;
+  return `${String(m).padStart(2, '0')}:${String(s - m * 60).padStart(2, '0')}`;
 }

@@ -1,5 +1,9 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Callback } from '../src/callback.js';
 import type { TrainContext } from '../src/loop/context.js';
+import { plotLossChart, plotLrChart, plotLrFindChart, type Suggestion } from '../src/plot/charts.js';
+import type { PlotFiles } from '../src/plot/render.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -8,6 +12,39 @@ export interface EpochRecord {
   /** Validation loss and metrics, when the epoch had a validation pass. */
   valid: Record<string, number> | null;
   seconds: number;
+  /** Train batches done in the run by the end of this epoch (where its validation loss is plotted). */
+  iteration: number;
+}
+
+/** One train batch: the lr and momentum its step used, its raw and smoothed loss. */
+export interface BatchRecord {
+  iteration: number;
+  lr: number;
+  mom: number;
+  loss: number;
+  smoothLoss: number;
+}
+
+export interface RecorderHistory {
+  batches: BatchRecord[];
+  epochs: EpochRecord[];
+}
+
+export interface HistoryFiles {
+  json: string;
+  batchesCsv: string;
+  epochsCsv: string;
+}
+
+/** Full precision (String keeps every digit of a double) and NaN as "NaN", which CSV readers parse. */
+function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function csv(header: string[], rows: unknown[][]): string {
+  return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 }
 
 /**
@@ -69,11 +106,110 @@ export class Recorder extends Callback {
       trainLoss: this.lossCount ? this.lossSum / this.lossCount : Number.NaN,
       valid: this.validMetrics,
       seconds: (performance.now() - this.epochStart) / 1000,
+      iteration: ctx.iteration,
     });
   }
 
   /** Resuming at `epoch`: forget what a previous run recorded from that epoch on. */
   jumpToEpoch(epoch: number): void {
     this.epochs = this.epochs.filter((e) => e.epoch < epoch);
+  }
+
+  /** The history as plain data: per train batch, and per epoch. */
+  toJSON(): RecorderHistory {
+    return {
+      batches: this.iterations.map((iteration, i) => ({
+        iteration,
+        lr: this.lrs[i]!,
+        mom: this.moms[i]!,
+        loss: this.losses[i]!,
+        smoothLoss: this.smoothLosses[i]!,
+      })),
+      epochs: structuredClone(this.epochs),
+    };
+  }
+
+  /** Two CSV tables: one row per train batch, one per epoch (a column per validation metric). */
+  toCSV(): { batches: string; epochs: string } {
+    const batches = csv(
+      ['iteration', 'lr', 'mom', 'loss', 'smoothLoss'],
+      this.iterations.map((it, i) => [it, this.lrs[i], this.moms[i], this.losses[i], this.smoothLosses[i]]),
+    );
+    const metricNames = [...new Set(this.epochs.flatMap((e) => Object.keys(e.valid ?? {})))];
+    const epochs = csv(
+      ['epoch', 'trainLoss', ...metricNames, 'seconds', 'iteration'],
+      this.epochs.map((e) => [e.epoch, e.trainLoss, ...metricNames.map((m) => e.valid?.[m]), e.seconds, e.iteration]),
+    );
+    return { batches, epochs };
+  }
+
+  /** Writes `<stem>.json`, `<stem>-batches.csv` and `<stem>-epochs.csv`; returns their paths. */
+  async saveHistory(stem: string): Promise<HistoryFiles> {
+    const base = stem.replace(/\.json$/i, '');
+    const files = { json: `${base}.json`, batchesCsv: `${base}-batches.csv`, epochsCsv: `${base}-epochs.csv` };
+    const tables = this.toCSV();
+    await mkdir(dirname(base), { recursive: true });
+    await Promise.all([
+      writeFile(files.json, JSON.stringify(this.toJSON(), null, 2) + '\n'),
+      writeFile(files.batchesCsv, tables.batches),
+      writeFile(files.epochsCsv, tables.epochs),
+    ]);
+    return files;
+  }
+
+  /**
+   * Train loss per batch (raw and smoothed) and validation loss at each epoch's end, against
+   * iterations; the first `skipStart` batches are left out (fastai's default 5).
+   * Writes `<path>.svg` and `<path>.png` (`path` may end in .svg or .png).
+   */
+  plotLoss(path: string, options: { skipStart?: number; title?: string } = {}): Promise<PlotFiles> {
+    const valid = this.epochs.flatMap((e) =>
+      e.valid?.validLoss !== undefined ? [{ iteration: e.iteration, loss: e.valid.validLoss }] : [],
+    );
+    return plotLossChart(
+      {
+        iterations: this.iterations,
+        losses: this.losses,
+        smoothLosses: this.smoothLosses,
+        valid,
+        ...(options.skipStart !== undefined ? { skipStart: options.skipStart } : {}),
+        ...(options.title !== undefined ? { title: options.title } : {}),
+      },
+      path,
+    );
+  }
+
+  /** The learning rate per batch, and the momentum (β1) beside it unless `showMoms: false`. */
+  plotLr(path: string, options: { showMoms?: boolean; title?: string } = {}): Promise<PlotFiles> {
+    return plotLrChart(
+      {
+        iterations: this.iterations,
+        lrs: this.lrs,
+        ...(options.showMoms === false ? {} : { moms: this.moms }),
+        ...(options.title !== undefined ? { title: options.title } : {}),
+      },
+      path,
+    );
+  }
+
+  /**
+   * After an LR finder run: the smoothed loss against the learning rate on a log scale, as
+   * fastai's plot_lr_find (the last `skipEnd` = 5 batches left out), each suggestion marked
+   * by a rule, a point on the curve and its name.
+   */
+  plotLrFind(
+    path: string,
+    options: { suggestions?: Record<string, Suggestion>; skipEnd?: number; title?: string } = {},
+  ): Promise<PlotFiles> {
+    return plotLrFindChart(
+      {
+        lrs: this.lrs,
+        losses: this.smoothLosses,
+        ...(options.suggestions ? { suggestions: options.suggestions } : {}),
+        ...(options.skipEnd !== undefined ? { skipEnd: options.skipEnd } : {}),
+        ...(options.title !== undefined ? { title: options.title } : {}),
+      },
+      path,
+    );
   }
 }

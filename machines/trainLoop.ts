@@ -118,7 +118,8 @@ export const trainLoopSetup = setup({
   },
   guards: {
     control: ({ context }, params: { name: ControlName }) => context.controls[params.name],
-    jumpRequested: ({ context }) => context.jumpTo !== null,
+    // Contract §1: jumpToEpoch runs only when starting at an epoch > 0 (`epoch: 0` is where a run starts anyway).
+    jumpRequested: ({ context }) => context.jumpTo !== null && context.jumpTo > 0,
     failed: ({ context }) => context.failure !== null,
     canStartEpoch: ({ context }) => context.epoch < context.nEpochs && !context.controls.stopTraining,
     canStartNextEpoch: ({ context }) => context.epoch + 1 < context.nEpochs && !context.controls.stopTraining,
@@ -145,8 +146,9 @@ export const trainLoopMachine = trainLoopSetup.createMachine({
     failure: null,
   }),
   initial: 'ready',
-  // Any exception, anywhere before trainEnd: straight to trainEnd, which still runs.
-  on: { FAIL: { target: '.trainEnd', actions: 'recordFailure' } },
+  // Any exception, anywhere before trainEnd: straight to trainEnd, which still runs — with
+  // ctx.train true, as everywhere outside validation, even when validation was under way.
+  on: { FAIL: { target: '.trainEnd', actions: ['recordFailure', 'endValidation'] } },
   states: {
     ready: { on: { NEXT: 'trainBegin' } },
 

@@ -21,6 +21,9 @@ export { selectBackend, type BackendChoice, type BackendInfo } from './backend/s
 export { registerConv2dGradient } from './backend/conv2dGradient.js';
 export { Rng, type RngState } from './rng.js';
 export { weightsSha256 } from './weightsHash.js';
+export { saveWeights, loadWeights, readWeights, type WeightsHeader, type WeightEntry } from './io/weightsFile.js';
+export { writeFileAtomic } from './io/atomicWrite.js';
+export { sampleBeta, sampleGamma, sampleNormal } from './random/beta.js';
 export * from './errors.js';
 export {
   STAGES,
@@ -34,3 +37,24 @@ export {
   type FinalStatus,
 } from '../machines/index.js';
 export * from '../callbacks/index.js';
+export {
+  annealNo,
+  annealLinear,
+  annealCos,
+  annealExp,
+  annealPoly,
+  schedule,
+  schedNo,
+  schedLin,
+  schedCos,
+  schedExp,
+  schedPoly,
+  combineScheds,
+  combinedCos,
+  type Annealer,
+  type Schedule,
+} from './schedule/annealers.js';
+export { fitOneCycle, oneCycleSchedules, type FitOneCycleOptions } from './oneCycle.js';
+export { lrFind, suggestLrs, type LrFindOptions, type LrFindResult, type LrSuggestions } from './lrFind.js';
+export { renderVegaLite, renderSvg, svgToPng, plotPaths, plotFont, type PlotFiles, type PlotFont } from './plot/render.js';
+export { lossChartSpec, lrChartSpec, lrFindChartSpec, type Suggestion } from './plot/charts.js';

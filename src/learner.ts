@@ -13,6 +13,8 @@ import { runLoop, type LoopActor } from './loop/runLoop.js';
 import { resolveMetric, type Metric, type MetricName } from './metrics.js';
 import { createOptimizer, type HyperParams, type Optimizer, type OptimizerKind } from './optim/optimizer.js';
 import { Rng } from './rng.js';
+import { fitOneCycle, type FitOneCycleOptions } from './oneCycle.js';
+import { lrFind, type LrFindOptions, type LrFindResult } from './lrFind.js';
 
 export interface LearnerData {
   train: DataLoader;
@@ -223,6 +225,16 @@ export class Learner {
       this.engine = null;
       for (const cb of extra) cb.attach(null);
     }
+  }
+
+  /** fastai's fit_one_cycle: cosine lr warm-up to `lrMax` then annealing, momentum the other way (src/oneCycle.ts). */
+  fitOneCycle(nEpochs: number, options: FitOneCycleOptions = {}): Promise<FitResult> {
+    return fitOneCycle(this, nEpochs, options);
+  }
+
+  /** fastai's lr_find: a mock run with an exponentially growing lr, then suggestions; leaves the learner as it was (src/lrFind.ts). */
+  lrFind(options: LrFindOptions = {}): Promise<LrFindResult> {
+    return lrFind(this, options);
   }
 
   private newContext(nEpochs: number): TrainContext {

@@ -1,17 +1,20 @@
 #!/usr/bin/env node
 import { TrainchartError } from '../errors.js';
 import { trainCommand, TRAIN_HELP } from './train.js';
+import { lrFindCommand } from './lrFind.js';
 
 const USAGE = `Usage: trainchart <command> [options]
 
 Commands:
   train      train a model on the bundled MNIST (the main job)
+  lr-find    find a learning rate (fastai's LR finder) and plot loss against lr
 
 Run \`trainchart <command> --help\` for a command's options.
 `;
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
+  'lr-find': lrFindCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,8 +1,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { EarlyStopping } from '../../callbacks/earlyStopping.js';
 import { Progress } from '../../callbacks/progress.js';
+import { SaveModel } from '../../callbacks/saveModel.js';
 import { selectBackend, type BackendChoice } from '../backend/selectBackend.js';
 import { mnist } from '../data/mnist.js';
+import { ConfigError } from '../errors.js';
 import { Learner } from '../learner.js';
 import { cnn, mlp } from '../models/presets.js';
 import type { OptimizerKind } from '../optim/optimizer.js';
@@ -24,6 +27,11 @@ Trains a model on the bundled MNIST (60k train, 10k test) and reports test accur
   --backend B            auto | tensorflow | wasm | cpu (default auto)
   --out DIR              write result.json and history.json there
   --json                 print one JSON object as the last line of stdout
+  --one-cycle            train with the one-cycle policy (lr warms up to --lr-max, then anneals)
+  --lr-max X             peak lr of --one-cycle (default: the --lr value)
+  --early-stopping P     stop after P epochs without a lower validation loss
+  --save-best            save the weights of the epoch with the lowest validation loss to
+                         best.weights in --out (default runs/train)
 `;
 
 export async function trainCommand(argv: string[]): Promise<number> {
@@ -39,6 +47,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
     backend: { type: 'string' },
     out: { type: 'string' },
     json: { type: 'boolean' },
+    'one-cycle': { type: 'boolean' },
+    'lr-max': { type: 'string' },
+    'early-stopping': { type: 'string' },
+    'save-best': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
@@ -55,6 +67,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const limitValid = v['limit-valid'] === undefined ? undefined : intOption('limit-valid', v['limit-valid'], 0, 1);
   const backendChoice = choiceOption<BackendChoice>('backend', v.backend, ['auto', 'tensorflow', 'wasm', 'cpu'], 'auto');
   const json = Boolean(v.json);
+  const oneCycle = Boolean(v['one-cycle']);
+  const lrMax = v['lr-max'] === undefined ? undefined : positiveNumberOption('lr-max', v['lr-max'], lr);
+  if (lrMax !== undefined && !oneCycle) {
+    throw new ConfigError('--lr-max sets the peak of the one-cycle schedule: add --one-cycle, or use --lr for a constant lr');
+  }
+  const patience = v['early-stopping'] === undefined ? undefined : intOption('early-stopping', v['early-stopping'], 1, 1);
+  const saveDir = v['save-best'] ? (typeof v.out === 'string' ? v.out : join('runs', 'train')) : undefined;
   // With --json, stdout carries only the result; everything for people goes to stderr.
   const human = json ? process.stderr : process.stdout;
   const say = (line: string) => human.write(line + '\n');
@@ -69,16 +88,24 @@ export async function trainCommand(argv: string[]): Promise<number> {
   });
   say(`data: MNIST ${train.length} train / ${valid.length} test images, batch size ${batchSize}`);
   const model = modelName === 'cnn' ? cnn({ seed }) : mlp({ seed });
+  const stopper = patience === undefined ? null : new EarlyStopping({ monitor: 'validLoss', patience });
+  const saver = saveDir === undefined ? null : new SaveModel({ every: 'improvement', monitor: 'validLoss', dir: saveDir, name: 'best' });
   const learn = new Learner({
     model,
     data: { train, valid },
     loss: 'categoricalCrossentropy',
     optimizer,
     metrics: ['accuracy'],
-    callbacks: [new Progress({ stream: human })],
+    callbacks: [new Progress({ stream: human }), ...(stopper ? [stopper] : []), ...(saver ? [saver] : [])],
     seed,
   });
-  const result = await learn.fit(epochs, { lr });
+  const result = oneCycle ? await learn.fitOneCycle(epochs, { lrMax: lrMax ?? lr }) : await learn.fit(epochs, { lr });
+  if (stopper && stopper.stoppedEpoch !== null) {
+    say(`early stopping: no lower validation loss for ${patience} epoch(s), stopped after epoch ${stopper.stoppedEpoch + 1}`);
+  }
+  if (saver?.lastSaved) {
+    say(`saved the best weights (epoch ${saver.bestEpoch! + 1}, validLoss ${saver.best!.toFixed(4)}) to ${saver.lastSaved}`);
+  }
   const seconds = (performance.now() - started) / 1000;
   const last = learn.recorder!.epochs.at(-1);
   const summary = {
@@ -96,6 +123,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
     lr,
     optimizer,
     weightsSha256: weightsSha256(model),
+    // Only with the flags that make them meaningful, so a plain run's summary is unchanged.
+    ...(oneCycle ? { lrMax: lrMax ?? lr } : {}),
+    ...(saver ? { bestWeights: saver.lastSaved } : {}),
   };
   const outDir = typeof v.out === 'string' ? v.out : undefined;
   if (outDir) {

@@ -40,6 +40,8 @@ export interface RunLoopOptions {
   smoothLoss?: SmoothLossState;
   /** Called once the actor exists (checkpointing reads its persisted snapshot). */
   onActor?: (actor: LoopActor) => void;
+  /** The loop machine to drive instead of `trainLoopMachine`: for tests of mutants and for custom loops. */
+  machine?: typeof trainLoopMachine;
 }
 
 export interface LoopResult {
@@ -149,7 +151,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     return patch;
   };
 
-  const machine = trainLoopMachine.provide({
+  const machine = (opts.machine ?? trainLoopMachine).provide({
     actions: {
       runHooks: assign(({ context }, params: HookParams) => runHooks(context, params.stage)),
       runJumpToEpoch: ({ context }) => {
@@ -233,7 +235,9 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     } else {
       sendNext();
     }
-    if (pending) {
+    // `while`: a trainEnd hook may throw while the FAIL itself is handled; that one must
+    // take trainEnd's own FAIL (→ failed) too, not wait for a NEXT sent past the error.
+    while (pending) {
       const error: TrainchartError = pending;
       pending = null;
       const stage = error instanceof StageError || error instanceof ControlError ? (error.stage as Stage) : ctx.stage;

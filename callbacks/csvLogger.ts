@@ -1,0 +1,124 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Callback } from '../src/callback.js';
+import { ConfigError } from '../src/errors.js';
+import { writeFileAtomic } from '../src/io/atomicWrite.js';
+import type { TrainContext } from '../src/loop/context.js';
+
+export interface CSVLoggerOptions {
+  /** The CSV file (its directory is created when missing). Default 'history.csv'. */
+  path?: string;
+  /**
+   * Add rows to an existing file instead of starting a new one. The file's header must be
+   * the one this run would write (same metrics); an empty or missing file gets a header.
+   * Default false.
+   */
+  append?: boolean;
+}
+
+/**
+ * Writes one CSV row per epoch (fastai's CSVLogger): `epoch` (0-based), `train_loss` (mean of
+ * the epoch's raw train losses, as the Recorder's), `valid_loss` and one column per metric
+ * (empty when the epoch had no validation pass), and `time` (the epoch's seconds).
+ *
+ * The header is written at trainBegin and each row is appended whole at epochEnd, so the file
+ * is valid CSV at every epoch end. A resume at epoch N (`jumpToEpoch`) drops the rows of
+ * epochs ≥ N that the interrupted run had written, so no epoch appears twice.
+ */
+export class CSVLogger extends Callback {
+  // After the Recorder (50): the row describes a finished epoch.
+  override order = 55;
+  readonly path: string;
+  readonly append: boolean;
+  /** The header's column names, fixed at trainBegin. */
+  columns: string[] = [];
+  protected epochStart = 0;
+  protected lossSum = 0;
+  protected lossCount = 0;
+  protected epochValid: Record<string, number> | null = null;
+  #restored = false;
+
+  constructor(options: CSVLoggerOptions = {}) {
+    super();
+    const path = options.path ?? 'history.csv';
+    if (typeof path !== 'string' || path === '') throw new ConfigError(`CSVLogger: path must be a file path, got ${String(path)}`);
+    this.path = path;
+    this.append = options.append ?? false;
+  }
+
+  onTrainBegin(): void {
+    const valid = this.learn.data.valid ? ['valid_loss', ...this.learn.metrics.map((m) => snake(m.name))] : [];
+    const columns = ['epoch', 'train_loss', ...valid, 'time'];
+    const header = csvLine(columns);
+    mkdirSync(dirname(this.path), { recursive: true });
+    const restored = this.#restored;
+    this.#restored = false;
+    this.columns = columns;
+    if (restored || this.append) {
+      const existing = existsSync(this.path) ? readFileSync(this.path, 'utf8') : '';
+      if (existing.length > 0) {
+        const first = existing.slice(0, existing.indexOf('\n') + 1 || undefined);
+        if (first !== header) {
+          throw new ConfigError(
+            `CSVLogger: ${this.path} has the header ${JSON.stringify(first.trim())} but this run writes ${JSON.stringify(header.trim())}; ` +
+              'log to another path, or pass append: false to start the file afresh',
+          );
+        }
+        return;
+      }
+    }
+    writeFileSync(this.path, header);
+  }
+
+  onEpochBegin(): void {
+    this.epochStart = performance.now();
+    this.lossSum = 0;
+    this.lossCount = 0;
+    this.epochValid = null;
+  }
+
+  onBatchEnd(ctx: TrainContext): void {
+    const loss = ctx.lastLossValue;
+    if (ctx.train && loss !== null && Number.isFinite(loss)) {
+      this.lossSum += loss;
+      this.lossCount += 1;
+    }
+  }
+
+  onValidateEnd(ctx: TrainContext): void {
+    this.epochValid = ctx.lastMetrics ? { ...ctx.lastMetrics } : null;
+  }
+
+  onEpochEnd(ctx: TrainContext): void {
+    const values: Record<string, string> = {
+      epoch: String(ctx.epoch),
+      train_loss: this.lossCount ? String(this.lossSum / this.lossCount) : '',
+      time: ((performance.now() - this.epochStart) / 1000).toFixed(3),
+    };
+    for (const [key, value] of Object.entries(this.epochValid ?? {})) values[snake(key)] = String(value);
+    appendFileSync(this.path, csvLine(this.columns.map((c) => values[c] ?? '')));
+  }
+
+  /** Resuming at `epoch`: keep the header and the rows of earlier epochs only. */
+  jumpToEpoch(epoch: number): void {
+    this.#restored = false;
+    if (!existsSync(this.path)) return;
+    const lines = readFileSync(this.path, 'utf8').split('\n').filter((l) => l !== '');
+    const kept = lines.filter((line, i) => i === 0 || Number(line.slice(0, line.indexOf(','))) < epoch);
+    writeFileAtomic(this.path, kept.map((l) => l + '\n').join(''));
+  }
+
+  override setState(state: Record<string, unknown>): void {
+    super.setState(state);
+    this.#restored = true;
+  }
+}
+
+function snake(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** One CSV record (RFC 4180: fields with a comma, quote or newline are quoted). */
+function csvLine(fields: string[]): string {
+  return fields.map((f) => (/[",\r\n]/.test(f) ? `"${f.replace(/"/g, '""')}"` : f)).join(',') + '\n';
+}

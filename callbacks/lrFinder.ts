@@ -1,0 +1,150 @@
+import * as tf from '@tensorflow/tfjs';
+import type { HookResult } from '../src/callback.js';
+import { ConfigError } from '../src/errors.js';
+import type { TrainContext } from '../src/loop/context.js';
+import type { OptimizerState } from '../src/optim/optimizer.js';
+import { ParamScheduler } from './paramScheduler.js';
+
+export interface LRFinderOptions {
+  /** Learning rate of the first batch (default 1e-7). */
+  startLr?: number;
+  /** The rate the exponential schedule heads for (default 10); see `lrAt`. */
+  endLr?: number;
+  /** Batches to run (default 100; fewer than 6 become 6, as fastai). */
+  numIt?: number;
+  /** Stop once the smoothed loss exceeds 4× the best smoothed loss, or is NaN (default true). */
+  stopDiv?: boolean;
+}
+
+export type LRFinderStop = 'numIt' | 'diverged' | 'nan';
+
+/** What the search may disturb, copied at trainBegin and put back at trainEnd. */
+interface Snapshot {
+  weights: Array<{ values: tf.TypedArray; shape: number[]; dtype: tf.DataType }>;
+  optimizer: OptimizerState;
+  layerRngs: Array<{ layer: RngLayer; state: unknown }>;
+  rng: unknown;
+}
+
+/** Layers with a random stream of their own (SeededDropout): duck-typed, as any such layer qualifies. */
+interface RngLayer {
+  getRngState(): unknown;
+  setRngState(state: unknown): void;
+}
+
+function isRngLayer<T>(layer: T): layer is T & RngLayer {
+  const l = layer as Partial<RngLayer>;
+  return typeof l.getRngState === 'function' && typeof l.setRngState === 'function';
+}
+
+/**
+ * A mock training with an exponentially growing learning rate (fastai v2's LRFinder),
+ * usually run through `learn.lrFind()`.
+ *
+ * - The batch with train iteration i (0-based) uses `lr = startLr · (endLr/startLr)^(i/numIt)`:
+ *   fastai v2's `SchedExp` at `train_iter/num_it`, so the last of the numIt batches uses
+ *   startLr·(endLr/startLr)^((numIt−1)/numIt), just under endLr.
+ * - It stops after numIt batches, or (stopDiv) at the first batch whose smoothed loss is
+ *   > 4× the best smoothed loss so far or NaN (fastai v1's NaN check; v2 misses a NaN).
+ * - No validation pass runs.
+ * - At trainEnd, success or failure, the weights (all of them, trainable or not), the whole
+ *   optimizer state (buffers, hyper-parameters — so the lr too —, step count), the random
+ *   streams of the model's layers and `learn.rng` are put back exactly as they were. An
+ *   optimizer that had no buffers yet loses the ones the search created.
+ */
+export class LRFinder extends ParamScheduler {
+  readonly startLr: number;
+  readonly endLr: number;
+  readonly numIt: number;
+  readonly stopDiv: boolean;
+  /** Per train batch: the lr used, the smoothed loss (what fastai plots and suggests from), the raw loss. */
+  lrs: number[] = [];
+  losses: number[] = [];
+  rawLosses: number[] = [];
+  bestLoss = Number.POSITIVE_INFINITY;
+  /** Why the search ended; null when the fit ran out of epochs first. */
+  stopReason: LRFinderStop | null = null;
+  #saved: Snapshot | null = null;
+
+  constructor(options: LRFinderOptions = {}) {
+    const { startLr = 1e-7, endLr = 10, numIt = 100, stopDiv = true } = options;
+    if (!(Number.isFinite(startLr) && startLr > 0)) throw new ConfigError(`LRFinder: startLr must be a positive number, got ${startLr}`);
+    if (!(Number.isFinite(endLr) && endLr > 0)) throw new ConfigError(`LRFinder: endLr must be a positive number, got ${endLr}`);
+    if (!(Number.isInteger(numIt) && numIt > 0)) throw new ConfigError(`LRFinder: numIt must be a positive integer, got ${numIt}`);
+    super({ lr: (pos) => startLr * (endLr / startLr) ** pos });
+    this.startLr = startLr;
+    this.endLr = endLr;
+    this.numIt = Math.max(6, numIt);
+    this.stopDiv = stopDiv;
+  }
+
+  /** The learning rate of train iteration `i`. */
+  lrAt(i: number): number {
+    return this.startLr * (this.endLr / this.startLr) ** (i / this.numIt);
+  }
+
+  protected override position(ctx: TrainContext): number {
+    return ctx.iteration / this.numIt;
+  }
+
+  override onTrainBegin(ctx: TrainContext): void {
+    super.onTrainBegin(ctx);
+    this.lrs = [];
+    this.losses = [];
+    this.rawLosses = [];
+    this.bestLoss = Number.POSITIVE_INFINITY;
+    this.stopReason = null;
+    this.#saved = this.snapshot();
+  }
+
+  onEpochBegin(): HookResult {
+    return { skipValidate: true };
+  }
+
+  override onBatchEnd(ctx: TrainContext): HookResult {
+    super.onBatchEnd(ctx);
+    if (!ctx.train) return;
+    const smooth = ctx.smoothLoss;
+    this.lrs.push(this.learn.lr);
+    this.losses.push(smooth);
+    this.rawLosses.push(ctx.lastLossValue ?? Number.NaN);
+    if (smooth < this.bestLoss) this.bestLoss = smooth;
+    // The smoothed loss decides, as in fastai: the raw loss is too shaky.
+    if (this.stopDiv && Number.isNaN(smooth)) this.stopReason = 'nan';
+    else if (this.stopDiv && smooth > 4 * this.bestLoss) this.stopReason = 'diverged';
+    else if (ctx.iteration + 1 >= this.numIt) this.stopReason = 'numIt';
+    return this.stopReason ? { stopTraining: true } : undefined;
+  }
+
+  onTrainEnd(): void {
+    const saved = this.#saved;
+    this.#saved = null;
+    if (saved) this.restore(saved);
+  }
+
+  private snapshot(): Snapshot {
+    const learn = this.learn;
+    return {
+      // Copies: on the cpu backend dataSync returns the tensor's own storage.
+      weights: learn.model.weights.map((w) => {
+        const v = w.read();
+        return { values: v.dataSync().slice(), shape: [...v.shape], dtype: v.dtype };
+      }),
+      optimizer: learn.optimizer.getState(),
+      layerRngs: learn.model.layers.filter(isRngLayer).map((layer) => ({ layer, state: structuredClone(layer.getRngState()) })),
+      rng: learn.rng.getState(),
+    };
+  }
+
+  private restore(saved: Snapshot): void {
+    const learn = this.learn;
+    learn.model.weights.forEach((w, i) => {
+      const s = saved.weights[i]!;
+      // Assigned to the variable itself: LayerVariable.write would re-apply a weight constraint.
+      tf.tidy(() => (w.read() as tf.Variable).assign(tf.tensor(s.values, s.shape, s.dtype)));
+    });
+    learn.optimizer.setState(saved.optimizer);
+    for (const { layer, state } of saved.layerRngs) layer.setRngState(state);
+    learn.rng.setState(saved.rng as ReturnType<typeof learn.rng.getState>);
+  }
+}

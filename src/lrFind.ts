@@ -1,0 +1,189 @@
+/**
+ * `learn.lrFind()` (fastai v2's `Learner.lr_find`) and its four suggestion rules, ported
+ * from fastai/callback/schedule.py. fastai computes them on float32 tensors; here they run
+ * in float64, so results agree with fastai's to float32 precision, not bit for bit.
+ */
+import { LRFinder, type LRFinderOptions, type LRFinderStop } from '../callbacks/lrFinder.js';
+import type { Callback } from './callback.js';
+import { ConfigError } from './errors.js';
+import type { Learner } from './learner.js';
+import { gradient, interp } from './numeric.js';
+
+export interface LrFindOptions extends LRFinderOptions {
+  /** More callbacks for the search's fit. */
+  callbacks?: Callback[];
+}
+
+export interface LrSuggestions {
+  /** fastai's recommendation: inside the longest descending stretch of the loss curve. */
+  valley: number;
+  /** Where the loss falls fastest against log(lr). */
+  steep: number;
+  /** A tenth of the lr with the lowest loss. */
+  minimum: number;
+  /** fastai's interval slide rule. */
+  slide: number;
+}
+
+export interface LrFindResult {
+  /** Learning rate of every batch run. */
+  lrs: number[];
+  /** Smoothed loss of every batch run (what fastai plots and suggests from). */
+  losses: number[];
+  /** Raw loss of every batch run. */
+  rawLosses: number[];
+  suggestions: LrSuggestions;
+  /** The suggestion fastai's lr_find returns by default. */
+  recommended: 'valley';
+  /** Batches run, and why the search stopped (null: it ran out of epochs before numIt). */
+  iterations: number;
+  stopReason: LRFinderStop | null;
+}
+
+/** One suggestion, with the point fastai marks on its plot. */
+export interface Suggested {
+  lr: number;
+  point: { lr: number; loss: number };
+}
+
+const NONE: Suggested = { lr: Number.NaN, point: { lr: Number.NaN, loss: Number.NaN } };
+
+/**
+ * fastai's `valley`: the end of the longest strictly decreasing subsequence of the losses
+ * (O(n²), as fastai) and its start, then the index max_start + ⌊(len/3)⌋ + ⌊(len/3)/2⌋ — half
+ * way through the middle third of that stretch. As in fastai, max_start is taken when max_end
+ * moves and not updated if the same i's length grows further within its inner loop.
+ */
+export function valley(lrs: readonly number[], losses: readonly number[]): Suggested {
+  const n = losses.length;
+  if (n === 0) return NONE;
+  let maxStart = 0;
+  let maxEnd = 0;
+  const lds = new Array<number>(n).fill(1);
+  for (let i = 1; i < n; i++) {
+    for (let j = 0; j < i; j++) {
+      if (losses[i]! < losses[j]! && lds[i]! < lds[j]! + 1) lds[i] = lds[j]! + 1;
+      if (lds[maxEnd]! < lds[i]!) {
+        maxEnd = i;
+        maxStart = maxEnd - lds[maxEnd]!;
+      }
+    }
+  }
+  const sections = (maxEnd - maxStart) / 3;
+  const idx = maxStart + Math.trunc(sections) + Math.trunc(sections / 2);
+  return { lr: lrs[idx]!, point: { lr: lrs[idx]!, loss: losses[idx]! } };
+}
+
+/**
+ * fastai's `slide` (interval slide rule): with g = numpy.gradient(losses), start with the
+ * right end r at the last point and l = r − lrDiff; while |g[r] − g[l]| > thresh, take
+ * lrs[l] as the candidate and slide both one to the left. The suggestion is the last
+ * candidate × adjustValue; its loss is interpolated on log10(lr). fastai raises for fewer
+ * than lrDiff + 1 points; here that gives NaN.
+ */
+export function slide(
+  lrs: readonly number[],
+  losses: readonly number[],
+  lrDiff = 15,
+  thresh = 0.005,
+  adjustValue = 1,
+): Suggested {
+  const n = losses.length;
+  if (n < Math.max(2, lrDiff + 1)) return NONE;
+  const grad = gradient(losses);
+  // Python's negative indices: r = -1 is the last element.
+  let r = n - 1;
+  let l = r - lrDiff;
+  let localMinLr = lrs[l]!;
+  while (l >= 0 && Math.abs(grad[r]! - grad[l]!) > thresh) {
+    localMinLr = lrs[l]!;
+    r -= 1;
+    l -= 1;
+  }
+  const suggestion = localMinLr * adjustValue;
+  const loss = interp(Math.log10(suggestion), lrs.map(Math.log10), losses);
+  return { lr: suggestion, point: { lr: suggestion, loss } };
+}
+
+/** Index of the first smallest value (torch's argmin); NaN never wins. */
+function argmin(xs: readonly number[]): number {
+  let best = -1;
+  for (let i = 0; i < xs.length; i++) if (!Number.isNaN(xs[i]!) && (best < 0 || xs[i]! < xs[best]!)) best = i;
+  return best;
+}
+
+/** The loss at the lr closest to `lr` (fastai's point lookup). */
+function lossNear(lrs: readonly number[], losses: readonly number[], lr: number): number {
+  let k = 0;
+  for (let i = 1; i < lrs.length; i++) if (Math.abs(lrs[i]! - lr) < Math.abs(lrs[k]! - lr)) k = i;
+  return losses[k]!;
+}
+
+/** fastai's `minimum`: a tenth of the lr with the lowest loss; the point marks that lowest loss. */
+export function minimum(lrs: readonly number[], losses: readonly number[]): Suggested {
+  const i = argmin(losses);
+  if (i < 0) return NONE;
+  const lrMin = lrs[i]!;
+  return { lr: lrMin / 10, point: { lr: lrMin, loss: lossNear(lrs, losses, lrMin) } };
+}
+
+/**
+ * fastai's `steep`: the slope (loss[i+1] − loss[i]) / (ln lr[i+1] − ln lr[i]) is most negative
+ * at segment i; the suggestion is lrs[i], the segment's left end.
+ */
+export function steep(lrs: readonly number[], losses: readonly number[]): Suggested {
+  if (losses.length < 2) return NONE;
+  const grads = losses.slice(1).map((l, i) => (l - losses[i]!) / (Math.log(lrs[i + 1]!) - Math.log(lrs[i]!)));
+  const i = argmin(grads);
+  if (i < 0) return NONE;
+  const lr = lrs[i]!;
+  return { lr, point: { lr, loss: lossNear(lrs, losses, lr) } };
+}
+
+/**
+ * The four suggestions from a finder's lrs and smoothed losses, on the part fastai uses:
+ * `[numIt // 10 : -5]`, cut at the first NaN loss. Any rule without enough points gives NaN.
+ */
+export function suggestLrs(
+  lrs: readonly number[],
+  losses: readonly number[],
+  numIt: number,
+): { suggestions: LrSuggestions; points: Record<keyof LrSuggestions, Suggested['point']> } {
+  let l = lrs.slice(Math.floor(numIt / 10), -5);
+  let y = losses.slice(Math.floor(numIt / 10), -5);
+  const firstNaN = y.findIndex((v) => Number.isNaN(v));
+  if (firstNaN >= 0) {
+    l = l.slice(0, firstNaN);
+    y = y.slice(0, firstNaN);
+  }
+  const all = { valley: valley(l, y), steep: steep(l, y), minimum: minimum(l, y), slide: slide(l, y) };
+  return {
+    suggestions: { valley: all.valley.lr, steep: all.steep.lr, minimum: all.minimum.lr, slide: all.slide.lr },
+    points: { valley: all.valley.point, steep: all.steep.point, minimum: all.minimum.point, slide: all.slide.point },
+  };
+}
+
+/**
+ * Runs the LR finder (see callbacks/lrFinder.ts) for enough epochs to cover `numIt` batches
+ * (numIt // nBatches + 1, as fastai), then suggests learning rates. The learner is left as it
+ * was: weights, optimizer state (lr included) and random streams are restored; its Recorder,
+ * as in fastai, holds the search's record afterwards (for `recorder.plotLrFind`).
+ */
+export async function lrFind(learn: Learner, options: LrFindOptions = {}): Promise<LrFindResult> {
+  const { callbacks = [], ...finderOptions } = options;
+  if (!Array.isArray(callbacks)) throw new ConfigError('lrFind: callbacks must be an array of Callback');
+  const finder = new LRFinder(finderOptions);
+  const numIt = finderOptions.numIt ?? 100;
+  const nEpochs = Math.floor(numIt / learn.data.train.nBatches) + 1;
+  await learn.fit(nEpochs, { callbacks: [finder, ...callbacks] });
+  const { suggestions } = suggestLrs(finder.lrs, finder.losses, numIt);
+  return {
+    lrs: [...finder.lrs],
+    losses: [...finder.losses],
+    rawLosses: [...finder.rawLosses],
+    suggestions,
+    recommended: 'valley',
+    iterations: finder.lrs.length,
+    stopReason: finder.stopReason,
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * `learn.fitOneCycle()`: fastai v2's `fit_one_cycle`, the 1cycle policy.
+ *
+ *   lr:       cos from lrMax/divFactor up to lrMax over the first pctStart of the batches,
+ *             then cos down to lrMax/finalDiv;
+ *   momentum: cos from moms[0] down to moms[1], then back up to moms[2] (Adam's β1 for Adam),
+ *
+ * both as one `combinedCos` over the whole fit, applied per train batch by a ParamScheduler.
+ */
+import { ParamScheduler, type ParamSchedules } from '../callbacks/paramScheduler.js';
+import { ConfigError } from './errors.js';
+import type { FitOptions, FitResult, Learner } from './learner.js';
+import { combinedCos } from './schedule/annealers.js';
+
+export interface FitOneCycleOptions extends Omit<FitOptions, 'lr'> {
+  /** Peak learning rate (default: the learner's current lr, as fastai). */
+  lrMax?: number;
+  /** The lr starts at lrMax / divFactor (fastai's `div`, default 25). */
+  divFactor?: number;
+  /** Fraction of the batches spent warming up (default 0.25). */
+  pctStart?: number;
+  /** The lr ends at lrMax / finalDiv (fastai's `div_final`, default 1e5). */
+  finalDiv?: number;
+  /** Momentum (β1) at the start, at the peak lr, at the end (default [0.95, 0.85, 0.95]). */
+  moms?: readonly [number, number, number];
+}
+
+/** The two schedules of one cycle, as functions of the position in the fit. */
+export function oneCycleSchedules(options: Required<Pick<FitOneCycleOptions, 'lrMax'>> & FitOneCycleOptions): ParamSchedules {
+  const { lrMax, divFactor = 25, pctStart = 0.25, finalDiv = 1e5, moms = [0.95, 0.85, 0.95] } = options;
+  if (!(Number.isFinite(lrMax) && lrMax > 0)) throw new ConfigError(`fitOneCycle: lrMax must be a positive number, got ${lrMax}`);
+  if (!(Number.isFinite(divFactor) && divFactor > 0)) throw new ConfigError(`fitOneCycle: divFactor must be > 0, got ${divFactor}`);
+  if (!(Number.isFinite(finalDiv) && finalDiv > 0)) throw new ConfigError(`fitOneCycle: finalDiv must be > 0, got ${finalDiv}`);
+  if (!(pctStart >= 0 && pctStart <= 1)) throw new ConfigError(`fitOneCycle: pctStart must be in [0, 1], got ${pctStart}`);
+  if (!Array.isArray(moms) || moms.length !== 3 || !moms.every((m) => Number.isFinite(m) && m >= 0 && m < 1)) {
+    throw new ConfigError(`fitOneCycle: moms must be three momentums in [0, 1), e.g. [0.95, 0.85, 0.95]; got ${JSON.stringify(moms)}`);
+  }
+  return {
+    lr: combinedCos(pctStart, lrMax / divFactor, lrMax, lrMax / finalDiv),
+    momentum: combinedCos(pctStart, moms[0], moms[1], moms[2]),
+  };
+}
+
+export async function fitOneCycle(learn: Learner, nEpochs: number, options: FitOneCycleOptions = {}): Promise<FitResult> {
+  const { lrMax = learn.lr, divFactor, pctStart, finalDiv, moms, callbacks = [], ...fitOptions } = options;
+  const scheds = oneCycleSchedules({ lrMax, divFactor, pctStart, finalDiv, moms });
+  return learn.fit(nEpochs, { ...fitOptions, callbacks: [new ParamScheduler(scheds), ...callbacks] });
+}

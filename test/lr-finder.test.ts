@@ -1,0 +1,249 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { LRFinder } from '../callbacks/lrFinder.js';
+import { Callback } from '../src/callback.js';
+import { Learner } from '../src/learner.js';
+import type { TrainContext } from '../src/loop/context.js';
+import { minimum, slide, steep, suggestLrs, valley } from '../src/lrFind.js';
+import { mlp } from '../src/models/presets.js';
+import type { OptimizerState } from '../src/optim/optimizer.js';
+import { weightsSha256 } from '../src/weightsHash.js';
+import { tinyLearner, tinyModel, tinyProblem } from './support/tracing.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function expectRel(actual: number, expected: number, tol = 1e-12) {
+  expect(Math.abs(actual - expected), `${actual} vs ${expected}`).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(expected)));
+}
+
+/** Counts the stages the finder must suppress or must not cause. */
+class StageCounter extends Callback {
+  validations = 0;
+  trainBatches = 0;
+  onValidateBegin() {
+    this.validations++;
+  }
+  onBatchEnd(ctx: TrainContext) {
+    if (ctx.train) this.trainBatches++;
+  }
+}
+
+/** The bytes of everything the optimizer keeps, for exact comparison. */
+function optimizerBytes(s: OptimizerState) {
+  return {
+    kind: s.kind,
+    hp: s.hp,
+    stepCount: s.stepCount,
+    slots: s.slots.map((slot) => ({
+      param: slot.param,
+      buffers: slot.buffers.map((b) => ({ shape: b.shape, bytes: Buffer.from(b.values.buffer, b.values.byteOffset, b.values.byteLength).toString('hex') })),
+    })),
+  };
+}
+
+function weightBytes(learn: Learner): string[] {
+  return learn.model.weights.map((w) => Buffer.from(w.read().dataSync().slice().buffer).toString('hex'));
+}
+
+/** fastai's smoothed loss (debiased EMA, β = 0.98), for predicting where the finder stops. */
+function smoothed(raw: number[]): number[] {
+  let avg = 0;
+  return raw.map((v, i) => {
+    avg = 0.98 * avg + 0.02 * v;
+    return avg / (1 - 0.98 ** (i + 1));
+  });
+}
+
+/** A loss whose value is chosen per batch from the lr in use: `value(lr)`, with zero gradients through the model. */
+function lrDrivenLoss(learn: () => Learner, value: (lr: number) => number) {
+  return (yPred: tf.Tensor) => tf.add(tf.mul(tf.mean(yPred), 0), tf.scalar(value(learn().lr))) as tf.Scalar;
+}
+
+describe('LRFinder: the schedule and when it stops', () => {
+  it('uses lr_i = startLr·(endLr/startLr)^(i/numIt) for i = 0 … numIt−1, stops at numIt, never validates', async () => {
+    const counter = new StageCounter();
+    // 12 samples / batch 2 = 6 batches an epoch: numIt 20 needs 20 // 6 + 1 = 4 epochs.
+    const learn = tinyLearner([counter], {}, 12, 4);
+    learn.lr = 0.05;
+    const res = await learn.lrFind({ startLr: 1e-5, endLr: 1, numIt: 20, stopDiv: false });
+    expect(res.lrs).toHaveLength(20);
+    res.lrs.forEach((lr, i) => expectRel(lr, 1e-5 * (1 / 1e-5) ** (i / 20)));
+    expect(res.iterations).toBe(20);
+    expect(res.stopReason).toBe('numIt');
+    expect(counter.trainBatches).toBe(20);
+    expect(counter.validations).toBe(0);
+    expect(learn.lr).toBe(0.05);
+    expect(res.recommended).toBe('valley');
+  });
+
+  it('stops at the first batch whose smoothed loss exceeds 4× the best smoothed loss', async () => {
+    let learn!: Learner;
+    // Flat at 1 until the lr passes 1e-3, then growing fast with the lr.
+    const value = (lr: number) => (lr < 1e-3 ? 1 : 1 + (lr / 1e-3) ** 2);
+    const { train } = tinyProblem(12, 0);
+    learn = new Learner({ model: tinyModel(), data: { train }, loss: lrDrivenLoss(() => learn, value), optimizer: 'sgd', recorder: false });
+    const res = await learn.lrFind({ startLr: 1e-5, endLr: 1, numIt: 100 });
+    // Predicted from the definition: the schedule, the raw losses it gives, their smoothing.
+    const lrs = Array.from({ length: 100 }, (_, i) => 1e-5 * (1 / 1e-5) ** (i / 100));
+    const smooth = smoothed(lrs.map(value));
+    let best = Infinity;
+    const stopAt = smooth.findIndex((s) => {
+      best = Math.min(best, s);
+      return s > 4 * best;
+    });
+    expect(stopAt).toBeGreaterThan(0);
+    expect(stopAt).toBeLessThan(99);
+    expect(res.stopReason).toBe('diverged');
+    expect(res.iterations).toBe(stopAt + 1);
+    // The loss tensor is float32, hence the tolerance.
+    res.losses.forEach((l, i) => expectRel(l, smooth[i]!, 1e-6));
+    expect(res.losses.at(-1)!).toBeGreaterThan(4 * Math.min(...res.losses));
+    expect(Math.max(...res.losses.slice(0, -1))).toBeLessThanOrEqual(4 * Math.min(...res.losses));
+  });
+
+  it('stops at the first NaN loss; with stopDiv false it runs on to numIt', async () => {
+    let learn!: Learner;
+    const value = (lr: number) => (lr > 1e-2 ? Number.NaN : 1);
+    const { train } = tinyProblem(12, 0);
+    learn = new Learner({ model: tinyModel(), data: { train }, loss: lrDrivenLoss(() => learn, value), optimizer: 'sgd', recorder: false });
+    const firstNaN = Array.from({ length: 50 }, (_, i) => 1e-5 * (1 / 1e-5) ** (i / 50)).findIndex((lr) => lr > 1e-2);
+    const res = await learn.lrFind({ startLr: 1e-5, endLr: 1, numIt: 50 });
+    expect(res.stopReason).toBe('nan');
+    expect(res.iterations).toBe(firstNaN + 1);
+    expect(Number.isNaN(res.losses.at(-1)!)).toBe(true);
+    const all = await learn.lrFind({ startLr: 1e-5, endLr: 1, numIt: 50, stopDiv: false });
+    expect(all.iterations).toBe(50);
+    expect(all.stopReason).toBe('numIt');
+  });
+
+  it('fewer than 6 iterations become 6 (fastai)', () => {
+    expect(new LRFinder({ numIt: 2 }).numIt).toBe(6);
+    expect(() => new LRFinder({ startLr: 0 })).toThrow(/startLr/);
+  });
+});
+
+describe('LRFinder: the learner afterwards is byte-identical', () => {
+  for (const kind of ['sgd', 'adam', 'adamw'] as const) {
+    it(`${kind}, fresh optimizer (no buffers yet): weights, hp and step count as before, the buffers the search made are gone`, async () => {
+      const learn = tinyLearner([], { optimizer: kind, recorder: true }, 12, 4);
+      learn.lr = 3e-3;
+      const weights = weightBytes(learn);
+      const opt = optimizerBytes(learn.optimizer.getState());
+      expect(opt.slots).toEqual([]);
+      const tensors = tf.memory().numTensors;
+      const res = await learn.lrFind({ numIt: 30 });
+      expect(res.iterations).toBeGreaterThan(5);
+      expect(weightBytes(learn)).toEqual(weights);
+      expect(optimizerBytes(learn.optimizer.getState())).toEqual(opt);
+      expect(learn.optimizer.numTensors).toBe(0);
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(learn.lr).toBe(3e-3);
+    });
+  }
+
+  it('an optimizer with buffers and steps already: every buffer byte, hp and step count restored', async () => {
+    const learn = tinyLearner([], { optimizer: 'adam', recorder: true }, 12, 4);
+    await learn.fit(1, { lr: 1e-2 });
+    learn.momentum = 0.8;
+    const weights = weightBytes(learn);
+    const opt = optimizerBytes(learn.optimizer.getState());
+    expect(opt.slots.length).toBeGreaterThan(0);
+    expect(opt.stepCount).toBe(6);
+    const tensors = tf.memory().numTensors;
+    await learn.lrFind({ numIt: 30 });
+    expect(weightBytes(learn)).toEqual(weights);
+    expect(optimizerBytes(learn.optimizer.getState())).toEqual(opt);
+    expect(tf.memory().numTensors).toBe(tensors);
+  });
+
+  it('a fit after lrFind is the fit without it (dropout streams and learn.rng restored too)', async () => {
+    const make = () => {
+      const { train, valid } = tinyProblem(12, 4);
+      return new Learner({
+        model: mlp({ seed: 3, inputShape: [4], hidden: [6], classes: 3, dropout: 0.5 }),
+        data: { train, valid },
+        loss: 'categoricalCrossentropy',
+        optimizer: 'adam',
+        seed: 5,
+      });
+    };
+    const a = make();
+    const b = make();
+    await b.lrFind({ numIt: 20 });
+    expect(b.rng.getState()).toEqual(a.rng.getState());
+    await a.fit(2, { lr: 1e-2 });
+    await b.fit(2, { lr: 1e-2 });
+    expect(weightsSha256(b.model)).toBe(weightsSha256(a.model));
+  });
+
+  it('restores even when the search fails', async () => {
+    class Boom extends Callback {
+      onBatchEnd(ctx: TrainContext) {
+        if (ctx.iteration === 3) throw new Error('boom');
+      }
+    }
+    const learn = tinyLearner([], { optimizer: 'adam' }, 12, 4);
+    const weights = weightBytes(learn);
+    const opt = optimizerBytes(learn.optimizer.getState());
+    await expect(learn.lrFind({ numIt: 20, callbacks: [new Boom()] })).rejects.toThrow(/boom/);
+    expect(weightBytes(learn)).toEqual(weights);
+    expect(optimizerBytes(learn.optimizer.getState())).toEqual(opt);
+  });
+});
+
+describe('suggestions (fastai v2 valley, steep, minimum, slide)', () => {
+  // lr = 10^(−5 + 0.5 i): a tenfold every two points.
+  const lrs = Array.from({ length: 10 }, (_, i) => 10 ** (-5 + 0.5 * i));
+  const losses = [3.0, 2.9, 3.1, 2.5, 2.0, 2.2, 1.4, 1.0, 1.8, 4.0];
+
+  it('valley: the longest decreasing run 3.0 > 2.9 > 2.5 > 2.0 > 1.4 > 1.0 ends at 7 with length 6, so max_start = 7 − 6 = 1, idx = 1 + ⌊6/3⌋ + ⌊2/2⌋ = 4', () => {
+    const v = valley(lrs, losses);
+    expect(v.lr).toBe(lrs[4]);
+    expect(v.point).toEqual({ lr: lrs[4], loss: 2.0 });
+  });
+
+  it('steep: the most negative slope is 2.2 → 1.4 (segment 5), suggesting lrs[5]', () => {
+    expect(steep(lrs, losses)).toEqual({ lr: lrs[5], point: { lr: lrs[5], loss: 2.2 } });
+  });
+
+  it('minimum: the lowest loss 1.0 is at lrs[7] = 10^-1.5; the suggestion is a tenth of it', () => {
+    const m = minimum(lrs, losses);
+    expectRel(m.lr, 10 ** -1.5 / 10);
+    expect(m.point).toEqual({ lr: lrs[7], loss: 1.0 });
+  });
+
+  it('slide: on a straight line every gradient is equal, so the rule stops at once at lrs[n − 1 − 15]', () => {
+    const n = 30;
+    const lin = Array.from({ length: n }, (_, i) => 10 ** (-6 + 0.2 * i));
+    const line = Array.from({ length: n }, (_, i) => 3 - 0.01 * i);
+    const s = slide(lin, line);
+    expect(s.lr).toBe(lin[n - 16]);
+    expectRel(s.point.loss, line[n - 16]!);
+    // Too few points for the 15-point window: fastai raises, here NaN.
+    expect(Number.isNaN(slide(lin.slice(0, 15), line.slice(0, 15)).lr)).toBe(true);
+  });
+
+  it('on a 100-point finder curve, with fastai’s [numIt//10 : −5] window cut at the first NaN, equal fastai’s own code', () => {
+    // The curve and the expected values come from fastai/callback/schedule.py's valley, steep,
+    // minimum, slide and lr_find's slicing, run in numpy float64 on this exact curve.
+    const numIt = 100;
+    const curveLrs = Array.from({ length: numIt }, (_, i) => 1e-7 * (10 / 1e-7) ** (i / numIt));
+    const curve = curveLrs.map((lr, i) => {
+      let v = 2.3 - 1.5 * Math.exp(-(((Math.log10(lr) + 2.5) / 1.2) ** 2)) + 0.02 * Math.sin(i * 1.7);
+      if (i > 88) v += 0.05 * (i - 88) ** 1.5;
+      return i >= 93 ? Number.NaN : v;
+    });
+    const { suggestions, points } = suggestLrs(curveLrs, curve, numIt);
+    expectRel(suggestions.valley, 0.00013182567385564074, 1e-9);
+    expectRel(points.valley.loss, 1.8938819270988507, 1e-9);
+    expectRel(suggestions.steep, 0.0004786300923226385, 1e-9);
+    expectRel(points.steep.loss, 1.3662939017218598, 1e-9);
+    expectRel(suggestions.minimum, 0.0002511886431509582, 1e-9);
+    expectRel(points.minimum.lr, 0.002511886431509582, 1e-9);
+    expectRel(points.minimum.loss, 0.7967803323698046, 1e-9);
+    expectRel(suggestions.slide, 0.007585775750291836, 1e-9);
+    expectRel(points.slide.loss, 0.9425720564336156, 1e-9);
+  });
+});
