@@ -15,6 +15,7 @@ import { createOptimizer, type HyperParams, type Optimizer, type OptimizerKind }
 import { Rng } from './rng.js';
 import { fitOneCycle, type FitOneCycleOptions } from './oneCycle.js';
 import { lrFind, type LrFindOptions, type LrFindResult } from './lrFind.js';
+import { describeLoop } from './dryRun.js';
 
 export interface LearnerData {
   train: DataLoader;
@@ -235,6 +236,11 @@ export class Learner {
   /** fastai's lr_find: a mock run with an exponentially growing lr, then suggestions; leaves the learner as it was (src/lrFind.ts). */
   lrFind(options: LrFindOptions = {}): Promise<LrFindResult> {
     return lrFind(this, options);
+  }
+
+  /** The dry run: every stage of a fit, with this learner's callbacks (plus `extra`, as fit's options.callbacks) in run order, the controls that may come from each stage and the guards read there (src/dryRun.ts). */
+  describeLoop(extra: Callback[] = []): string {
+    return describeLoop([...this.callbacks, ...extra]);
   }
 
   private newContext(nEpochs: number): TrainContext {

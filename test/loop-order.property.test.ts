@@ -34,6 +34,8 @@ describe('the loop keeps the contract on random runs (fast-check)', () => {
       saw('failed by a bad control', (r.error as Error | null)?.name === 'ControlError');
       saw('failed in the work', r.status === 'failed' && (r.error as { callback?: unknown } | null)?.callback === null);
       saw('jumped', stages((c) => c.stage === 'jumpToEpoch'));
+      saw('jumped past the last epoch', stages((c) => c.stage === 'jumpToEpoch' && c.epoch >= s.nEpochs));
+      saw('a bad epoch: N rejected', (r.error as { key?: unknown } | null)?.key === 'epoch');
       saw('a guard fired', r.guardCalls.some((g) => g.fired));
       saw('gradients accumulated', r.batches.some((b) => (b.stepWith?.length ?? 0) > 1));
       saw('a batch without a step', r.batches.some((b) => b.stepWith === null));

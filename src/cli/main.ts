@@ -2,12 +2,14 @@
 import { TrainchartError } from '../errors.js';
 import { trainCommand, TRAIN_HELP } from './train.js';
 import { lrFindCommand } from './lrFind.js';
+import { dryRunCommand } from './dryRun.js';
 
 const USAGE = `Usage: trainchart <command> [options]
 
 Commands:
   train      train a model on the bundled MNIST (the main job)
   lr-find    find a learning rate (fastai's LR finder) and plot loss against lr
+  dry-run    print every stage of the loop with its callbacks, controls and guards, without training
 
 Run \`trainchart <command> --help\` for a command's options.
 `;
@@ -15,6 +17,7 @@ Run \`trainchart <command> --help\` for a command's options.
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
   'lr-find': lrFindCommand,
+  'dry-run': dryRunCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

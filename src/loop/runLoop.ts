@@ -118,7 +118,9 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   };
 
   const runHooks = (context: LoopContext, stage: Stage): Partial<LoopContext> => {
-    if (pending) return {};
+    // trainEnd runs after an error, even when cleanup on the way there (releaseBatch on
+    // leaving batchEnd) threw again: that error is still pending as trainEnd is entered.
+    if (pending && stage !== 'trainEnd') return {};
     syncContext(context, stage);
     if (stage === 'epochEnd') epochsDone += 1;
     if (stage === 'trainEnd') ctx.error = firstError;

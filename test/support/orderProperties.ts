@@ -140,8 +140,12 @@ function oddValue(at: Point, kind: Odd, pick: number): unknown {
 }
 
 const oddAct: fc.Arbitrary<Act> = fc
-  .tuple(pointArb(STAGES), fc.constantFrom<Odd>('anyControl', 'epoch', 'unknownKey', 'junk', 'noop', 'noop'), fc.nat(60))
-  .map(([at, kind, pick]): Act => ({ at, returns: oddValue(at, kind, pick) }));
+  .tuple(pointArb(STAGES), fc.constantFrom<Odd>('anyControl', 'epoch', 'epoch', 'epoch', 'unknownKey', 'junk', 'noop', 'noop'), fc.nat(60))
+  .map(([at, kind, pick]): Act => {
+    // Bad epochs mostly from trainBegin, where only the value is wrong; now and then from elsewhere.
+    const where: Point = kind === 'epoch' && pick % 3 !== 0 ? { ...at, stage: 'trainBegin', batchIndex: null, train: true } : at;
+    return { at: where, returns: oddValue(where, kind, pick) };
+  });
 
 const actArb: fc.Arbitrary<Act> = fc.oneof(
   { weight: 24, arbitrary: meaningfulAct },
@@ -151,25 +155,43 @@ const actArb: fc.Arbitrary<Act> = fc.oneof(
 
 const guardArb = fc.record({ control: fc.constantFrom(...CONTRACT_CONTROLS), at: pointArb(STAGES) });
 
-const callbacksArb = fc
-  .array(
-    fc.record({
-      order: fc.constantFrom(-1, 0, 0, 1, 2.5, 10),
-      acts: fc.array(actArb, { maxLength: 4 }),
-      guards: fc.array(guardArb, { maxLength: 2 }),
-    }),
-    { maxLength: 6 },
-  )
-  .map((list) => list.map((c, i): CallbackSpec => ({ name: `cb${i}`, ...c })));
+const callbacksArb = (max: number) =>
+  fc
+    .array(
+      fc.record({
+        order: fc.constantFrom(-1, 0, 0, 1, 2.5, 10),
+        acts: fc.array(actArb, { maxLength: 4 }),
+        guards: fc.array(guardArb, { maxLength: 2 }),
+      }),
+      { maxLength: max },
+    )
+    .map((list) => list.map((c, i): CallbackSpec => ({ name: `cb${i}`, ...c })));
 
-export const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
-  nEpochs: fc.integer({ min: 0, max: 4 }),
-  nTrain: fc.integer({ min: 0, max: 6 }),
-  nValid: fc.integer({ min: 0, max: 3 }),
-  validate: fc.boolean(),
-  callbacks: callbacksArb,
-  engineFault: fc.option(fc.record({ method: fc.constantFrom(...FAULTABLE), call: fc.integer({ min: 1, max: 12 }) }), { nil: null, freq: 10 }),
-});
+export interface ScenarioLimits {
+  epochs: [number, number];
+  trainBatches: [number, number];
+  validBatches: [number, number];
+  maxCallbacks: number;
+  /** Make the work throw now and then (only the fake engine can). */
+  workFaults: boolean;
+}
+
+export function scenarioArbitrary(l: ScenarioLimits): fc.Arbitrary<Scenario> {
+  const range = ([min, max]: [number, number]) => fc.integer({ min, max });
+  return fc.record({
+    nEpochs: range(l.epochs),
+    nTrain: range(l.trainBatches),
+    nValid: range(l.validBatches),
+    validate: fc.boolean(),
+    callbacks: callbacksArb(l.maxCallbacks),
+    engineFault: l.workFaults
+      ? fc.option(fc.record({ method: fc.constantFrom(...FAULTABLE), call: fc.integer({ min: 1, max: 12 }) }), { nil: null, freq: 10 })
+      : fc.constant(null),
+  });
+}
+
+/** The issue's ranges: 0–4 epochs, 0–6 train and 0–3 validation batches, 0–6 callbacks. */
+export const scenarioArb = scenarioArbitrary({ epochs: [0, 4], trainBatches: [0, 6], validBatches: [0, 3], maxCallbacks: 6, workFaults: true });
 
 // ---------------------------------------------------------------------------------------
 // The harness.
@@ -349,7 +371,7 @@ export function orderProperty(variant: Variant = {}) {
 }
 
 /** fast-check parameters, with a failing case replayable through FC_SEED / FC_PATH (see README). */
-export function fcParameters(numRuns: number): fc.Parameters<[Scenario]> {
+export function fcParameters<T = [Scenario]>(numRuns: number): fc.Parameters<T> {
   const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
   const path = process.env.FC_PATH;
   return {

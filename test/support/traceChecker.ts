@@ -267,8 +267,6 @@ type G =
   | 'afterEpoch'
   | 'end';
 
-const TRAIN_CHAIN = ['batchBegin', 'lossBegin', 'backwardBegin', 'backwardEnd', 'stepEnd'] as const;
-
 /** The letters that may follow each grammar position; trainEnd is handled separately. */
 const FOLLOW: Record<G, Record<string, G>> = {
   start: { trainBegin: 'afterTrainBegin' },
@@ -298,7 +296,7 @@ function letter(t: Token): string {
   return t.train ? t.stage : `${t.stage}(valid)`;
 }
 
-export function checkGrammar(tokens: readonly Token[], failed: boolean): string[] {
+function checkGrammar(tokens: readonly Token[], failed: boolean): string[] {
   let g: G = 'start';
   for (const [i, t] of tokens.entries()) {
     const l = letter(t);
