@@ -44,6 +44,9 @@ export async function dryRunCommand(argv: string[]): Promise<number> {
   const callbacks = callbacksByName(typeof v.callbacks === 'string' ? v.callbacks : 'recorder,progress');
   // The preset is built only to report its size (no data is loaded); tfjs is loaded on demand.
   const { cnn, mlp } = await import('../models/presets.js');
+  // The plain cpu backend is enough to build a model; selecting it also keeps tfjs's banner quiet.
+  const { selectBackend } = await import('../backend/selectBackend.js');
+  await selectBackend('cpu');
   const model = modelName === 'cnn' ? cnn() : mlp();
   const parameters = model.countParams();
   model.dispose();
