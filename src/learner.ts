@@ -7,7 +7,7 @@ import type { DataLoader } from './data/dataLoader.js';
 import { TfEngine } from './engine/tfEngine.js';
 import { ConfigError, DataError } from './errors.js';
 import { checkTargets, resolveLoss, type LossFn, type LossName } from './losses.js';
-import type { TrainContext } from './loop/context.js';
+import { newTrainContext, type TrainContext } from './loop/context.js';
 import { HookTable } from './loop/hookTable.js';
 import { runLoop, type LoopActor } from './loop/runLoop.js';
 import { resolveMetric, type Metric, type MetricName } from './metrics.js';
@@ -244,24 +244,7 @@ export class Learner {
   }
 
   private newContext(nEpochs: number): TrainContext {
-    return {
-      stage: 'trainBegin',
-      epoch: 0,
-      nEpochs,
-      iteration: 0,
-      batchIndex: 0,
-      nBatches: this.data.train.nBatches,
-      train: true,
-      lastInput: null,
-      lastTarget: null,
-      lastOutput: null,
-      lastLoss: null,
-      lastLossValue: null,
-      smoothLoss: Number.NaN,
-      lastMetrics: null,
-      error: null,
-      learn: this,
-    };
+    return newTrainContext(this, nEpochs, this.data.train.nBatches);
   }
 
   /** Shapes are checked before the first batch, so a mismatch is a clear DataError, not a tfjs stack. */

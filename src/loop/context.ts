@@ -38,3 +38,25 @@ export interface TrainContext {
   /** The learner, through which hooks read and set hyper-parameters for the next step. */
   learn: Learner;
 }
+
+/** A fresh context for a run of `nEpochs` whose train pass has `nBatches` batches. */
+export function newTrainContext(learn: Learner, nEpochs: number, nBatches: number): TrainContext {
+  return {
+    stage: 'trainBegin',
+    epoch: 0,
+    nEpochs,
+    iteration: 0,
+    batchIndex: 0,
+    nBatches,
+    train: true,
+    lastInput: null,
+    lastTarget: null,
+    lastOutput: null,
+    lastLoss: null,
+    lastLossValue: null,
+    smoothLoss: Number.NaN,
+    lastMetrics: null,
+    error: null,
+    learn,
+  };
+}

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { STAGES, hookNameOf, type Stage } from '../../machines/stages.js';
 import type { trainLoopMachine } from '../../machines/trainLoop.js';
 import { Callback, type HookResult } from '../../src/callback.js';
-import type { TrainContext } from '../../src/loop/context.js';
+import { newTrainContext, type TrainContext } from '../../src/loop/context.js';
 import { HookTable } from '../../src/loop/hookTable.js';
 import { runLoop } from '../../src/loop/runLoop.js';
 import { FAKE_LR, FAULTABLE, FakeEngine, fakeGradient, type EngineFaultPlan } from './fakeEngine.js';
@@ -260,24 +260,7 @@ export class ScenarioCallback extends Callback {
 
 /** A TrainContext for runs without a Learner: hooks here never touch `ctx.learn`. */
 export function bareContext(nEpochs: number, nBatches: number): TrainContext {
-  return {
-    stage: 'trainBegin',
-    epoch: 0,
-    nEpochs,
-    iteration: 0,
-    batchIndex: 0,
-    nBatches,
-    train: true,
-    lastInput: null,
-    lastTarget: null,
-    lastOutput: null,
-    lastLoss: null,
-    lastLossValue: null,
-    smoothLoss: Number.NaN,
-    lastMetrics: null,
-    error: null,
-    learn: {} as TrainContext['learn'],
-  };
+  return newTrainContext({} as TrainContext['learn'], nEpochs, nBatches);
 }
 
 export function configOf(s: Scenario): RunConfig {
