@@ -101,7 +101,11 @@ export const trainLoopSetup = setup({
       controls: { ...noControls(), stopTraining: context.controls.stopTraining },
     })),
     advanceEpoch: assign(({ context }) => ({ epoch: context.epoch + 1 })),
-    applyJump: assign(({ context }) => ({ epoch: context.jumpTo ?? context.epoch })),
+    // The epochs jumped over count as done: `iteration` is the train batches of the whole run.
+    applyJump: assign(({ context }) => {
+      const epoch = context.jumpTo ?? context.epoch;
+      return { epoch, iteration: Math.min(epoch, context.nEpochs) * context.nTrainBatches };
+    }),
     beginBatch: assign(({ context }) => ({
       controls: { ...context.controls, cancelBatch: false, skipBackward: false, skipStep: false, skipZero: false },
     })),

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { InspectionEvent, Observer } from 'xstate';
 import type { FinalStatus } from '../machines/trainLoop.js';
 import { Recorder } from '../callbacks/recorder.js';
-import type { Callback } from './callback.js';
+import { Callback } from './callback.js';
 import type { DataLoader } from './data/dataLoader.js';
 import { TfEngine } from './engine/tfEngine.js';
 import { ConfigError, DataError } from './errors.js';
@@ -60,6 +60,22 @@ export interface FitResult {
   smoothLoss: number;
 }
 
+const LEARNER_KEYS = ['model', 'data', 'loss', 'optimizer', 'metrics', 'callbacks', 'seed', 'recorder'] as const;
+const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor'] as const;
+
+/** Unknown option keys are typos until proven otherwise: say so instead of ignoring them. */
+export function checkKeys(where: string, options: object, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new ConfigError(`${where}: unknown option "${key}"; known options: ${known.join(', ')}`);
+    }
+  }
+}
+
+function describeValue(v: unknown): string {
+  return typeof v === 'number' ? String(v) : `${JSON.stringify(v)} (a ${typeof v}, not a number)`;
+}
+
 function isOptimizer(o: unknown): o is Optimizer {
   return typeof o === 'object' && o !== null && typeof (o as Optimizer).step === 'function';
 }
@@ -84,6 +100,7 @@ export class Learner {
 
   constructor(options: LearnerOptions) {
     if (!options || typeof options !== 'object') throw new ConfigError('new Learner(options): options object is required');
+    checkKeys('new Learner', options, LEARNER_KEYS);
     const { model, data } = options;
     if (!(model instanceof tf.LayersModel)) {
       throw new ConfigError('Learner: `model` must be a tf.LayersModel (e.g. models.mlp() or tf.sequential({...}))');
@@ -146,6 +163,10 @@ export class Learner {
   }
 
   addCallback(cb: Callback): this {
+    if (!(cb instanceof Callback)) {
+      const what = typeof cb === 'function' ? `the class ${(cb as { name?: string }).name} (did you forget \`new\`?)` : String(cb);
+      throw new ConfigError(`callbacks must be Callback instances, got ${what}`);
+    }
     if (this.callbacks.includes(cb)) return this;
     cb.attach(this);
     this.callbacks.push(cb);
@@ -164,20 +185,20 @@ export class Learner {
   /** Trains for `nEpochs`. Rejects with a StageError (or ControlError) naming the stage and callback when anything throws. */
   async fit(nEpochs: number, options: FitOptions = {}): Promise<FitResult> {
     if (this.running) throw new ConfigError('fit is already running on this learner; await it before starting another');
+    checkKeys('fit', options, FIT_KEYS);
     if (!Number.isInteger(nEpochs) || nEpochs <= 0) {
       throw new ConfigError(`fit(nEpochs): epochs must be a positive integer, got ${nEpochs}`);
     }
-    if (options.lr !== undefined) {
-      if (!Number.isFinite(options.lr) || options.lr <= 0) {
-        throw new ConfigError(`fit: lr must be a positive finite number, got ${options.lr}`);
-      }
-      this.lr = options.lr;
+    if (options.lr !== undefined && (typeof options.lr !== 'number' || !Number.isFinite(options.lr) || options.lr <= 0)) {
+      throw new ConfigError(`fit: lr must be a positive finite number, got ${describeValue(options.lr)}`);
     }
-    if (options.wd !== undefined) {
-      if (!Number.isFinite(options.wd) || options.wd < 0) throw new ConfigError(`fit: wd must be ≥ 0, got ${options.wd}`);
-      this.wd = options.wd;
+    if (options.wd !== undefined && (typeof options.wd !== 'number' || !Number.isFinite(options.wd) || options.wd < 0)) {
+      throw new ConfigError(`fit: wd must be a number ≥ 0, got ${describeValue(options.wd)}`);
     }
+    // Everything is checked before anything changes: a rejected fit leaves the learner as it was.
     this.checkData();
+    if (options.lr !== undefined) this.lr = options.lr;
+    if (options.wd !== undefined) this.wd = options.wd;
 
     const extra = options.callbacks ?? [];
     for (const cb of extra) cb.attach(this);

@@ -220,3 +220,53 @@ describe('flow control (contract §3), one test per control', () => {
     expect(errValid.message).toContain('during validation');
   });
 });
+
+describe('ctx.controls: the controls in force, as later hooks of a stage see them', () => {
+  it('a later hook sees the skipStep an earlier hook returned; the next batch starts clean', async () => {
+    const seen: Array<[number, boolean]> = [];
+    const first = new TraceCallback('first', [], 0, { backwardEnd: (ctx) => (ctx.batchIndex === 0 ? { skipStep: true } : undefined) });
+    const second = new TraceCallback('second', [], 1, {
+      backwardEnd: (ctx) => void seen.push([ctx.batchIndex, ctx.controls.skipStep]),
+    });
+    await tinyLearner([second, first]).fit(1);
+    expect(seen).toEqual([
+      [0, true],
+      [1, false],
+      [2, false],
+    ]);
+  });
+});
+
+describe('hooks must be synchronous plain functions returning plain controls', () => {
+  it('an async hook is refused when fit starts', async () => {
+    class AsyncHook extends Callback {
+      // @ts-expect-error TypeScript already rejects an async hook; this checks the run-time guard JavaScript users get.
+      async onEpochEnd() {}
+    }
+    await expect(tinyLearner([new AsyncHook() as Callback]).fit(1)).rejects.toThrow(/onEpochEnd is async; hooks must be synchronous/);
+  });
+
+  it('a hook returning a Promise fails the run with a ControlError', async () => {
+    const learn = tinyLearner([new TraceCallback('p', [], 0, { epochEnd: () => Promise.resolve() as never })]);
+    const err = (await learn.fit(1).catch((e: unknown) => e)) as ControlError;
+    expect(err).toBeInstanceOf(ControlError);
+    expect(err.message).toMatch(/returned a Promise/);
+  });
+
+  it('a Map or class instance is not a control object', async () => {
+    const learn = tinyLearner([new TraceCallback('m', [], 0, { epochEnd: () => new Map([['stopTraining', true]]) as never })]);
+    await expect(learn.fit(1)).rejects.toThrow(ControlError);
+  });
+
+  it('a misspelled hook is refused, naming the real hook names', async () => {
+    class Typo extends Callback {
+      onEpochStart() {}
+    }
+    await expect(tinyLearner([new Typo()]).fit(1)).rejects.toThrow(/onEpochStart, which is not a stage hook.*onEpochBegin/);
+  });
+
+  it('a callback class instead of an instance is a ConfigError', async () => {
+    class Plain extends Callback {}
+    expect(() => tinyLearner([Plain as never])).toThrow(/callbacks must be Callback instances, got the class Plain/);
+  });
+});

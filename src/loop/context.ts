@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import { noControls, type ControlFlags } from '../../machines/controls.js';
 import type { Stage } from '../../machines/stages.js';
 import type { Learner } from '../learner.js';
 
@@ -33,6 +34,12 @@ export interface TrainContext {
   smoothLoss: number;
   /** Validation loss and metrics of the latest validation pass (final at validateEnd). */
   lastMetrics: Record<string, number> | null;
+  /**
+   * The controls in force, including those returned by hooks that ran earlier in this stage
+   * (e.g. a clipping callback can see that an accumulation callback asked for skipStep).
+   * Read-only: return a control to set one.
+   */
+  controls: Readonly<ControlFlags>;
   /** The exception that ended the run; set at trainEnd only. */
   error: Error | null;
   /** The learner, through which hooks read and set hyper-parameters for the next step. */
@@ -56,6 +63,7 @@ export function newTrainContext(learn: Learner, nEpochs: number, nBatches: numbe
     lastLossValue: null,
     smoothLoss: Number.NaN,
     lastMetrics: null,
+    controls: noControls(),
     error: null,
     learn,
   };

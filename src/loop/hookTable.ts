@@ -1,6 +1,6 @@
 import { CONTROLS, CONTROL_NAMES, controlsAllowedAt, type ControlName } from '../../machines/controls.js';
 import { hookNameOf, STAGES, TRAIN_ONLY_STAGES, type Stage } from '../../machines/stages.js';
-import type { Callback, Guard, Hook } from '../callback.js';
+import { Callback, type Guard, type Hook } from '../callback.js';
 import { ConfigError, ControlError } from '../errors.js';
 
 export interface BoundHook {
@@ -30,8 +30,8 @@ export class HookTable {
   readonly jumpers: Callback[];
 
   constructor(readonly callbacks: readonly Callback[]) {
+    for (const cb of callbacks) validateCallback(cb);
     const sorted = [...callbacks].sort((a, b) => a.order - b.order);
-    for (const cb of callbacks) validateGuards(cb);
     for (const stage of STAGES) {
       const name = hookNameOf(stage);
       const bound: BoundHook[] = [];
@@ -68,6 +68,44 @@ function key(stage: Stage, train: boolean) {
   return train ? stage : `${stage}:valid`;
 }
 
+const HOOK_NAMES: ReadonlySet<string> = new Set(STAGES.map(hookNameOf));
+
+/** The functions a callback defines (own fields and its classes below Callback), read without running getters. */
+function ownFunctions(cb: object): Array<[string, Function]> {
+  const found = new Map<string, Function>();
+  for (let o: object | null = cb; o && o !== Callback.prototype; o = Object.getPrototypeOf(o)) {
+    for (const name of Object.getOwnPropertyNames(o)) {
+      const d = Object.getOwnPropertyDescriptor(o, name);
+      if (!found.has(name) && d && typeof d.value === 'function' && name !== 'constructor') found.set(name, d.value);
+    }
+  }
+  return [...found];
+}
+
+/**
+ * A callback's mistakes are caught when fit starts, not discovered as silence later:
+ * a class passed instead of an instance, an async hook (hooks run synchronously inside
+ * transitions), a misspelled hook name such as `onEpochStart`, a bad guard.
+ */
+function validateCallback(cb: unknown) {
+  if (!(cb instanceof Callback)) {
+    const what = typeof cb === 'function' ? `the class ${(cb as { name?: string }).name ?? '(anonymous)'} (did you forget \`new\`?)` : String(cb);
+    throw new ConfigError(`callbacks must be Callback instances, got ${what}`);
+  }
+  for (const [name, value] of ownFunctions(cb)) {
+    if (HOOK_NAMES.has(name)) {
+      if (value.constructor?.name === 'AsyncFunction') {
+        throw new ConfigError(`callback ${cb.name}: ${name} is async; hooks must be synchronous (they run inside the loop's state transitions)`);
+      }
+    } else if (/^on[A-Z]/.test(name)) {
+      throw new ConfigError(
+        `callback ${cb.name} has a method ${name}, which is not a stage hook; hooks are ${[...HOOK_NAMES].join(', ')} (rename it if it is a helper)`,
+      );
+    }
+  }
+  validateGuards(cb);
+}
+
 function validateGuards(cb: Callback) {
   if (cb.guards === null || typeof cb.guards !== 'object') {
     throw new ConfigError(`callback ${cb.name}: guards must be an object keyed by control name, got ${String(cb.guards)}`);
@@ -93,7 +131,16 @@ function validateGuards(cb: Callback) {
 export function mergeHookResult(result: unknown, cb: Callback, stage: Stage, train: boolean, into: Requested): void {
   if (result === undefined || result === null) return;
   const where = `${cb.name}.${hookNameOf(stage)}${train ? '' : ' (validation)'}`;
-  if (typeof result !== 'object' || Array.isArray(result)) {
+  if (typeof (result as { then?: unknown }).then === 'function') {
+    throw new ControlError(
+      `${where} returned a Promise; hooks run synchronously inside the loop's state transitions, so make the hook synchronous (no async, no await)`,
+      cb.name,
+      stage,
+      'then',
+    );
+  }
+  const proto = typeof result === 'object' ? Object.getPrototypeOf(result) : undefined;
+  if (typeof result !== 'object' || (proto !== Object.prototype && proto !== null)) {
     throw new ControlError(
       `${where} returned ${JSON.stringify(result)}; a hook returns nothing or a control object such as { stopTraining: true }`,
       cb.name,

@@ -72,6 +72,11 @@ const WORK_STAGE: Record<string, { stage: Stage; phase: string }> = {
   releaseRun: { stage: 'trainEnd', phase: 'cleanup' },
 };
 
+function hasNew(current: Readonly<Record<string, boolean>>, requested: Partial<Record<string, true>>) {
+  for (const k in requested) if (!current[k]) return true;
+  return false;
+}
+
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
@@ -115,6 +120,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     ctx.batchIndex = context.batchIndex;
     ctx.train = context.train;
     ctx.nBatches = context.train ? context.nTrainBatches : context.nValidBatches;
+    ctx.controls = context.controls;
   };
 
   const runHooks = (context: LoopContext, stage: Stage): Partial<LoopContext> => {
@@ -129,6 +135,10 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     for (const { callback, hook } of table.hooksAt(stage)) {
       try {
         mergeHookResult(hook.call(callback, ctx), callback, stage, train, requested);
+        // Later hooks of this stage see what earlier ones asked for.
+        if (requested.controls && hasNew(ctx.controls, requested.controls)) {
+          ctx.controls = { ...context.controls, ...requested.controls };
+        }
       } catch (e) {
         fail(stage, callback.name, 'hook', e);
         return {};

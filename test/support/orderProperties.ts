@@ -340,7 +340,17 @@ export async function checkScenario(s: Scenario, variant: Variant = {}): Promise
   if (outcome.status === 'completed' || outcome.status === 'stopped') {
     const epochEnds = new Set(trace.filter((c) => c.stage === 'epochEnd').map((c) => c.epoch)).size;
     if (s.callbacks.length && epochsDone !== epochEnds) v.push(`the loop reports ${epochsDone} epochs done, the trace shows ${epochEnds}`);
-    if (iterations !== report.batches.length) v.push(`the loop ends at iteration ${iterations}, ${report.batches.length} train batches ran`);
+    // Epochs jumped over by `epoch: N` count as done (§5: iteration is over the whole run).
+    // The last `epoch: N` returned at trainBegin, in run order, is where the run started.
+    const epochReturns = trace
+      .filter((c) => c.stage === 'trainBegin')
+      .map((c) => (c.returned as { epoch?: unknown } | undefined)?.epoch)
+      .filter((e): e is number => typeof e === 'number');
+    const jumpedTo = epochReturns.at(-1) ?? 0;
+    const skipped = Math.min(jumpedTo, s.nEpochs) * s.nTrain;
+    if (iterations !== skipped + report.batches.length) {
+      v.push(`the loop ends at iteration ${iterations}, but ${skipped} batches were jumped over and ${report.batches.length} train batches ran`);
+    }
   }
   return { ...report, status: outcome.status, error: outcome.error, trace, guardCalls };
 }

@@ -541,6 +541,8 @@ export function checkTrace(input: CheckInput): CheckResult {
         if (jt.calls.some((c) => 'threw' in c)) throw new Stop();
       }
       start = chosen.value;
+      // §5: iteration counts train batches of the whole run, so epochs jumped over count as done.
+      if (start > 0) iteration = Math.min(start, config.nEpochs) * config.nTrain;
     }
     for (let e = start; e < config.nEpochs && !stopTraining; e++) runEpoch(e);
     const why = stopTraining
