@@ -28,6 +28,8 @@ export interface LoopInput {
   nValidBatches: number;
   /** Is there a validation pass at all (a validation DataLoader was given)? */
   validate: boolean;
+  /** Resume at this epoch: as if trainBegin's hooks had returned `{ epoch: startEpoch }`. */
+  startEpoch?: number;
 }
 
 /** What went wrong, in a form that survives a persisted snapshot. */
@@ -139,14 +141,14 @@ export const trainLoopSetup = setup({
 
 export const trainLoopMachine = trainLoopSetup.createMachine({
   id: 'trainLoop',
-  context: ({ input }) => ({
+  context: ({ input: { startEpoch, ...input } }) => ({
     ...input,
     epoch: 0,
     iteration: 0,
     batchIndex: 0,
     train: true,
     controls: noControls(),
-    jumpTo: null,
+    jumpTo: startEpoch ?? null,
     failure: null,
   }),
   initial: 'ready',

@@ -47,6 +47,10 @@ export interface FitOptions {
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** Called once the loop's actor exists. */
   onActor?: (actor: LoopActor) => void;
+  /** Resume at this epoch: every callback's jumpToEpoch(startEpoch) runs after onTrainBegin, then epoch startEpoch. */
+  startEpoch?: number;
+  /** With startEpoch: the callbacks' states (from `learn.callbackStates()`), restored just before jumpToEpoch. */
+  callbackStates?: Record<string, Record<string, unknown>>;
 }
 
 export interface FitResult {
@@ -61,7 +65,7 @@ export interface FitResult {
 }
 
 const LEARNER_KEYS = ['model', 'data', 'loss', 'optimizer', 'metrics', 'callbacks', 'seed', 'recorder'] as const;
-const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor'] as const;
+const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates'] as const;
 
 /** Unknown option keys are typos until proven otherwise: say so instead of ignoring them. */
 export function checkKeys(where: string, options: object, known: readonly string[]): void {
@@ -70,6 +74,18 @@ export function checkKeys(where: string, options: object, known: readonly string
       throw new ConfigError(`${where}: unknown option "${key}"; known options: ${known.join(', ')}`);
     }
   }
+}
+
+/** `Name`, or `Name#2`, `Name#3` … for further callbacks of the same name, in the order given. */
+function stateKeys(callbacks: readonly Callback[]): Map<Callback, string> {
+  const seen = new Map<string, number>();
+  const keys = new Map<Callback, string>();
+  for (const cb of callbacks) {
+    const n = (seen.get(cb.name) ?? 0) + 1;
+    seen.set(cb.name, n);
+    keys.set(cb, n === 1 ? cb.name : `${cb.name}#${n}`);
+  }
+  return keys;
 }
 
 function describeValue(v: unknown): string {
@@ -195,15 +211,23 @@ export class Learner {
     if (options.wd !== undefined && (typeof options.wd !== 'number' || !Number.isFinite(options.wd) || options.wd < 0)) {
       throw new ConfigError(`fit: wd must be a number ≥ 0, got ${describeValue(options.wd)}`);
     }
+    const { startEpoch, callbackStates } = options;
+    if (startEpoch !== undefined && (!Number.isInteger(startEpoch) || startEpoch < 0)) {
+      throw new ConfigError(`fit: startEpoch must be an integer ≥ 0, got ${describeValue(startEpoch)}`);
+    }
+    if (callbackStates !== undefined && !(startEpoch! > 0)) {
+      throw new ConfigError('fit: callbackStates are restored when the run jumps to its start epoch; give startEpoch > 0 with them');
+    }
     // Everything is checked before anything changes: a rejected fit leaves the learner as it was.
     this.checkData();
-    if (options.lr !== undefined) this.lr = options.lr;
-    if (options.wd !== undefined) this.wd = options.wd;
 
     const extra = options.callbacks ?? [];
-    for (const cb of extra) cb.attach(this);
     const callbacks = [...this.callbacks, ...extra];
     const table = new HookTable(callbacks);
+    const states = callbackStates ? this.matchStates(callbacks, callbackStates) : undefined;
+    for (const cb of extra) cb.attach(this);
+    if (options.lr !== undefined) this.lr = options.lr;
+    if (options.wd !== undefined) this.wd = options.wd;
     const { train } = this.data;
     const valid = this.data.valid ?? null;
     const ctx = this.newContext(nEpochs);
@@ -228,7 +252,9 @@ export class Learner {
           nTrainBatches: train.nBatches,
           nValidBatches: valid?.nBatches ?? 0,
           validate: valid !== null,
+          ...(startEpoch !== undefined ? { startEpoch } : {}),
         },
+        ...(states ? { callbackStates: states } : {}),
         ...(options.yieldEveryMs !== undefined ? { yieldEveryMs: options.yieldEveryMs } : {}),
         ...(options.inspect ? { inspect: options.inspect } : {}),
         ...(options.onActor ? { onActor: options.onActor } : {}),
@@ -262,6 +288,31 @@ export class Learner {
   /** The dry run: every stage of a fit, with this learner's callbacks (plus `extra`, as fit's options.callbacks) in run order, the controls that may come from each stage and the guards read there (src/dryRun.ts). */
   describeLoop(extra: Callback[] = []): string {
     return describeLoop([...this.callbacks, ...extra]);
+  }
+
+  /**
+   * Every callback's `getState()`, keyed by name (`Name#2` for a second one of the same name),
+   * for a checkpoint; `fit(n, { startEpoch, callbackStates })` restores them.
+   */
+  callbackStates(extra: Callback[] = []): Record<string, Record<string, unknown>> {
+    const out: Record<string, Record<string, unknown>> = {};
+    stateKeys([...this.callbacks, ...extra]).forEach((key, cb) => (out[key] = cb.getState()));
+    return out;
+  }
+
+  private matchStates(callbacks: Callback[], states: Record<string, Record<string, unknown>>) {
+    const keys = stateKeys(callbacks);
+    const byCallback = new Map<Callback, Record<string, unknown>>();
+    const known = new Set(keys.values());
+    for (const key of Object.keys(states)) {
+      if (!known.has(key)) {
+        throw new ConfigError(`fit: callbackStates has "${key}", but no callback of this fit is called that (callbacks: ${[...known].join(', ')})`);
+      }
+    }
+    keys.forEach((key, cb) => {
+      if (key in states) byCallback.set(cb, states[key]!);
+    });
+    return byCallback;
   }
 
   private newContext(nEpochs: number): TrainContext {

@@ -17,6 +17,7 @@ import {
   type LoopContext,
   type LoopInput,
 } from '../../machines/trainLoop.js';
+import type { Callback } from '../callback.js';
 import { ControlError, StageError, TrainchartError } from '../errors.js';
 import type { TrainContext } from './context.js';
 import type { LoopEngine } from './engine.js';
@@ -38,6 +39,12 @@ export interface RunLoopOptions {
   snapshot?: Snapshot<unknown>;
   /** The smoothed-loss state to continue from (resume). */
   smoothLoss?: SmoothLossState;
+  /**
+   * Callback states to restore when the run jumps to its start epoch (resume): applied with
+   * `setState` after every onTrainBegin and before any jumpToEpoch, so a reset in onTrainBegin
+   * cannot wipe them and jumpToEpoch sees the restored state.
+   */
+  callbackStates?: ReadonlyMap<Callback, Record<string, unknown>>;
   /** Called once the actor exists (checkpointing reads its persisted snapshot). */
   onActor?: (actor: LoopActor) => void;
   /** The loop machine to drive instead of `trainLoopMachine`: for tests of mutants and for custom loops. */
@@ -169,6 +176,14 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       runJumpToEpoch: ({ context }) => {
         if (pending) return;
         const epoch = context.jumpTo!;
+        for (const [cb, state] of opts.callbackStates ?? []) {
+          try {
+            cb.setState(structuredClone(state));
+          } catch (e) {
+            fail('trainBegin', cb.name, 'setState', e);
+            return;
+          }
+        }
         for (const cb of table.jumpers) {
           try {
             cb.jumpToEpoch!(epoch);

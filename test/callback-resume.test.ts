@@ -1,0 +1,65 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Callback } from '../src/callback.js';
+import { ConfigError } from '../src/errors.js';
+import type { TrainContext } from '../src/loop/context.js';
+import { tinyLearner } from './support/tracing.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** Counts train batches over a run; resets at trainBegin, as most stateful callbacks do. */
+class BatchCounter extends Callback {
+  count = 0;
+  seenAtJump: number | null = null;
+  iterations: number[] = [];
+  onTrainBegin() {
+    this.count = 0;
+  }
+  onBatchEnd(ctx: TrainContext) {
+    if (!ctx.train) return;
+    this.count += 1;
+    this.iterations.push(ctx.iteration);
+  }
+  jumpToEpoch() {
+    this.seenAtJump = this.count;
+  }
+}
+
+describe('callback state across a resume (fit with startEpoch and callbackStates)', () => {
+  it('states are restored after onTrainBegin and before jumpToEpoch, so the resumed run ends like an uninterrupted one', async () => {
+    const whole = new BatchCounter();
+    await tinyLearner([whole]).fit(4);
+
+    const first = new BatchCounter();
+    const learnA = tinyLearner([first]);
+    await learnA.fit(2);
+    const states = learnA.callbackStates();
+    expect(states).toEqual({ BatchCounter: { count: 6, seenAtJump: null, iterations: [0, 1, 2, 3, 4, 5] } });
+
+    const resumed = new BatchCounter();
+    const learnB = tinyLearner([resumed]);
+    const result = await learnB.fit(4, { startEpoch: 2, callbackStates: states });
+    expect(resumed.seenAtJump).toBe(6);
+    expect(resumed.count).toBe(whole.count);
+    // iteration counts the whole run: the resumed epochs continue at 6, as the uninterrupted run did
+    expect(resumed.iterations).toEqual(whole.iterations);
+    expect(result.iterations).toBe(12);
+    expect(result.epochs).toBe(2);
+  });
+
+  it('two callbacks of the same name get distinct keys', () => {
+    const learn = tinyLearner([new BatchCounter(), new BatchCounter()]);
+    expect(Object.keys(learn.callbackStates())).toEqual(['BatchCounter', 'BatchCounter#2']);
+  });
+
+  it('bad resume options are ConfigErrors and change nothing', async () => {
+    const learn = tinyLearner([new BatchCounter()]);
+    const lr = learn.lr;
+    await expect(learn.fit(2, { lr: 0.5, callbackStates: {} })).rejects.toThrow(/give startEpoch > 0/);
+    await expect(learn.fit(2, { startEpoch: -1 })).rejects.toThrow(ConfigError);
+    await expect(learn.fit(2, { startEpoch: 1, callbackStates: { Nope: {} } })).rejects.toThrow(/"Nope", but no callback/);
+    expect(learn.lr).toBe(lr);
+  });
+});
