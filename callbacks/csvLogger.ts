@@ -22,21 +22,32 @@ export interface CSVLoggerOptions {
  * (empty when the epoch had no validation pass), and `time` (the epoch's seconds).
  *
  * The header is written at trainBegin and each row is appended whole at epochEnd, so the file
- * is valid CSV at every epoch end. A resume at epoch N (`jumpToEpoch`) drops the rows of
- * epochs ≥ N that the interrupted run had written, so no epoch appears twice.
+ * is valid CSV at every epoch end.
+ *
+ * State: the rows this fit wrote (`rows`), how many lines of the file came before them
+ * (`startLine`: the header, plus earlier fits' rows with `append`), and the running epoch's
+ * sums; path and append are options. A resume at epoch N (`jumpToEpoch`, after setState)
+ * rewrites the file as those first lines plus the saved rows of epochs < N: the rows an
+ * interrupted run wrote after its checkpoint go, no epoch appears twice, and the rows before
+ * the checkpoint come back even when the resumed fit started the file afresh.
  */
 export class CSVLogger extends Callback {
   // After the Recorder (50): the row describes a finished epoch.
   override order = 55;
   readonly path: string;
   readonly append: boolean;
-  /** The header's column names, fixed at trainBegin. */
+  /** The header's column names, fixed at trainBegin from the learner's metrics. */
   columns: string[] = [];
-  protected epochStart = 0;
+  /** The rows of this fit, in order: the epoch and the CSV record (without its newline). */
+  rows: Array<{ epoch: number; line: string }> = [];
+  /** Lines of the file before this fit's first row. */
+  startLine = 0;
   protected lossSum = 0;
   protected lossCount = 0;
   protected epochValid: Record<string, number> | null = null;
-  #restored = false;
+  // A performance.now() reading means nothing in another process: not state.
+  protected epochStart = performance.now();
+  protected override readonly stateKeys: readonly string[] = ['rows', 'startLine', 'lossSum', 'lossCount', 'epochValid'];
 
   constructor(options: CSVLoggerOptions = {}) {
     super();
@@ -51,23 +62,24 @@ export class CSVLogger extends Callback {
     const columns = ['epoch', 'train_loss', ...valid, 'time'];
     const header = csvLine(columns);
     mkdirSync(dirname(this.path), { recursive: true });
-    const restored = this.#restored;
-    this.#restored = false;
-    this.columns = columns;
-    if (restored || this.append) {
-      const existing = existsSync(this.path) ? readFileSync(this.path, 'utf8') : '';
-      if (existing.length > 0) {
-        const first = existing.slice(0, existing.indexOf('\n') + 1 || undefined);
-        if (first !== header) {
-          throw new ConfigError(
-            `CSVLogger: ${this.path} has the header ${JSON.stringify(first.trim())} but this run writes ${JSON.stringify(header.trim())}; ` +
-              'log to another path, or pass append: false to start the file afresh',
-          );
-        }
-        return;
+    const existing = this.append && existsSync(this.path) ? readFileSync(this.path, 'utf8') : '';
+    if (existing.length > 0) {
+      const first = existing.slice(0, existing.indexOf('\n') + 1 || undefined);
+      if (first !== header) {
+        throw new ConfigError(
+          `CSVLogger: ${this.path} has the header ${JSON.stringify(first.trim())} but this run writes ${JSON.stringify(header.trim())}; ` +
+            'log to another path, or pass append: false to start the file afresh',
+        );
       }
+    } else {
+      writeFileSync(this.path, header);
     }
-    writeFileSync(this.path, header);
+    this.columns = columns;
+    this.rows = [];
+    this.startLine = existing.length > 0 ? lines(existing).length : 1;
+    this.lossSum = 0;
+    this.lossCount = 0;
+    this.epochValid = null;
   }
 
   onEpochBegin(): void {
@@ -96,22 +108,24 @@ export class CSVLogger extends Callback {
       time: ((performance.now() - this.epochStart) / 1000).toFixed(3),
     };
     for (const [key, value] of Object.entries(this.epochValid ?? {})) values[snake(key)] = String(value);
-    appendFileSync(this.path, csvLine(this.columns.map((c) => values[c] ?? '')));
+    const line = csvLine(this.columns.map((c) => values[c] ?? ''));
+    appendFileSync(this.path, line);
+    this.rows.push({ epoch: ctx.epoch, line: line.slice(0, -1) });
   }
 
-  /** Resuming at `epoch`: keep the header and the rows of earlier epochs only. */
+  /** Resuming at `epoch`: the file's first `startLine` lines, then this fit's rows of earlier epochs. */
   jumpToEpoch(epoch: number): void {
-    this.#restored = false;
-    if (!existsSync(this.path)) return;
-    const lines = readFileSync(this.path, 'utf8').split('\n').filter((l) => l !== '');
-    const kept = lines.filter((line, i) => i === 0 || Number(line.slice(0, line.indexOf(','))) < epoch);
-    writeFileAtomic(this.path, kept.map((l) => l + '\n').join(''));
+    this.rows = this.rows.filter((r) => r.epoch < epoch);
+    const before = existsSync(this.path) ? lines(readFileSync(this.path, 'utf8')).slice(0, this.startLine) : [];
+    writeFileAtomic(this.path, [...before, ...this.rows.map((r) => r.line)].map((l) => l + '\n').join(''));
   }
+}
 
-  override setState(state: Record<string, unknown>): void {
-    super.setState(state);
-    this.#restored = true;
-  }
+/** The file's records (each ends with a newline; a torn last line without one is left out). */
+function lines(text: string): string[] {
+  const all = text.split('\n');
+  all.pop();
+  return all;
 }
 
 function snake(s: string): string {

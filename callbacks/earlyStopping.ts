@@ -25,6 +25,9 @@ interface WeightCopy {
  * With `restoreBest`, the weights at the end of the best epoch are copied into typed arrays
  * (not tensors, so nothing can leak while they wait) and written back at trainEnd — also
  * when the run ended for another reason, since the best weights are what was asked for.
+ *
+ * State: the tracker's, `wait`, `stoppedEpoch` and the best weights' copy (`bestWeights`:
+ * shape, dtype and a typed array per weight), so a resumed run can still restore them.
  */
 export class EarlyStopping extends TrackerCallback {
   // After the Recorder (50) and Progress (60), so the last epoch is recorded and printed first.
@@ -36,6 +39,8 @@ export class EarlyStopping extends TrackerCallback {
   /** The epoch at whose end training was stopped, or null. */
   stoppedEpoch: number | null = null;
   #bestWeights: WeightCopy[] | null = null;
+  // bestWeights lives in a #private field: getState and setState below carry it themselves.
+  protected override readonly stateKeys = [...TrackerCallback.STATE_KEYS, 'wait', 'stoppedEpoch', 'bestWeights'];
 
   constructor(options: EarlyStoppingOptions = {}) {
     super(options);
@@ -102,26 +107,45 @@ export class EarlyStopping extends TrackerCallback {
     });
   }
 
-  /** Plain data, plus the best weights as base64 of their bytes (so a resumed run can still restore them). */
+  /** Resuming at `epoch`: a stop recorded at that epoch or later has not happened yet. */
+  jumpToEpoch(epoch: number): void {
+    if (this.stoppedEpoch !== null && this.stoppedEpoch >= epoch) this.stoppedEpoch = null;
+  }
+
+  /** The tracker's state, `wait`, `stoppedEpoch`, and `bestWeights` (copies of the typed arrays, or null). */
   override getState(): Record<string, unknown> {
     const state = super.getState();
-    state.bestWeights = this.#bestWeights?.map((c) => ({
-      shape: [...c.shape],
-      dtype: c.dtype,
-      base64: Buffer.from(c.values.buffer, c.values.byteOffset, c.values.byteLength).toString('base64'),
-    })) ?? null;
+    state.bestWeights = this.#bestWeights?.map((c) => ({ shape: [...c.shape], dtype: c.dtype, values: c.values.slice() })) ?? null;
     return state;
   }
 
   override setState(state: Record<string, unknown>): void {
-    const { bestWeights, ...rest } = state;
+    let rest = state;
+    let copies: WeightCopy[] | null | undefined;
+    if (typeof state === 'object' && state !== null && 'bestWeights' in state) {
+      const { bestWeights, ...others } = state;
+      // Checked before anything is set, so a bad state changes nothing.
+      copies = this.readWeightCopies(bestWeights);
+      rest = others;
+    }
     super.setState(rest);
-    const saved = bestWeights as Array<{ shape: number[]; dtype: 'float32' | 'int32'; base64: string }> | null | undefined;
-    this.#bestWeights =
-      saved?.map((c) => {
-        const bytes = Buffer.from(c.base64, 'base64');
-        const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-        return { shape: [...c.shape], dtype: c.dtype, values: c.dtype === 'int32' ? new Int32Array(ab) : new Float32Array(ab) };
-      }) ?? null;
+    if (copies !== undefined) this.#bestWeights = copies;
+  }
+
+  private readWeightCopies(saved: unknown): WeightCopy[] | null {
+    if (saved === null) return null;
+    const bad = (what: string) =>
+      new ConfigError(`EarlyStopping.setState: bestWeights ${what}; it must be null or, per weight, { shape, dtype: 'float32' | 'int32', values }`);
+    if (!Array.isArray(saved)) throw bad('is not an array');
+    return saved.map((c: unknown, i): WeightCopy => {
+      const { shape, dtype, values } = (c ?? {}) as Partial<WeightCopy>;
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`[${i}] has no valid shape`);
+      if (dtype !== 'float32' && dtype !== 'int32') throw bad(`[${i}] has dtype ${JSON.stringify(dtype)}`);
+      const Ctor = dtype === 'int32' ? Int32Array : Float32Array;
+      if (!(values instanceof Ctor)) throw bad(`[${i}] values are not a ${Ctor.name}`);
+      const size = shape.reduce((a, d) => a * d, 1);
+      if (values.length !== size) throw bad(`[${i}] holds ${values.length} values for shape [${shape.join(', ')}]`);
+      return { shape: [...shape], dtype, values: values.slice() };
+    });
   }
 }

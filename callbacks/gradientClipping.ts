@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs';
 import { Callback } from '../src/callback.js';
 import { ConfigError } from '../src/errors.js';
 import type { TrainContext } from '../src/loop/context.js';
-import { isAccumulatingOnly } from './gradientAccumulation.js';
 
 export interface GradientClippingOptions {
   /** The largest global norm the step may use (> 0). Default 1. */
@@ -12,21 +11,35 @@ export interface GradientClippingOptions {
 /**
  * Global-norm gradient clipping at backwardEnd (TensorFlow's `clip_by_global_norm`, fastai's
  * GradientClip with the global norm): with `norm = sqrt(Σ over every gradient of Σ g²)`,
- * when `norm > maxNorm` every gradient is scaled by `maxNorm / norm` (so the direction is
- * kept and the new global norm is maxNorm); otherwise the gradients are left untouched.
- * A non-finite norm is left alone too: scaling cannot repair it (TerminateOnNaN stops such runs).
+ * every gradient is multiplied by `scale = min(1, maxNorm / norm)`, so above maxNorm the
+ * direction is kept and the new global norm is maxNorm, and at or below it the values are
+ * unchanged (× exactly 1). A non-finite norm gives scale 1 too: scaling cannot repair it
+ * (TerminateOnNaN stops such runs). The scale is computed on the device: no batch waits for
+ * a value to come back from it.
  *
- * With GradientAccumulation, only the batches that step are clipped, so the clip applies
- * to the averaged gradient, not to partial sums.
+ * Only batches that will step are clipped: when a hook that ran earlier at this backwardEnd
+ * asked for skipStep or cancelBatch (`ctx.controls`), the gradients are left alone. With
+ * GradientAccumulation (order −20) that means the clip applies to the gradient a step uses,
+ * not to partial sums. (A skipStep *guard* fires as the stage is left, after this hook: it
+ * cannot be seen here.)
+ *
+ * `lastNorm` and `clippedSteps` are read back from the device at each epochEnd and at
+ * trainEnd, not per batch.
  */
 export class GradientClipping extends Callback {
   // After GradientAccumulation (-20), before anything else that reads the gradients at backwardEnd.
   override order = -10;
   readonly maxNorm: number;
-  /** Global norm of the last gradients seen, before clipping (null before the first). */
+  /** Global norm, before clipping, of the last gradients clipped or checked (null before the first); up to date at each epochEnd and trainEnd. */
   lastNorm: number | null = null;
-  /** Steps whose gradients were clipped, this run. */
+  /** Steps whose gradients were scaled down this run; up to date at each epochEnd and trainEnd. */
   clippedSteps = 0;
+  /** The latest norm, still on the device. */
+  #norm: tf.Scalar | null = null;
+  /** Clipped steps since the last read-back, counted on the device. */
+  #pending: tf.Scalar | null = null;
+  // maxNorm is an option, never restored from a state.
+  protected override readonly stateKeys: readonly string[] = ['lastNorm', 'clippedSteps'];
 
   constructor(options: GradientClippingOptions = {}) {
     super();
@@ -38,27 +51,64 @@ export class GradientClipping extends Callback {
   }
 
   onTrainBegin(): void {
+    this.release();
     this.lastNorm = null;
     this.clippedSteps = 0;
   }
 
-  onBackwardEnd(_ctx: TrainContext): void {
+  onBackwardEnd(ctx: TrainContext): void {
+    if (ctx.controls.skipStep || ctx.controls.cancelBatch) return;
     const grads = this.learn.grads;
-    if (!grads || isAccumulatingOnly(this.learn)) return;
-    const tensors = Object.values(grads);
-    if (tensors.length === 0) return;
-    const normT = tf.tidy(() => tf.sqrt(tf.addN(tensors.map((g) => tf.sum(tf.square(g))))));
-    const norm = normT.dataSync()[0]!;
-    normT.dispose();
-    this.lastNorm = norm;
-    if (!(norm > this.maxNorm) || !Number.isFinite(norm)) return;
-    const scale = this.maxNorm / norm;
-    // The learner's setter frees the gradients this replaces.
-    this.learn.grads = tf.tidy(() => {
-      const clipped: tf.NamedTensorMap = {};
-      for (const [name, g] of Object.entries(grads)) clipped[name] = g.mul(scale);
-      return clipped;
+    if (!grads) return;
+    const entries = Object.entries(grads);
+    if (entries.length === 0) return;
+    const maxNorm = this.maxNorm;
+    const { clipped, norm, pending } = tf.tidy(() => {
+      const norm = tf.sqrt(tf.addN(entries.map(([, g]) => tf.sum(tf.square(g))))) as tf.Scalar;
+      const clips = tf.logicalAnd(tf.isFinite(norm), tf.greater(norm, maxNorm));
+      // 1 exactly when not clipping: x · 1 is x for every float, NaN and ±Infinity included.
+      const scale = tf.where(clips, tf.div(maxNorm, norm), tf.onesLike(norm));
+      const out: tf.NamedTensorMap = {};
+      for (const [name, g] of entries) out[name] = tf.mul(g, scale);
+      const counted = tf.cast(clips, 'float32');
+      return { clipped: out, norm, pending: (this.#pending ? tf.add(this.#pending, counted) : counted) as tf.Scalar };
     });
-    this.clippedSteps += 1;
+    this.#norm?.dispose();
+    this.#pending?.dispose();
+    this.#norm = norm;
+    this.#pending = pending;
+    // The learner's setter frees the gradients this replaces.
+    this.learn.grads = clipped;
+  }
+
+  onEpochEnd(): void {
+    this.readBack();
+  }
+
+  onTrainEnd(): void {
+    // Also after an error: the device tensors are freed on every path.
+    this.release();
+  }
+
+  /** A checkpoint taken mid-epoch includes the steps counted on the device since the last epochEnd. */
+  override getState(): Record<string, unknown> {
+    this.readBack();
+    return super.getState();
+  }
+
+  /** Brings lastNorm and clippedSteps up to date: one read from the device. */
+  private readBack(): void {
+    if (this.#norm === null || this.#pending === null) return;
+    const values = tf.tidy(() => tf.stack([this.#norm!, this.#pending!]).dataSync());
+    this.lastNorm = values[0]!;
+    this.clippedSteps += values[1]!;
+    this.#pending.dispose();
+    this.#pending = null;
+  }
+
+  private release(): void {
+    this.readBack();
+    this.#norm?.dispose();
+    this.#norm = null;
   }
 }

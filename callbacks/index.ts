@@ -7,7 +7,7 @@ export { ReduceLROnPlateau, type ReduceLROnPlateauOptions } from './reduceLrOnPl
 export { TerminateOnNaN } from './terminateOnNan.js';
 export { CSVLogger, type CSVLoggerOptions } from './csvLogger.js';
 export { GradientClipping, type GradientClippingOptions } from './gradientClipping.js';
-export { GradientAccumulation, isAccumulatingOnly, type GradientAccumulationOptions } from './gradientAccumulation.js';
+export { GradientAccumulation, type GradientAccumulationOptions } from './gradientAccumulation.js';
 export { MixUp, type MixUpOptions } from './mixUp.js';
 export { StopAtLoss } from './stopAtLoss.js';
 export type { BatchRecord, RecorderHistory, HistoryFiles } from './recorder.js';

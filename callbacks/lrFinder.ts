@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { HookResult } from '../src/callback.js';
+import { Callback, type HookResult } from '../src/callback.js';
 import { ConfigError } from '../src/errors.js';
 import type { TrainContext } from '../src/loop/context.js';
 import type { OptimizerState } from '../src/optim/optimizer.js';
@@ -51,6 +51,10 @@ function isRngLayer<T>(layer: T): layer is T & RngLayer {
  *   optimizer state (buffers, hyper-parameters — so the lr too —, step count), the random
  *   streams of the model's layers and `learn.rng` are put back exactly as they were. An
  *   optimizer that had no buffers yet loses the ones the search created.
+ * - The finder's own order is 0, so that its lr is set early in each batchBegin; a callback
+ *   with a higher order could still change the weights at trainEnd after that restore
+ *   (EarlyStopping's restoreBest does). Put `finder.restorer` in the same fit, and the restore
+ *   moves to it: it runs after every other trainEnd hook. `learn.lrFind()` does so.
  */
 export class LRFinder extends ParamScheduler {
   readonly startLr: number;
@@ -64,7 +68,22 @@ export class LRFinder extends ParamScheduler {
   bestLoss = Number.POSITIVE_INFINITY;
   /** Why the search ended; null when the fit ran out of epochs first. */
   stopReason: LRFinderStop | null = null;
+  // The scheduler's state, then the search's record; startLr, endLr, numIt and stopDiv are options.
+  // ParamScheduler's initializer has run when this one does, so its list is there to extend
+  // (TypeScript cannot tell, hence the cast).
+  protected override readonly stateKeys: readonly string[] = [
+    ...((this as unknown as { stateKeys?: readonly string[] }).stateKeys ?? []),
+    'lrs',
+    'losses',
+    'rawLosses',
+    'bestLoss',
+    'stopReason',
+  ];
+  /** Add it to the fit beside the finder to make the restore the last thing at trainEnd. */
+  readonly restorer: LRFinderRestore = new LRFinderRestore(this);
   #saved: Snapshot | null = null;
+  /** Set when the restorer is part of this fit: the restore is then its job, not onTrainEnd's. */
+  #restoreLater = false;
 
   constructor(options: LRFinderOptions = {}) {
     const { startLr = 1e-7, endLr = 10, numIt = 100, stopDiv = true } = options;
@@ -94,6 +113,7 @@ export class LRFinder extends ParamScheduler {
     this.rawLosses = [];
     this.bestLoss = Number.POSITIVE_INFINITY;
     this.stopReason = null;
+    this.#restoreLater = false;
     this.#saved = this.snapshot();
   }
 
@@ -117,8 +137,19 @@ export class LRFinder extends ParamScheduler {
   }
 
   onTrainEnd(): void {
+    if (!this.#restoreLater) this.restoreSnapshot();
+  }
+
+  /** @internal — the restorer's onTrainBegin (it runs after this finder's: its order is the largest). */
+  deferRestore(): void {
+    this.#restoreLater = true;
+  }
+
+  /** Puts back what onTrainBegin saved, once; a no-op when nothing is saved. */
+  restoreSnapshot(): void {
     const saved = this.#saved;
     this.#saved = null;
+    this.#restoreLater = false;
     if (saved) this.restore(saved);
   }
 
@@ -146,5 +177,28 @@ export class LRFinder extends ParamScheduler {
     learn.optimizer.setState(saved.optimizer);
     for (const { layer, state } of saved.layerRngs) layer.setRngState(state);
     learn.rng.setState(saved.rng as ReturnType<typeof learn.rng.getState>);
+  }
+}
+
+/**
+ * The LR finder's restore, as a callback of its own whose order is the largest there is, so
+ * it runs after every other trainEnd hook of the fit (ties run in the order given: put it
+ * last). Nothing a callback does at trainEnd can then undo it.
+ */
+export class LRFinderRestore extends Callback {
+  override order = Number.MAX_VALUE;
+  readonly #finder: LRFinder;
+
+  constructor(finder: LRFinder) {
+    super();
+    this.#finder = finder;
+  }
+
+  onTrainBegin(): void {
+    this.#finder.deferRestore();
+  }
+
+  onTrainEnd(): void {
+    this.#finder.restoreSnapshot();
   }
 }

@@ -29,6 +29,9 @@ export class MixUp extends Callback {
   readonly alpha: number;
   #lambdas: number[] = [];
   #permutation: number[] = [];
+  // No state of its own: alpha is an option, the λs describe the last batch only, and the
+  // random stream is the learner's (`learn.rng`).
+  protected override readonly stateKeys: readonly string[] = [];
 
   constructor(options: MixUpOptions = {}) {
     super();

@@ -23,14 +23,22 @@ const PARAMS: readonly ScheduledParam[] = ['lr', 'momentum', 'beta1', 'wd'];
  * ```ts
  * new ParamScheduler({ lr: combinedCos(0.25, 4e-5, 1e-3, 1e-8), momentum: combinedCos(0.25, 0.95, 0.85, 0.95) })
  * ```
+ *
+ * State: what the batches used (`hps`, with the epoch of each batch in `hpEpochs`) and `pos`;
+ * the schedules are options. The values themselves follow from the position, so a resume
+ * needs no state to continue the schedule: jumpToEpoch sets them.
  */
 export class ParamScheduler extends Callback {
   /** The values each train batch used, by hyper-parameter (fastai's `hps`). */
   hps: Partial<Record<ScheduledParam, number[]>> = {};
+  /** The epoch of each train batch recorded in `hps`. */
+  hpEpochs: number[] = [];
   /** Position of the latest train batch scheduled. */
   pos = 0;
+  // The fit's length, from its context at trainBegin: not state.
   private nEpochs = 1;
   readonly scheds: Readonly<ParamSchedules>;
+  protected override readonly stateKeys: readonly string[] = ['hps', 'hpEpochs', 'pos'];
 
   constructor(scheds: ParamSchedules) {
     super();
@@ -60,6 +68,7 @@ export class ParamScheduler extends Callback {
     this.nEpochs = ctx.nEpochs;
     this.pos = 0;
     this.hps = Object.fromEntries(Object.keys(this.scheds).map((k) => [k, []]));
+    this.hpEpochs = [];
   }
 
   onBatchBegin(ctx: TrainContext): void {
@@ -71,13 +80,20 @@ export class ParamScheduler extends Callback {
   onBatchEnd(ctx: TrainContext): void {
     if (!ctx.train) return;
     for (const key of Object.keys(this.scheds) as ScheduledParam[]) (this.hps[key] ??= []).push(this.learn[key]);
+    this.hpEpochs.push(ctx.epoch);
   }
 
   /**
    * Resuming at `epoch`: the hyper-parameters take their values at the start of that epoch at
    * once (its first batch would set them anyway; this way they are right before it too).
+   * What batches of that epoch and later recorded in `hps` is forgotten.
    */
   jumpToEpoch(epoch: number): void {
+    const kept = this.hpEpochs.findIndex((e) => e >= epoch);
+    if (kept >= 0) {
+      this.hpEpochs.length = kept;
+      for (const values of Object.values(this.hps)) values.length = Math.min(values.length, kept);
+    }
     this.pos = epoch / this.nEpochs;
     this.apply(Math.min(this.pos, 1));
   }

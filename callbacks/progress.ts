@@ -43,6 +43,7 @@ export class Progress extends Callback {
   #lossSum = 0;
   #lossCount = 0;
   #valid: Record<string, number> | null = null;
+  protected override readonly stateKeys: readonly string[] = [];
 
   constructor(options: ProgressOptions = {}) {
     super();

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Callback } from '../src/callback.js';
+import { ConfigError } from '../src/errors.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { plotLossChart, plotLrChart, plotLrFindChart, type Suggestion } from '../src/plot/charts.js';
 import type { PlotFiles } from '../src/plot/render.js';
@@ -47,32 +48,58 @@ function csv(header: string[], rows: unknown[][]): string {
   return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 }
 
+/** The per-train-batch records, parallel arrays. */
+const BATCH_SERIES = ['iterations', 'batchEpochs', 'lrs', 'moms', 'losses', 'smoothLosses'] as const;
+
 /**
  * Records the run, as fastai's always-on Recorder: per train batch the lr, momentum, raw
  * and smoothed loss (the lr is the one the step of that batch used); per epoch the train and
  * validation losses and metrics.
+ *
+ * State: every record (per batch, with the epoch of each batch; per epoch) and the running
+ * epoch's sums. A resume at epoch N forgets the records of epochs ≥ N, batches included.
+ * The epoch's start time is not state: a `performance.now()` reading means nothing in
+ * another process, so an epoch resumed mid-way counts its seconds from the resume.
  */
 export class Recorder extends Callback {
   // Records after the callbacks that set hyper-parameters or change the loss.
   override order = 50;
   iterations: number[] = [];
+  /** The epoch of each train batch (parallel to `iterations`). */
+  batchEpochs: number[] = [];
   lrs: number[] = [];
   moms: number[] = [];
   losses: number[] = [];
   smoothLosses: number[] = [];
   epochs: EpochRecord[] = [];
-  private epochStart = 0;
+  private epochStart = performance.now();
   private lossSum = 0;
   private lossCount = 0;
   private validMetrics: Record<string, number> | null = null;
+  protected override readonly stateKeys: readonly string[] = [
+    'iterations',
+    'batchEpochs',
+    'lrs',
+    'moms',
+    'losses',
+    'smoothLosses',
+    'epochs',
+    'lossSum',
+    'lossCount',
+    'validMetrics',
+  ];
 
   onTrainBegin(): void {
     this.iterations = [];
+    this.batchEpochs = [];
     this.lrs = [];
     this.moms = [];
     this.losses = [];
     this.smoothLosses = [];
     this.epochs = [];
+    this.lossSum = 0;
+    this.lossCount = 0;
+    this.validMetrics = null;
   }
 
   onEpochBegin(): void {
@@ -86,6 +113,7 @@ export class Recorder extends Callback {
     if (!ctx.train) return;
     const loss = ctx.lastLossValue ?? Number.NaN;
     this.iterations.push(ctx.iteration);
+    this.batchEpochs.push(ctx.epoch);
     this.lrs.push(this.learn.lr);
     this.moms.push(this.learn.momentum);
     this.losses.push(loss);
@@ -110,9 +138,33 @@ export class Recorder extends Callback {
     });
   }
 
-  /** Resuming at `epoch`: forget what a previous run recorded from that epoch on. */
+  /** Resuming at `epoch`: forget what a previous run recorded from that epoch on, per epoch and per batch. */
   jumpToEpoch(epoch: number): void {
     this.epochs = this.epochs.filter((e) => e.epoch < epoch);
+    // Batches are recorded in epoch order: keep the prefix of earlier epochs.
+    const i = this.batchEpochs.findIndex((e) => e >= epoch);
+    if (i < 0) return;
+    const self = this as unknown as Record<string, unknown[]>;
+    for (const k of BATCH_SERIES) self[k]!.length = i;
+  }
+
+  /** Also checks, before anything is set, that the per-batch series would all have one value per batch. */
+  override setState(state: Record<string, unknown>): void {
+    if (typeof state === 'object' && state !== null) {
+      const self = this as unknown as Record<string, unknown[]>;
+      // A series the state lacks keeps its current value, so that one counts.
+      const lengths = BATCH_SERIES.map((k) => {
+        const v = k in state ? state[k] : self[k];
+        return Array.isArray(v) ? v.length : -1;
+      });
+      if (lengths.some((n) => n !== lengths[0] || n < 0)) {
+        throw new ConfigError(
+          `Recorder.setState: the per-batch series must be arrays of one length (one value per train batch); got ` +
+            BATCH_SERIES.map((k, i) => `${k}: ${lengths[i]! < 0 ? 'not an array' : lengths[i]}`).join(', '),
+        );
+      }
+    }
+    super.setState(state);
   }
 
   /** The history as plain data: per train batch, and per epoch. */

@@ -21,6 +21,9 @@ export interface ReduceLROnPlateauOptions extends TrackerOptions {
  * `learn.lr ← max(learn.lr · factor, minLr)` for the next epoch and the count restarts at 0.
  *
  * A schedule that sets `learn.lr` at every batch (one-cycle) overrides this; use one or the other.
+ *
+ * State: the tracker's, `wait` and `reductions`; factor, patience and minLr are options. The
+ * lr itself is the optimizer's (`optimizer.getState()` carries it).
  */
 export class ReduceLROnPlateau extends TrackerCallback {
   // After the Recorder (50), so the epoch's own lr is recorded before it changes.
@@ -32,6 +35,7 @@ export class ReduceLROnPlateau extends TrackerCallback {
   wait = 0;
   /** Every reduction of the run: the epoch at whose end it happened and the new lr. */
   reductions: Array<{ epoch: number; lr: number }> = [];
+  protected override readonly stateKeys = [...TrackerCallback.STATE_KEYS, 'wait', 'reductions'];
 
   constructor(options: ReduceLROnPlateauOptions = {}) {
     super(options);
@@ -59,6 +63,11 @@ export class ReduceLROnPlateau extends TrackerCallback {
     super.reset();
     this.wait = 0;
     this.reductions = [];
+  }
+
+  /** Resuming at `epoch`: the reductions of that epoch and later have not happened yet. */
+  jumpToEpoch(epoch: number): void {
+    this.reductions = this.reductions.filter((r) => r.epoch < epoch);
   }
 
   onEpochEnd(ctx: TrainContext): void {

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../src/errors.js';
 import { saveWeights } from '../src/io/weightsFile.js';
 import type { TrainContext } from '../src/loop/context.js';
@@ -24,6 +25,10 @@ export interface SaveModelOptions extends TrackerOptions {
  * the file is written to a temp file, fsynced and renamed over the old one, so a crash while
  * saving leaves the previous file whole, and a torn file is refused on load. Load a file back
  * with `loadWeights(model, path)` from `src/io/weightsFile.ts`.
+ *
+ * State: the tracker's, and the files written (`saved`, `savedEpochs`, `lastSaved`); every,
+ * dir and name are options. A resume at epoch N forgets the saves of epochs ≥ N (the files
+ * stay: the resumed run writes them again as it reaches those epochs).
  */
 export class SaveModel extends TrackerCallback {
   // After the Recorder (50) and before EarlyStopping (70), so the epoch that stops a run is saved first.
@@ -35,6 +40,9 @@ export class SaveModel extends TrackerCallback {
   lastSaved: string | null = null;
   /** Files written this run, in order. */
   saved: string[] = [];
+  /** The epoch of each file in `saved`. */
+  savedEpochs: number[] = [];
+  protected override readonly stateKeys = [...TrackerCallback.STATE_KEYS, 'lastSaved', 'saved', 'savedEpochs'];
 
   constructor(options: SaveModelOptions = {}) {
     super(options);
@@ -74,19 +82,43 @@ export class SaveModel extends TrackerCallback {
     super.reset();
     this.lastSaved = null;
     this.saved = [];
+    this.savedEpochs = [];
+  }
+
+  /** Resuming at `epoch`: the saves of that epoch and later have not happened yet. */
+  jumpToEpoch(epoch: number): void {
+    const kept = this.savedEpochs.filter((e) => e < epoch).length;
+    this.saved = this.saved.slice(0, kept);
+    this.savedEpochs = this.savedEpochs.slice(0, kept);
+    this.lastSaved = this.saved.at(-1) ?? null;
   }
 
   onEpochEnd(ctx: TrainContext): void {
+    // Weights that are not all finite (a NaN or infinite loss stepped into them) are never
+    // written, nor is such an epoch counted as an improvement: the files keep the last good
+    // weights, whatever stopped the run (TerminateOnNaN lets epochEnd run) or did not.
+    if (!allFinite(this.learn.model)) return;
     if (this.every === 'epoch') {
-      this.write(this.epochPath(ctx.epoch));
+      this.write(this.epochPath(ctx.epoch), ctx.epoch);
       return;
     }
-    if (this.track(ctx) === 'improved') this.write(this.bestPath);
+    if (this.track(ctx) === 'improved') this.write(this.bestPath, ctx.epoch);
   }
 
-  private write(path: string): void {
+  private write(path: string, epoch: number): void {
     saveWeights(this.learn.model, path);
     this.lastSaved = path;
     this.saved.push(path);
+    this.savedEpochs.push(epoch);
   }
+}
+
+/** Is every weight of `model` (trainable or not) finite? One read from the device. */
+function allFinite(model: tf.LayersModel): boolean {
+  const weights = model.weights.map((w) => w.read());
+  if (weights.length === 0) return true;
+  const bad = tf.tidy(() => tf.addN(weights.map((w) => tf.sum(tf.cast(tf.logicalNot(tf.isFinite(w)), 'int32')))));
+  const n = bad.dataSync()[0]!;
+  bad.dispose();
+  return n === 0;
 }

@@ -13,6 +13,7 @@ export class TerminateOnNaN extends Callback {
   override order = -9;
   /** Where the run was stopped: epoch and iteration of the batch, and its loss. */
   stoppedAt: { epoch: number; iteration: number; loss: number } | null = null;
+  protected override readonly stateKeys: readonly string[] = ['stoppedAt'];
 
   onTrainBegin(): void {
     this.stoppedAt = null;

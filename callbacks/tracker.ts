@@ -29,8 +29,10 @@ const TRAIN_MONITORS = new Set(['trainLoss', 'smoothLoss']);
  * the first finite value always improves; NaN never does. An epoch whose monitored value is
  * missing (a validation metric in an epoch that skipped validation) is not counted at all.
  *
- * All state is plain data (the default getState saves it). A fit resets it at trainBegin,
- * as fastai's `reset_on_fit`, except right after `setState`, so a resumed run continues.
+ * Its state (`stateKeys`) is the best so far, where it was reached, the last value and the
+ * running epoch's train-loss sum; monitor, mode and minDelta are options and never restored.
+ * A fit resets the state at trainBegin (fastai's `reset_on_fit`); a resumed fit gets it back
+ * from `setState`, which the loop calls after every onTrainBegin.
  */
 export abstract class TrackerCallback extends Callback {
   readonly monitor: string;
@@ -45,7 +47,13 @@ export abstract class TrackerCallback extends Callback {
   protected epochLossSum = 0;
   protected epochLossCount = 0;
   protected epochValid: Record<string, number> | null = null;
-  #restored = false;
+  /**
+   * The tracker's state fields; a subclass lists its own after them
+   * (`stateKeys = [...TrackerCallback.STATE_KEYS, 'wait']`). The running epoch's sums are
+   * state too: a checkpoint may be taken mid-epoch.
+   */
+  static readonly STATE_KEYS: readonly string[] = ['best', 'bestEpoch', 'lastValue', 'epochLossSum', 'epochLossCount', 'epochValid'];
+  protected override readonly stateKeys: readonly string[] = TrackerCallback.STATE_KEYS;
 
   constructor(options: TrackerOptions = {}) {
     super();
@@ -80,10 +88,6 @@ export abstract class TrackerCallback extends Callback {
           "give data.valid, or monitor 'trainLoss'",
       );
     }
-    if (this.#restored) {
-      this.#restored = false;
-      return;
-    }
     this.reset();
   }
 
@@ -92,6 +96,9 @@ export abstract class TrackerCallback extends Callback {
     this.best = null;
     this.bestEpoch = null;
     this.lastValue = null;
+    this.epochLossSum = 0;
+    this.epochLossCount = 0;
+    this.epochValid = null;
   }
 
   onEpochBegin(_ctx: TrainContext): void {
@@ -139,16 +146,5 @@ export abstract class TrackerCallback extends Callback {
     this.best = value;
     this.bestEpoch = ctx.epoch;
     return 'improved';
-  }
-
-  override setState(state: Record<string, unknown>): void {
-    super.setState(state);
-    this.#restored = true;
-  }
-
-  jumpToEpoch(_epoch: number): void {
-    // A resume that continues from a saved machine snapshot never runs trainBegin; the state
-    // restored for it must not be mistaken for a restore meant for the next fit.
-    this.#restored = false;
   }
 }

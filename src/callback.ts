@@ -65,12 +65,34 @@ export abstract class Callback {
   jumpToEpoch?(epoch: number): void;
 
   /**
-   * The state to save in a checkpoint. By default every own enumerable field that is plain
-   * data (numbers, strings, booleans, null, arrays and plain objects of those), as fastai's
-   * `get_state`; override for anything else.
+   * The names of the fields that are this callback's *run state* (what a checkpoint carries),
+   * as opposed to its options (what the constructor was given). A callback that declares it
+   * saves exactly these fields and restores only these: `new EarlyStopping({ patience: 5 })`
+   * keeps patience 5 whatever state it is given. A subclass of such a callback lists the
+   * parent's keys and its own (`[...TrackerCallback.STATE_KEYS, 'wait']`).
+   *
+   * Without it, the default of fastai's `get_state` applies: every own plain-data field.
+   * That keeps a user callback a few lines long, but saves options as well.
+   */
+  declare protected readonly stateKeys?: readonly string[];
+
+  /**
+   * The state to save in a checkpoint, deep-copied: exactly the `stateKeys` fields when the
+   * callback declares them; otherwise every own enumerable field that is plain data (numbers,
+   * strings, booleans, null, arrays and plain objects of those), as fastai's `get_state`.
+   * Override (calling super) for state kept elsewhere, e.g. in `#private` fields.
+   *
+   * The values may be NaN, ±Infinity or typed arrays: write a checkpoint as JSON through
+   * `encodeState` / `decodeState` (src/io/stateCodec.ts), not with JSON.stringify alone.
    */
   getState(): Record<string, unknown> {
     const state: Record<string, unknown> = {};
+    const self = this as unknown as Record<string, unknown>;
+    const keys = this.stateKeys;
+    if (keys) {
+      for (const key of keys) state[key] = structuredClone(self[key]);
+      return state;
+    }
     for (const [key, value] of Object.entries(this)) {
       if (key === 'guards' || key === 'order') continue;
       if (isPlainData(value)) state[key] = structuredClone(value);
@@ -78,8 +100,29 @@ export abstract class Callback {
     return state;
   }
 
+  /**
+   * Restores a state from `getState` (copied, not kept). With `stateKeys`, a key that is not
+   * one of them is a ConfigError and nothing is changed; keys the state lacks keep their
+   * values. `fit(n, { startEpoch, callbackStates })` calls it after every onTrainBegin and
+   * before any jumpToEpoch, so onTrainBegin may reset unconditionally.
+   */
   setState(state: Record<string, unknown>): void {
-    for (const [key, value] of Object.entries(state)) (this as Record<string, unknown>)[key] = structuredClone(value);
+    if (typeof state !== 'object' || state === null || Array.isArray(state)) {
+      throw new ConfigError(`${this.name}.setState: a state must be an object as returned by getState(), got ${state === null ? 'null' : Array.isArray(state) ? 'an array' : typeof state}`);
+    }
+    const keys = this.stateKeys;
+    if (keys) {
+      for (const key of Object.keys(state)) {
+        if (!keys.includes(key)) {
+          throw new ConfigError(
+            `${this.name}.setState: "${key}" is not part of ${this.name}'s state (${keys.length ? keys.join(', ') : 'it keeps none'}); ` +
+              'options are given to the constructor and are never restored from a state',
+          );
+        }
+      }
+    }
+    const self = this as unknown as Record<string, unknown>;
+    for (const [key, value] of Object.entries(state)) self[key] = structuredClone(value);
   }
 }
 

@@ -23,6 +23,7 @@ export { Rng, type RngState } from './rng.js';
 export { weightsSha256 } from './weightsHash.js';
 export { saveWeights, loadWeights, readWeights, type WeightsHeader, type WeightEntry } from './io/weightsFile.js';
 export { writeFileAtomic } from './io/atomicWrite.js';
+export { encodeState, decodeState, type JsonValue } from './io/stateCodec.js';
 export { sampleBeta, sampleGamma, sampleNormal } from './random/beta.js';
 export * from './errors.js';
 export {
@@ -55,6 +56,6 @@ export {
   type Schedule,
 } from './schedule/annealers.js';
 export { fitOneCycle, oneCycleSchedules, type FitOneCycleOptions } from './oneCycle.js';
-export { lrFind, suggestLrs, type LrFindOptions, type LrFindResult, type LrSuggestions } from './lrFind.js';
+export { lrFind, suggestLrs, suggestionMarks, type LrFindOptions, type LrFindResult, type LrSuggestions } from './lrFind.js';
 export { renderVegaLite, renderSvg, svgToPng, plotPaths, plotFont, type PlotFiles, type PlotFont } from './plot/render.js';
 export { lossChartSpec, lrChartSpec, lrFindChartSpec, type Suggestion } from './plot/charts.js';

@@ -336,7 +336,7 @@ export class Learner {
             'reshape the data (DataLoader xShape) or build the model with a matching inputShape',
         );
       }
-      checkTargets(this.loss.name, outputShape, loader.targetShape, loader.targetDtype);
+      checkTargets(this.loss.name, outputShape, loader.targetShape, loader.targetDtype, loader.labelRange());
     }
   }
 }

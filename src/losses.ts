@@ -101,14 +101,16 @@ export function resolveLoss(loss: LossName | LossFn): { name: string; fn: LossFn
 /**
  * Checks, before training, that targets fit the model's output under `lossName`. Shapes are
  * per sample (no batch axis): a 10-class classifier has outputShape [10]. Custom losses (any
- * other name) are not checked. Label *values* (e.g. a class index ≥ the number of classes)
- * are not seen here; the data layer owns those.
+ * other name) are not checked. With `labels`, the smallest and largest class label (a
+ * DataLoader's `labelRange()`), sparse labels must also lie in [0, classes): tf.oneHot turns
+ * any other label into a row of zeros, whose loss is 0, so it would train without a word.
  */
 export function checkTargets(
   lossName: string,
   outputShape: number[],
   targetShape: number[],
   targetDtype: tf.DataType | string,
+  labels: { min: number; max: number } | null = null,
 ): void {
   const out = fmtShape(outputShape);
   const tgt = fmtShape(targetShape);
@@ -155,6 +157,13 @@ export function checkTargets(
     }
     if (targetDtype === 'bool') {
       throw new DataError('sparseCategoricalCrossentropy needs integer class labels, got bool targets; cast them to int32');
+    }
+    if (labels && (labels.min < 0 || labels.max >= classes)) {
+      const bad = labels.min < 0 ? labels.min : labels.max;
+      throw new DataError(
+        `sparseCategoricalCrossentropy: the targets hold the class label ${bad}, but the model outputs ${out} ` +
+          `(${classes} classes, labels 0 … ${classes - 1}); relabel the classes from 0, or give the last layer one unit per class`,
+      );
     }
     return;
   }

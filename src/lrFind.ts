@@ -6,13 +6,18 @@
 import { LRFinder, type LRFinderOptions, type LRFinderStop } from '../callbacks/lrFinder.js';
 import type { Callback } from './callback.js';
 import { ConfigError } from './errors.js';
-import type { Learner } from './learner.js';
+import { checkKeys, type Learner } from './learner.js';
 import { gradient, interp } from './numeric.js';
+import type { Suggestion } from './plot/charts.js';
 
 export interface LrFindOptions extends LRFinderOptions {
-  /** More callbacks for the search's fit. */
+  /** More callbacks for the search's fit (the learner's own do not run during the search, but its Recorder). */
   callbacks?: Callback[];
 }
+
+const LR_FIND_KEYS = ['startLr', 'endLr', 'numIt', 'stopDiv', 'callbacks'] as const satisfies ReadonlyArray<keyof LrFindOptions>;
+// A type error unless every option is in the list: one left out would be refused as unknown.
+const allLrFindKeys: Exclude<keyof LrFindOptions, (typeof LR_FIND_KEYS)[number]> extends never ? true : never = true;
 
 export interface LrSuggestions {
   /** fastai's recommendation: inside the longest descending stretch of the loss curve. */
@@ -33,6 +38,12 @@ export interface LrFindResult {
   /** Raw loss of every batch run. */
   rawLosses: number[];
   suggestions: LrSuggestions;
+  /**
+   * Where fastai's plot_lr_find marks each suggestion: valley, steep and minimum at a point of
+   * the curve (minimum at the lowest loss, whose tenth is the suggestion), slide at the
+   * suggestion with its loss interpolated. Plot with `suggestionMarks(result)`.
+   */
+  points: Record<keyof LrSuggestions, Suggested['point']>;
   /** The suggestion fastai's lr_find returns by default. */
   recommended: 'valley';
   /** Batches run, and why the search stopped (null: it ran out of epochs before numIt). */
@@ -164,24 +175,61 @@ export function suggestLrs(
 }
 
 /**
+ * The suggestions of an lrFind result as `recorder.plotLrFind` / `lrFindChartSpec` take them:
+ * each named with its value and marked at the point fastai's plot_lr_find marks it.
+ */
+export function suggestionMarks(result: Pick<LrFindResult, 'suggestions' | 'points'>): Record<keyof LrSuggestions, Suggestion> {
+  const mark = (name: keyof LrSuggestions) => ({ lr: result.suggestions[name], point: { ...result.points[name] } });
+  return { valley: mark('valley'), steep: mark('steep'), minimum: mark('minimum'), slide: mark('slide') };
+}
+
+/**
  * Runs the LR finder (see callbacks/lrFinder.ts) for enough epochs to cover `numIt` batches
  * (numIt // nBatches + 1, as fastai), then suggests learning rates. The learner is left as it
  * was: weights, optimizer state (lr included) and random streams are restored; its Recorder,
  * as in fastai, holds the search's record afterwards (for `recorder.plotLrFind`).
+ *
+ * The search is a mock run, so the learner's other callbacks sit it out (fastai's
+ * `no_logging`, taken further): only its Recorder, the finder and `options.callbacks` run.
+ * Otherwise a CSVLogger would rewrite its history with the search, SaveModel would write the
+ * search's weights, EarlyStopping would count the search's epochs, and one with restoreBest
+ * would put the search's "best" weights back after the finder had restored the real ones.
+ * The finder's restore is the last hook at trainEnd (its `restorer`), so no callback passed
+ * here can undo it either.
  */
 export async function lrFind(learn: Learner, options: LrFindOptions = {}): Promise<LrFindResult> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ConfigError(`lrFind(options): options must be an object such as { numIt: 100 }, got ${JSON.stringify(options)}`);
+  }
+  checkKeys('lrFind', options, LR_FIND_KEYS);
   const { callbacks = [], ...finderOptions } = options;
   if (!Array.isArray(callbacks)) throw new ConfigError('lrFind: callbacks must be an array of Callback');
   const finder = new LRFinder(finderOptions);
   const numIt = finderOptions.numIt ?? 100;
   const nEpochs = Math.floor(numIt / learn.data.train.nBatches) + 1;
-  await learn.fit(nEpochs, { callbacks: [finder, ...callbacks] });
-  const { suggestions } = suggestLrs(finder.lrs, finder.losses, numIt);
+
+  // The learner's list is narrowed in place and put back whole, order and identity kept. The
+  // set-aside callbacks stay attached: a fit already running on this learner (which makes
+  // the fit below reject) keeps using them undisturbed. One of the learner's own passed in
+  // `callbacks` stays where it is rather than being added again as a fit-only callback (fit
+  // would detach it afterwards).
+  const own = [...learn.callbacks];
+  const kept = own.filter((cb) => cb === learn.recorder || callbacks.includes(cb));
+  const extra = callbacks.filter((cb) => !own.includes(cb));
+  learn.callbacks.splice(0, learn.callbacks.length, ...kept);
+  try {
+    await learn.fit(nEpochs, { callbacks: [finder, ...extra, finder.restorer] });
+  } finally {
+    const addedMeanwhile = learn.callbacks.filter((cb) => !kept.includes(cb));
+    learn.callbacks.splice(0, learn.callbacks.length, ...own, ...addedMeanwhile);
+  }
+  const { suggestions, points } = suggestLrs(finder.lrs, finder.losses, numIt);
   return {
     lrs: [...finder.lrs],
     losses: [...finder.losses],
     rawLosses: [...finder.rawLosses],
     suggestions,
+    points,
     recommended: 'valley',
     iterations: finder.lrs.length,
     stopReason: finder.stopReason,

@@ -9,7 +9,7 @@
  */
 import { ParamScheduler, type ParamSchedules } from '../callbacks/paramScheduler.js';
 import { ConfigError } from './errors.js';
-import type { FitOptions, FitResult, Learner } from './learner.js';
+import { checkKeys, type FitOptions, type FitResult, type Learner } from './learner.js';
 import { combinedCos } from './schedule/annealers.js';
 
 export interface FitOneCycleOptions extends Omit<FitOptions, 'lr'> {
@@ -24,6 +24,23 @@ export interface FitOneCycleOptions extends Omit<FitOptions, 'lr'> {
   /** Momentum (β1) at the start, at the peak lr, at the end (default [0.95, 0.85, 0.95]). */
   moms?: readonly [number, number, number];
 }
+
+const ONE_CYCLE_KEYS = [
+  'lrMax',
+  'divFactor',
+  'pctStart',
+  'finalDiv',
+  'moms',
+  'wd',
+  'callbacks',
+  'yieldEveryMs',
+  'inspect',
+  'onActor',
+  'startEpoch',
+  'callbackStates',
+] as const satisfies ReadonlyArray<keyof FitOneCycleOptions>;
+// A type error unless every option is in the list: one left out would be refused as unknown.
+const allOneCycleKeys: Exclude<keyof FitOneCycleOptions, (typeof ONE_CYCLE_KEYS)[number]> extends never ? true : never = true;
 
 /** The two schedules of one cycle, as functions of the position in the fit. */
 export function oneCycleSchedules(options: Required<Pick<FitOneCycleOptions, 'lrMax'>> & FitOneCycleOptions): ParamSchedules {
@@ -42,6 +59,11 @@ export function oneCycleSchedules(options: Required<Pick<FitOneCycleOptions, 'lr
 }
 
 export async function fitOneCycle(learn: Learner, nEpochs: number, options: FitOneCycleOptions = {}): Promise<FitResult> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ConfigError(`fitOneCycle(nEpochs, options): options must be an object such as { lrMax: 1e-3 }, got ${JSON.stringify(options)}`);
+  }
+  // fastai's names (pct_start, div_final, lr_max) and fit's `lr` (one cycle's peak is lrMax) are caught here.
+  checkKeys('fitOneCycle', options, ONE_CYCLE_KEYS);
   const { lrMax = learn.lr, divFactor, pctStart, finalDiv, moms, callbacks = [], ...fitOptions } = options;
   const scheds = oneCycleSchedules({ lrMax, divFactor, pctStart, finalDiv, moms });
   return learn.fit(nEpochs, { ...fitOptions, callbacks: [new ParamScheduler(scheds), ...callbacks] });

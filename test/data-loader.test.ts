@@ -456,3 +456,30 @@ describe('DataLoader validation', () => {
     expect(loader.getState()).toEqual({ seed: 0, epoch: 0 });
   });
 });
+
+describe('DataLoader.labelRange', () => {
+  it('int32 targets: the smallest and largest label, shuffle or not; float targets: null', () => {
+    const x = new Float32Array(5);
+    expect(DataLoader.fromArrays(x, [2, 0, 5, 1, 3], { batchSize: 2, shuffle: true }).labelRange()).toEqual({ min: 0, max: 5 });
+    expect(DataLoader.fromArrays(x, Int32Array.from([-1, 4, 4, 0, 2]), { batchSize: 2 }).labelRange()).toEqual({ min: -1, max: 4 });
+    expect(DataLoader.fromArrays(x, [7, 7, 7, 7, 7], { batchSize: 5 }).labelRange()).toEqual({ min: 7, max: 7 });
+    // fromTensors: int32 labels are labels too.
+    const [tx, ty] = [tf.tensor2d([[1], [2], [3]]), tf.tensor1d([1, 0, 2], 'int32')];
+    expect(DataLoader.fromTensors(tx, ty, { batchSize: 2 }).labelRange()).toEqual({ min: 0, max: 2 });
+    tf.dispose([tx, ty]);
+    // Regression or one-hot targets are float32: no labels to range over.
+    expect(DataLoader.fromArrays(x, [0.5, 1, 2, 3, 4], { batchSize: 2 }).labelRange()).toBeNull();
+    expect(DataLoader.fromArrays(x, [0, 1, 2, 3, 4], { batchSize: 2, yDtype: 'float32' }).labelRange()).toBeNull();
+  });
+
+  it('is computed once: later calls answer from the cache, and a caller cannot change it', () => {
+    const loader = DataLoader.fromArrays(new Float32Array(4), [3, 1, 2, 0], { batchSize: 2 });
+    const first = loader.labelRange()!;
+    first.max = 99;
+    expect(loader.labelRange()).toEqual({ min: 0, max: 3 });
+    // The cache, not a new pass: its internal arrays are not read again.
+    const y = (loader as unknown as { y: Int32Array }).y;
+    y[0] = 42;
+    expect(loader.labelRange()).toEqual({ min: 0, max: 3 });
+  });
+});

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { EarlyStopping } from '../callbacks/earlyStopping.js';
 import { Callback } from '../src/callback.js';
 import { ConfigError, StageError } from '../src/errors.js';
+import { decodeState, encodeState } from '../src/io/stateCodec.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { modelBytes, sameBytes, ScriptedMetrics, WeightsAtEpochEnd } from './support/scripted.js';
 import { tinyLearner } from './support/tracing.js';
@@ -108,28 +109,44 @@ describe('EarlyStopping (fastai: stop after `patience` epochs without improvemen
     expect(sameBytes(modelBytes(learn.model), probe.byEpoch[3]!)).toBe(true);
   });
 
-  it('getState/setState (through JSON) carry best, wait and the best weights into a resumed run', async () => {
+  it('getState/setState (through the state codec and JSON) carry best, wait and the best weights into a resumed run', async () => {
     const first = new EarlyStopping({ patience: 3, restoreBest: true });
     const probe = new WeightsAtEpochEnd(0);
-    const learnA = tinyLearner([new ScriptedMetrics({ validLoss: [1, 0.5, 0.9] }), probe, first]);
+    const validLoss = [1, 0.5, 0.9, 0.7, 0.8, 0.1];
+    const learnA = tinyLearner([new ScriptedMetrics({ validLoss }), probe, first]);
     await learnA.fit(3);
     expect(first.wait).toBe(1);
-    const state = JSON.parse(JSON.stringify(first.getState())) as Record<string, unknown>;
+    const state = decodeState(JSON.parse(JSON.stringify(encodeState(first.getState())))) as Record<string, unknown>;
+    expect(state).toEqual(first.getState());
 
-    // Continue: two more epochs without improvement reach patience 3 at once.
+    // Continue at epoch 3: two more epochs without improvement reach patience 3 at once.
     const resumed = new EarlyStopping({ patience: 3, restoreBest: true });
-    resumed.setState(state);
-    expect(resumed.hasBestWeights).toBe(true);
-    const learnB = tinyLearner([new ScriptedMetrics({ validLoss: [0.7, 0.8, 0.1] }), resumed]);
-    const result = await learnB.fit(3);
+    const learnB = tinyLearner([new ScriptedMetrics({ validLoss }), resumed]);
+    const result = await learnB.fit(6, { startEpoch: 3, callbackStates: { EarlyStopping: state } });
     expect(result.status).toBe('stopped');
     expect(result.epochs).toBe(2);
+    expect(resumed.stoppedEpoch).toBe(4);
+    expect(resumed.bestEpoch).toBe(1);
     expect(sameBytes(modelBytes(learnB.model), probe.byEpoch[1]!)).toBe(true);
 
     // A plain fit afterwards starts afresh (fastai's reset_on_fit).
     const learnC = tinyLearner([new ScriptedMetrics({ validLoss: [0.7, 0.8, 0.9] }), resumed]);
     await learnC.fit(3);
     expect(resumed.best).toBe(0.7);
+  });
+
+  it('a state carries no options: patience, restoreBest and monitor stay as constructed', () => {
+    const old = new EarlyStopping({ patience: 2, monitor: 'accuracy' });
+    old.wait = 1;
+    const fresh = new EarlyStopping({ patience: 5, restoreBest: true });
+    fresh.setState(old.getState());
+    expect([fresh.patience, fresh.restoreBest, fresh.monitor, fresh.mode, fresh.wait]).toEqual([5, true, 'validLoss', 'min', 1]);
+    // A state that does carry an option (as states saved before states and options were told apart did) is refused whole.
+    expect(() => fresh.setState({ wait: 4, patience: 1 })).toThrow(ConfigError);
+    expect(() => fresh.setState({ wait: 4, patience: 1 })).toThrow(/EarlyStopping\.setState: "patience" is not part of EarlyStopping's state/);
+    expect(fresh.wait).toBe(1);
+    expect(() => fresh.setState({ bestWeights: [{ shape: [2], dtype: 'float32', values: new Float32Array(3) }] })).toThrow(/holds 3 values for shape \[2\]/);
+    expect(fresh.hasBestWeights).toBe(false);
   });
 
   it('bad options and a monitor that is not a metric are ConfigErrors that say what to do', async () => {

@@ -1,9 +1,15 @@
 /**
  * The property suite must catch a broken loop. Each mutant below is the real machine with
  * one deliberate defect (or the real driver with a hook table that runs callbacks in the
- * wrong order); the same property as test/loop-order.property.test.ts, with fewer runs,
+ * wrong order); the same scenarios as test/loop-order.property.test.ts, with fewer runs,
  * must find a counterexample for every one of them. A mutant that survives means the
  * properties are too weak, not that the mutant is harmless.
+ *
+ * A kill must be the oracle's verdict: a run that ended (the driver did not throw) and broke
+ * a rule of the contract (§2–§5) or a property of the run (weights, epochs, iterations). A
+ * mutant that only makes the driver or the machine throw — a crash, or an exception nothing
+ * in the scenario threw turned into a failed run — would be "caught" by any oracle at all,
+ * so such runs do not count.
  */
 import fc from 'fast-check';
 import { assign } from 'xstate';
@@ -11,7 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { trainLoopMachine, trainLoopSetup } from '../machines/trainLoop.js';
 import type { Callback } from '../src/callback.js';
 import { HookTable } from '../src/loop/hookTable.js';
-import { orderProperty, type Variant } from './support/orderProperties.js';
+import { checkScenario, orderProperty, scenarioArb, type Variant } from './support/orderProperties.js';
 
 /** A state node of the machine's config, as far as the mutations below need it. */
 interface ConfigNode {
@@ -140,6 +146,53 @@ const MUTANTS: Record<string, Variant> = {
   },
 };
 
+/**
+ * What the oracle (test/support/traceChecker.ts) and checkScenario's own checks report when
+ * a rule is broken. Every message of a kill must be one of these: a message of any other
+ * kind is not a verdict this test knows how to count.
+ */
+const RULE_BROKEN = [
+  /^grammar §2: /,
+  /^§[2-5][ :]/, // order, next stage, errors and trainEnd, ctx fields, guards, steps, release
+  /^status is (completed|stopped|failed), expected (completed|stopped|failed) /,
+  /^with no callbacks no hook may run/,
+  /^engine: (train batch .* ran, but the engine never loaded it|it loaded train batch .* which the rules say never runs)/,
+  /^the (ControlError|StageError)('s message)? must name /,
+  /^an invalid control \(.*\) must fail the run with a ControlError/,
+  /^an exception from the work names no callback/,
+  /^the weights after e\d+ b\d+ are not before − lr·Σ/,
+  /^the loop reports \d+ epochs done/,
+  /^the loop ends at iteration /,
+];
+
+/** What a run shows when an exception nobody in the scenario threw escaped into it. */
+const CRASH = [
+  /^status is crashed/,
+  /^no error was expected, got /,
+  /^the run failed, so it must end with an Error/,
+  /^an exception in the loop must fail the run with a StageError/,
+  /^the StageError's cause must be the exception thrown/,
+];
+
+const isCrash = (m: string) => CRASH.some((re) => re.test(m));
+const isRuleBroken = (m: string) => RULE_BROKEN.some((re) => re.test(m));
+
+/** The oracle's verdict on a run that ended: the rules it broke. */
+class OracleViolation extends Error {
+  constructor(readonly violations: string[]) {
+    super(`${violations.length} violation(s):\n  - ${violations.join('\n  - ')}`);
+  }
+}
+
+/** The scenarios of the property suite, where only an oracle verdict on a run without a crash fails a run. */
+function killProperty(variant: Variant) {
+  return fc.asyncProperty(scenarioArb, async (s) => {
+    const { status, violations } = await checkScenario(s, variant);
+    if (status.startsWith('crashed') || violations.some(isCrash)) return;
+    if (violations.length) throw new OracleViolation(violations);
+  });
+}
+
 // A fixed seed keeps the verdicts reproducible. Measured over 40 seeds, every mutant here died
 // within 200 runs (most within 20; the narrowest, cancelBatch at lossBegin, within 170): 300 leaves margin.
 const PARAMS = { numRuns: 300, seed: 20_250_601 };
@@ -151,9 +204,33 @@ describe('mutants of the loop are caught by the property suite', () => {
   });
 
   for (const [name, variant] of Object.entries(MUTANTS)) {
-    it(`mutant "${name}" is killed`, async () => {
-      const details = await fc.check(orderProperty(variant), PARAMS);
-      expect(details.failed).toBe(true);
+    it(`mutant "${name}" is killed by an oracle violation, not by a crash`, async () => {
+      const details = await fc.check(killProperty(variant), PARAMS);
+      expect(details.failed, `mutant "${name}" survived ${PARAMS.numRuns} runs`).toBe(true);
+      // The property failed because the oracle said so, not because the harness threw.
+      expect(details.errorInstance, String(details.errorInstance)).toBeInstanceOf(OracleViolation);
+      const { violations } = details.errorInstance as OracleViolation;
+      expect(violations.filter((m) => !isRuleBroken(m)), 'messages that are not a broken rule').toEqual([]);
+      // Replayed, the (shrunk) counterexample ends without a crash and breaks the same rules.
+      const replay = await checkScenario(details.counterexample![0], variant);
+      expect(replay.status).toMatch(/^(completed|stopped|failed)$/);
+      expect(replay.violations).toEqual(violations);
     });
   }
+
+  it('a mutant that only crashes is not counted as killed', async () => {
+    // The driver's hook table throws at the first epochEnd: every run with an epoch crashes.
+    class ThrowingTable extends HookTable {
+      override hooksAt(stage: Parameters<HookTable['hooksAt']>[0]) {
+        if (stage === 'epochEnd') throw new TypeError('mutant: hooksAt is broken');
+        return super.hooksAt(stage);
+      }
+    }
+    const variant: Variant = { table: (callbacks: Callback[]) => new ThrowingTable(callbacks) };
+    // The full property fails on it (a crash is a failure of the loop) …
+    expect((await fc.check(orderProperty(variant), { ...PARAMS, numRuns: 50 })).failed).toBe(true);
+    // … but no run of it is an oracle verdict.
+    const details = await fc.check(killProperty(variant), { ...PARAMS, numRuns: 50 });
+    expect(details.failed, String(details.errorInstance)).toBe(false);
+  });
 });

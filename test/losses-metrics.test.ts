@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DataLoader } from '../src/data/dataLoader.js';
 import { ConfigError, DataError } from '../src/errors.js';
 import { checkTargets, resolveLoss, type LossFn, type LossName } from '../src/losses.js';
 import { resolveMetric, type Metric, type MetricName } from '../src/metrics.js';
@@ -177,6 +178,32 @@ describe('checkTargets', () => {
       expect(e.message).toMatch(msg);
     });
   }
+});
+
+describe('checkTargets with the labels\' range (sparse labels must be 0 … classes − 1)', () => {
+  it('label 5 with 3 classes, or a negative label, is a DataError naming the label and the classes', () => {
+    const loader = DataLoader.fromArrays(new Float32Array(4 * 4), [0, 5, 2, 1], { batchSize: 2, xShape: [4] });
+    const e = errorOf(() => checkTargets('sparseCategoricalCrossentropy', [3], loader.targetShape, loader.targetDtype, loader.labelRange()));
+    expect(e).toBeInstanceOf(DataError);
+    expect(e.message).toMatch(/the targets hold the class label 5, but the model outputs \[3\] \(3 classes, labels 0 … 2\)/);
+    const negative = errorOf(() => checkTargets('sparseCategoricalCrossentropy', [3], [], 'int32', { min: -1, max: 2 }));
+    expect(negative.message).toMatch(/class label -1/);
+  });
+
+  it('labels inside the range pass, and the range only matters to sparse labels', () => {
+    expect(() => checkTargets('sparseCategoricalCrossentropy', [3], [], 'int32', { min: 0, max: 2 })).not.toThrow();
+    expect(() => checkTargets('sparseCategoricalCrossentropy', [3], [1], 'int32', null)).not.toThrow();
+    // One-hot int32 targets hold 0 and 1 whatever the classes; MSE targets are values, not labels.
+    expect(() => checkTargets('categoricalCrossentropy', [3], [3], 'int32', { min: 0, max: 1 })).not.toThrow();
+    expect(() => checkTargets('meanSquaredError', [1], [], 'int32', { min: 0, max: 100 })).not.toThrow();
+  });
+
+  it('the silent failure it prevents: an out-of-range label one-hot encodes to zeros, and its loss is 0', () => {
+    const probs = tf.tensor2d([[0.2, 0.3, 0.5]]);
+    const labels = tf.tensor1d([5], 'int32');
+    expect(scalarOf(() => resolveLoss('sparseCategoricalCrossentropy').fn(probs, labels))).toBeCloseTo(0, 7);
+    tf.dispose([probs, labels]);
+  });
 });
 
 describe('metrics', () => {

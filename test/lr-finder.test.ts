@@ -1,10 +1,19 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CSVLogger } from '../callbacks/csvLogger.js';
+import { EarlyStopping } from '../callbacks/earlyStopping.js';
 import { LRFinder } from '../callbacks/lrFinder.js';
+import { ParamScheduler } from '../callbacks/paramScheduler.js';
+import { SaveModel } from '../callbacks/saveModel.js';
 import { Callback } from '../src/callback.js';
+import { ConfigError } from '../src/errors.js';
 import { Learner } from '../src/learner.js';
 import type { TrainContext } from '../src/loop/context.js';
-import { minimum, slide, steep, suggestLrs, valley } from '../src/lrFind.js';
+import { minimum, slide, steep, suggestionMarks, suggestLrs, valley } from '../src/lrFind.js';
+import { lrFindChartSpec } from '../src/plot/charts.js';
 import { mlp } from '../src/models/presets.js';
 import type { OptimizerState } from '../src/optim/optimizer.js';
 import { weightsSha256 } from '../src/weightsHash.js';
@@ -13,6 +22,29 @@ import { tinyLearner, tinyModel, tinyProblem } from './support/tracing.js';
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
+
+const dirs: string[] = [];
+function tempDir() {
+  const d = mkdtempSync(join(tmpdir(), 'trainchart-lrfind-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** Every file under `dir` with its bytes, for an exact before/after comparison. */
+function filesUnder(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!existsSync(dir)) return out;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) {
+      const path = join(e.parentPath, e.name);
+      out[path] = readFileSync(path).toString('hex');
+    }
+  }
+  return out;
+}
 
 function expectRel(actual: number, expected: number, tol = 1e-12) {
   expect(Math.abs(actual - expected), `${actual} vs ${expected}`).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(expected)));
@@ -65,9 +97,9 @@ describe('LRFinder: the schedule and when it stops', () => {
   it('uses lr_i = startLr·(endLr/startLr)^(i/numIt) for i = 0 … numIt−1, stops at numIt, never validates', async () => {
     const counter = new StageCounter();
     // 12 samples / batch 2 = 6 batches an epoch: numIt 20 needs 20 // 6 + 1 = 4 epochs.
-    const learn = tinyLearner([counter], {}, 12, 4);
+    const learn = tinyLearner([], {}, 12, 4);
     learn.lr = 0.05;
-    const res = await learn.lrFind({ startLr: 1e-5, endLr: 1, numIt: 20, stopDiv: false });
+    const res = await learn.lrFind({ startLr: 1e-5, endLr: 1, numIt: 20, stopDiv: false, callbacks: [counter] });
     expect(res.lrs).toHaveLength(20);
     res.lrs.forEach((lr, i) => expectRel(lr, 1e-5 * (1 / 1e-5) ** (i / 20)));
     expect(res.iterations).toBe(20);
@@ -116,6 +148,17 @@ describe('LRFinder: the schedule and when it stops', () => {
     const all = await learn.lrFind({ startLr: 1e-5, endLr: 1, numIt: 50, stopDiv: false });
     expect(all.iterations).toBe(50);
     expect(all.stopReason).toBe('numIt');
+  });
+
+  it('its state is the scheduler\'s and the search\'s record; the options are not', async () => {
+    const finder = new LRFinder({ numIt: 12, stopDiv: false });
+    await tinyLearner([], {}, 12, 4).fit(3, { callbacks: [finder, finder.restorer] });
+    const state = finder.getState();
+    const scheduler = Object.keys(new ParamScheduler({ lr: () => 1 }).getState());
+    expect(Object.keys(state).sort()).toEqual([...scheduler, 'bestLoss', 'losses', 'lrs', 'rawLosses', 'stopReason'].sort());
+    expect(state.lrs).toEqual(finder.lrs);
+    expect(state.stopReason).toBe('numIt');
+    expect(() => finder.setState({ numIt: 3 })).toThrow(ConfigError);
   });
 
   it('fewer than 6 iterations become 6 (fastai)', () => {
@@ -193,6 +236,97 @@ describe('LRFinder: the learner afterwards is byte-identical', () => {
   });
 });
 
+describe('lrFind leaves the learner\'s own callbacks out of the search', () => {
+  it('CSVLogger, EarlyStopping(trainLoss, restoreBest) and SaveModel(every epoch) attached: weights, optimizer, files and their states as before', async () => {
+    const dir = tempDir();
+    const csv = new CSVLogger({ path: join(dir, 'history.csv') });
+    const early = new EarlyStopping({ monitor: 'trainLoss', restoreBest: true, patience: 5 });
+    const save = new SaveModel({ every: 'epoch', dir: join(dir, 'models'), name: 'm' });
+    const learn = tinyLearner([csv, early, save], { optimizer: 'adam', recorder: true }, 12, 4);
+    await learn.fit(2, { lr: 1e-2 });
+    expect(early.hasBestWeights).toBe(true);
+    const files = filesUnder(dir);
+    expect(Object.keys(files).length).toBe(3); // the CSV and two weights files
+    const states = [csv, early, save].map((cb) => cb.getState());
+    const weights = weightBytes(learn);
+    const opt = optimizerBytes(learn.optimizer.getState());
+    const callbacks = [...learn.callbacks];
+
+    // 6 batches an epoch: numIt 30 runs 6 epochs, each one EarlyStopping, CSVLogger and SaveModel would see.
+    const res = await learn.lrFind({ numIt: 30, stopDiv: false });
+    expect(res.iterations).toBe(30);
+    expect(weightBytes(learn)).toEqual(weights);
+    expect(optimizerBytes(learn.optimizer.getState())).toEqual(opt);
+    expect(filesUnder(dir)).toEqual(files);
+    expect([csv, early, save].map((cb) => cb.getState())).toEqual(states);
+    expect(learn.callbacks).toEqual(callbacks);
+    expect(learn.callbacks.every((cb, i) => cb === callbacks[i])).toBe(true);
+    // The Recorder did run: it holds the search (fastai's behaviour).
+    expect(learn.recorder!.lrs).toEqual(res.lrs);
+
+    // They are still attached and run in the next fit.
+    await learn.fit(1, { lr: 1e-3 });
+    expect(readdirSync(join(dir, 'models')).sort()).toEqual(['m_0.weights', 'm_1.weights']);
+    expect(readFileSync(join(dir, 'history.csv'), 'utf8').trim().split('\n')).toHaveLength(2);
+  });
+
+  it('the restore is the last thing at trainEnd: a callback passed in that restores its own "best" weights later cannot undo it', async () => {
+    const learn = tinyLearner([], { optimizer: 'adam', recorder: true }, 12, 4);
+    const weights = weightBytes(learn);
+    const opt = optimizerBytes(learn.optimizer.getState());
+    // Order 70 > the finder's 0: its trainEnd runs after the finder's own hooks.
+    const early = new EarlyStopping({ monitor: 'trainLoss', restoreBest: true, patience: 100 });
+    await learn.lrFind({ numIt: 30, stopDiv: false, callbacks: [early] });
+    expect(early.hasBestWeights).toBe(true);
+    expect(weightBytes(learn)).toEqual(weights);
+    expect(optimizerBytes(learn.optimizer.getState())).toEqual(opt);
+  });
+
+  it('a callback of the learner passed in options.callbacks runs once per batch and stays attached; the others do not run', async () => {
+    const passed = new StageCounter();
+    const left = new StageCounter();
+    const learn = tinyLearner([passed, left], {}, 12, 4);
+    const res = await learn.lrFind({ numIt: 20, stopDiv: false, callbacks: [passed] });
+    expect(passed.trainBatches).toBe(res.iterations);
+    expect(left.trainBatches).toBe(0);
+    expect(learn.callbacks).toEqual([passed, left]);
+    await learn.fit(1);
+    expect(passed.trainBatches).toBe(res.iterations + 6);
+    expect(left.trainBatches).toBe(6);
+  });
+
+  it('while a fit runs, lrFind rejects and the running fit keeps its callbacks', async () => {
+    const counter = new StageCounter();
+    const learn = tinyLearner([counter], {}, 12, 4);
+    const running = learn.fit(2, { yieldEveryMs: 0 });
+    await expect(learn.lrFind({ numIt: 10 })).rejects.toThrow(/already running/);
+    await running;
+    expect(counter.trainBatches).toBe(12);
+    expect(learn.callbacks).toEqual([counter]);
+  });
+});
+
+describe('lrFind options', () => {
+  it('an unknown key (fastai\'s num_it) is a ConfigError naming it', async () => {
+    const learn = tinyLearner([], {}, 12, 4);
+    await expect(learn.lrFind({ num_it: 10 } as never)).rejects.toThrow(ConfigError);
+    await expect(learn.lrFind({ num_it: 10 } as never)).rejects.toThrow(/lrFind: unknown option "num_it"; known options: startLr, endLr, numIt, stopDiv, callbacks/);
+    await expect(learn.lrFind(null as never)).rejects.toThrow(ConfigError);
+  });
+});
+
+/** A 100-point finder curve: a dip around lr 10^-2.5 with some noise, rising at the end, NaN from point 93. */
+function fastaiCurve() {
+  const numIt = 100;
+  const curveLrs = Array.from({ length: numIt }, (_, i) => 1e-7 * (10 / 1e-7) ** (i / numIt));
+  const curve = curveLrs.map((lr, i) => {
+    let v = 2.3 - 1.5 * Math.exp(-(((Math.log10(lr) + 2.5) / 1.2) ** 2)) + 0.02 * Math.sin(i * 1.7);
+    if (i > 88) v += 0.05 * (i - 88) ** 1.5;
+    return i >= 93 ? Number.NaN : v;
+  });
+  return { numIt, curveLrs, curve };
+}
+
 describe('suggestions (fastai v2 valley, steep, minimum, slide)', () => {
   // lr = 10^(−5 + 0.5 i): a tenfold every two points.
   const lrs = Array.from({ length: 10 }, (_, i) => 10 ** (-5 + 0.5 * i));
@@ -228,13 +362,7 @@ describe('suggestions (fastai v2 valley, steep, minimum, slide)', () => {
   it('on a 100-point finder curve, with fastai’s [numIt//10 : −5] window cut at the first NaN, equal fastai’s own code', () => {
     // The curve and the expected values come from fastai/callback/schedule.py's valley, steep,
     // minimum, slide and lr_find's slicing, run in numpy float64 on this exact curve.
-    const numIt = 100;
-    const curveLrs = Array.from({ length: numIt }, (_, i) => 1e-7 * (10 / 1e-7) ** (i / numIt));
-    const curve = curveLrs.map((lr, i) => {
-      let v = 2.3 - 1.5 * Math.exp(-(((Math.log10(lr) + 2.5) / 1.2) ** 2)) + 0.02 * Math.sin(i * 1.7);
-      if (i > 88) v += 0.05 * (i - 88) ** 1.5;
-      return i >= 93 ? Number.NaN : v;
-    });
+    const { numIt, curveLrs, curve } = fastaiCurve();
     const { suggestions, points } = suggestLrs(curveLrs, curve, numIt);
     expectRel(suggestions.valley, 0.00013182567385564074, 1e-9);
     expectRel(points.valley.loss, 1.8938819270988507, 1e-9);
@@ -245,5 +373,55 @@ describe('suggestions (fastai v2 valley, steep, minimum, slide)', () => {
     expectRel(points.minimum.loss, 0.7967803323698046, 1e-9);
     expectRel(suggestions.slide, 0.007585775750291836, 1e-9);
     expectRel(points.slide.loss, 0.9425720564336156, 1e-9);
+  });
+});
+
+describe('the LR finder plot marks each suggestion where fastai\'s plot_lr_find does', () => {
+  type Mark = { name: string; lr: number; loss: number; label: string };
+  /** The suggestion marks of an lrFindChartSpec (its second layer's data). */
+  function marksOf(spec: ReturnType<typeof lrFindChartSpec>): Record<string, Mark> {
+    const layers = (spec as unknown as { layer: Array<{ data?: { values: unknown[] } }> }).layer;
+    const values = layers[1]!.data!.values as Mark[];
+    return Object.fromEntries(values.map((m) => [m.name, m]));
+  }
+
+  it('minimum at (lrMin, its loss) — ten times the suggested lr —, valley and steep at their curve points, slide at its interpolated loss', () => {
+    const { numIt, curveLrs, curve } = fastaiCurve();
+    const { suggestions, points } = suggestLrs(curveLrs, curve, numIt);
+    const marks = marksOf(lrFindChartSpec({ lrs: curveLrs, losses: curve, suggestions: suggestionMarks({ suggestions, points }) }));
+    expect(Object.keys(marks).sort()).toEqual(['minimum', 'slide', 'steep', 'valley']);
+
+    // fastai: lr_min = lrs[argmin], marked at (lr_min, loss there); the suggestion is lr_min / 10.
+    const window = curve.slice(numIt / 10, 93);
+    const iMin = numIt / 10 + window.indexOf(Math.min(...window));
+    expect(marks.minimum!.lr).toBe(curveLrs[iMin]);
+    expect(marks.minimum!.loss).toBe(curve[iMin]);
+    expectRel(marks.minimum!.lr, 10 * suggestions.minimum);
+    expect(marks.minimum!.label).toBe(`minimum: ${suggestions.minimum.toExponential(2)}`);
+
+    for (const name of ['valley', 'steep', 'slide'] as const) {
+      expect(marks[name]!.lr, name).toBe(suggestions[name]);
+      expect({ lr: marks[name]!.lr, loss: marks[name]!.loss }, name).toEqual(points[name]);
+      expect(marks[name]!.label).toBe(`${name}: ${suggestions[name].toExponential(2)}`);
+    }
+    // valley and steep sit on points of the curve itself.
+    expect(curve[curveLrs.indexOf(marks.valley!.lr)]).toBe(marks.valley!.loss);
+    expect(curve[curveLrs.indexOf(marks.steep!.lr)]).toBe(marks.steep!.loss);
+  });
+
+  it('a bare number is still marked at the suggestion on the curve', () => {
+    const { curveLrs, curve } = fastaiCurve();
+    const marks = marksOf(lrFindChartSpec({ lrs: curveLrs, losses: curve, suggestions: { valley: curveLrs[40]! } }));
+    expect(marks.valley).toMatchObject({ lr: curveLrs[40], loss: curve[40] });
+  });
+
+  it('lrFind returns the points with the suggestions, as suggestLrs computes them from its curve', async () => {
+    const learn = tinyLearner([], { optimizer: 'adam', recorder: true }, 12, 4);
+    const res = await learn.lrFind({ numIt: 60, stopDiv: false });
+    const { suggestions, points } = suggestLrs(res.lrs, res.losses, 60);
+    expect(res.suggestions).toEqual(suggestions);
+    expect(res.points).toEqual(points);
+    expectRel(res.points.minimum.lr, 10 * res.suggestions.minimum);
+    expect(suggestionMarks(res).minimum).toEqual({ lr: res.suggestions.minimum, point: res.points.minimum });
   });
 });

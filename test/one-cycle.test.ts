@@ -154,6 +154,19 @@ describe('fitOneCycle (fastai v2 fit_one_cycle)', () => {
       expectRel(r.lr, oneCycleLr((20 + b) / TOTAL, 0.1, 25, 0.25, 1e5));
     });
   });
+
+  it("an unknown option (fastai's pct_start, fit's lr) is a ConfigError naming it, and nothing runs", async () => {
+    const probe = new HpProbe();
+    const learn = tinyLearner([probe], {}, N_TRAIN, 0);
+    await expect(learn.fitOneCycle(1, { pct_start: 0.3 } as never)).rejects.toThrow(ConfigError);
+    await expect(learn.fitOneCycle(1, { pct_start: 0.3 } as never)).rejects.toThrow(/fitOneCycle: unknown option "pct_start"; known options: lrMax, divFactor, pctStart/);
+    await expect(learn.fitOneCycle(1, { lr: 0.1 } as never)).rejects.toThrow(/unknown option "lr"/);
+    await expect(learn.fitOneCycle(1, null as never)).rejects.toThrow(ConfigError);
+    expect(probe.rows).toEqual([]);
+    // Every documented option is known (fit's own, lr aside, included).
+    await learn.fitOneCycle(1, { lrMax: 0.01, divFactor: 25, pctStart: 0.3, finalDiv: 1e4, moms: [0.95, 0.85, 0.95], wd: 0, callbacks: [], yieldEveryMs: 25 });
+    expect(probe.rows).toHaveLength(N_TRAIN / 2);
+  });
 });
 
 describe('ParamScheduler', () => {

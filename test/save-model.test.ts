@@ -92,4 +92,27 @@ describe('SaveModel', () => {
     expect(() => new SaveModel({ every: 'batch' as never })).toThrow(ConfigError);
     expect(() => new SaveModel({ name: 'a/b' })).toThrow(/without slashes/);
   });
+
+  it('weights that are not all finite are never written nor counted as an improvement: the file keeps the last good ones', async () => {
+    /** Corrupts one weight at the end of epoch 1's last train batch (after its step). */
+    class Corrupt extends Callback {
+      onBatchEnd(ctx: TrainContext) {
+        if (!ctx.train || ctx.epoch !== 1 || ctx.batchIndex !== ctx.nBatches - 1) return;
+        const v = this.learn.params[0]!;
+        v.assign(tf.tidy(() => tf.fill(v.shape, Number.NaN)));
+      }
+    }
+    const dir = tempDir();
+    const save = new SaveModel({ dir, name: 'best' });
+    const weights = new WeightsAtEpochEnd(0);
+    // validLoss improves at every epoch, epoch 1's included (scripted, whatever the weights).
+    const learn = tinyLearner([new ScriptedMetrics({ validLoss: [1.0, 0.5] }), new Corrupt(), weights, save]);
+    await learn.fit(2);
+    expect(save.saved).toEqual([join(dir, 'best.weights')]);
+    expect(save.bestEpoch).toBe(0);
+    expect(save.best).toBe(1.0);
+    const held = readWeights(save.bestPath).values.map((v) => Buffer.from(v.slice().buffer));
+    expect(sameBytes(held, weights.byEpoch[0]!)).toBe(true);
+    expect(sameBytes(held, weights.byEpoch[1]!)).toBe(false);
+  });
 });

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { selectBackend, type BackendChoice } from '../backend/selectBackend.js';
 import { mnist } from '../data/mnist.js';
 import { Learner } from '../learner.js';
+import { suggestionMarks } from '../lrFind.js';
 import { cnn, mlp } from '../models/presets.js';
 import type { OptimizerKind } from '../optim/optimizer.js';
 import { choiceOption, intOption, parseCommandArgs, positiveNumberOption } from './args.js';
@@ -69,7 +70,7 @@ export async function lrFindCommand(argv: string[]): Promise<number> {
   const result = await learn.lrFind({ startLr, endLr, numIt });
   const seconds = (performance.now() - started) / 1000;
   const plot = await learn.recorder!.plotLrFind(join(outDir, 'lr-find'), {
-    suggestions: { ...result.suggestions },
+    suggestions: suggestionMarks(result),
     title: `LR finder: ${modelName}, ${optimizer}, batch ${batchSize}`,
   });
   say(`${result.iterations} batches from lr ${startLr} (stopped: ${result.stopReason ?? 'out of data'}), ${seconds.toFixed(2)}s on ${backend.name}`);

@@ -78,6 +78,8 @@ export class DataLoader {
   private epoch = 0;
   /** Sample order of the current epoch; null is the identity; undefined means not computed yet. */
   private order: Uint32Array | null | undefined = undefined;
+  /** labelRange's answer, once computed (the data never changes). */
+  private range: { min: number; max: number } | null | undefined = undefined;
 
   private constructor(
     x: Float32Array,
@@ -263,6 +265,30 @@ export class DataLoader {
       y: tf.tensor(ys, [size, ...this.targetShape], this.targetDtype),
       size,
     };
+  }
+
+  /**
+   * The smallest and largest target value when the targets are int32 (class labels), else
+   * null. One pass over the targets the first time, cached after: `fit` checks it against the
+   * model's number of classes before training (a label ≥ classes one-hot encodes to zeros and
+   * would train silently with zero loss).
+   */
+  labelRange(): { min: number; max: number } | null {
+    if (this.range === undefined) {
+      const y = this.y;
+      if (!(y instanceof Int32Array)) this.range = null;
+      else {
+        let min = y[0]!;
+        let max = y[0]!;
+        for (let i = 1; i < y.length; i++) {
+          const v = y[i]!;
+          if (v < min) min = v;
+          else if (v > max) max = v;
+        }
+        this.range = { min, max };
+      }
+    }
+    return this.range && { ...this.range };
   }
 
   getState(): DataLoaderState {

@@ -8,6 +8,13 @@
  * - Exact resume: `getState()` / `setState()` carry every buffer and the step count bit for
  *   bit, so a resumed run computes exactly what the uninterrupted one would have.
  *
+ * The buffers are kept by **parameter position**: the i-th variable of the `params` given to
+ * `step` (the model's `trainableWeights` order). tfjs names variables globally, so a second
+ * instance of one architecture in a process gets other names (`dense_Dense3/kernel` for
+ * `dense_Dense1/kernel`); positions are the same in every instance, so a state restores into
+ * any model of the architecture, and shapes are checked at the next step. Names are kept for
+ * messages only. `step` must therefore get the same parameters in the same order every time.
+ *
  * The update formulas (fastai's conventions; tests check them against plain JS):
  *
  *   sgd:   if wd > 0: g ← g + wd·p                    (L2 penalty folded into the gradient)
@@ -46,8 +53,11 @@ export interface OptimizerState {
   kind: OptimizerKind;
   hp: HyperParams;
   stepCount: number;
-  /** Per parameter (by variable name): sgd keeps [momentum buffer], adam/adamw keep [m, v]. */
-  slots: Array<{ param: string; buffers: Array<{ shape: number[]; values: Float32Array }> }>;
+  /**
+   * Per parameter that has buffers: its position in `params` (`index`), its variable name when
+   * saved (`param`, for messages only), and sgd's [momentum buffer] or adam/adamw's [m, v].
+   */
+  slots: Array<{ index: number; param: string; buffers: Array<{ shape: number[]; values: Float32Array }> }>;
 }
 
 export interface Optimizer {
@@ -56,7 +66,8 @@ export interface Optimizer {
   readonly hp: HyperParams;
   /**
    * One update. `grads` is keyed by variable name; a param without a gradient is left alone.
-   * The caller keeps ownership of `grads` (they are not disposed here).
+   * `params` must be the same variables in the same order at every step (the buffers are kept
+   * by position). The caller keeps ownership of `grads` (they are not disposed here).
    */
   step(params: tf.Variable[], grads: tf.NamedTensorMap): void;
   /** A deep copy of the whole state; later steps do not change it. */
@@ -136,10 +147,10 @@ let nextOptimizerId = 0;
 class TfOptimizer implements Optimizer {
   readonly hp: HyperParams;
   private stepCount = 0;
-  /** param name → its slot variables (SLOT_NAMES[kind] order). */
-  private slots = new Map<string, tf.Variable[]>();
-  /** Set by setState: the next step checks that every restored slot has its parameter. */
-  private checkRestored = false;
+  /** Parameter position → its slot variables (SLOT_NAMES[kind] order); a hole for a parameter without any. */
+  private slots: Array<tf.Variable[] | undefined> = [];
+  /** Parameter position → the variable name it had at its last step (or in the restored state): for messages and getState. */
+  private paramNames: string[] = [];
   private disposed = false;
   private readonly id = nextOptimizerId++;
 
@@ -152,7 +163,7 @@ class TfOptimizer implements Optimizer {
 
   get numTensors(): number {
     let n = 0;
-    for (const s of this.slots.values()) n += s.length;
+    for (const s of this.slots) if (s) n += s.length;
     return n;
   }
 
@@ -160,36 +171,35 @@ class TfOptimizer implements Optimizer {
     if (this.disposed) throw new ConfigError('this optimizer was disposed; create a new one to keep training');
     checkHyperParams(this.hp, ' (set by a callback?)');
     // Validate everything before touching any variable, so a bad call leaves no half-done step.
-    for (const p of params) {
+    params.forEach((p, i) => {
       const g = grads[p.name];
-      if (g === undefined) continue;
-      if (!shapesEqual(g.shape, p.shape)) {
+      if (g !== undefined && !shapesEqual(g.shape, p.shape)) {
         throw new ConfigError(
           `gradient for '${p.name}' has shape ${fmtShape(g.shape)} but the parameter has shape ${fmtShape(p.shape)}; ` +
             'grads must be keyed by variable name and match each variable',
         );
       }
-      const slot = this.slots.get(p.name);
+      const slot = this.slots[i];
       if (slot !== undefined && !shapesEqual(slot[0]!.shape, p.shape)) {
         throw new ConfigError(
-          `optimizer state for '${p.name}' has shape ${fmtShape(slot[0]!.shape)} but the parameter has shape ` +
-            `${fmtShape(p.shape)}; the state was saved from a different model`,
+          `optimizer state for parameter ${i} (${this.describeParam(i, p.name)}) has shape ${fmtShape(slot[0]!.shape)} but the ` +
+            `parameter has shape ${fmtShape(p.shape)}; the state was saved from a different model`,
         );
       }
-    }
-    if (this.checkRestored) {
-      const names = new Set(params.map((p) => p.name));
-      const missing = [...this.slots.keys()].filter((n) => !names.has(n));
-      if (missing.length > 0) {
+    });
+    if (this.slots.length > params.length) {
+      const extra = this.slots.flatMap((s, i) => (s !== undefined && i >= params.length ? [`${i} ('${this.paramNames[i]}')`] : []));
+      if (extra.length > 0) {
         throw new ConfigError(
-          `the restored optimizer state has buffers for ${missing.map((n) => `'${n}'`).join(', ')}, which ` +
-            `${missing.length === 1 ? 'is' : 'are'} not among the parameters being trained ` +
-            `(${params.map((p) => `'${p.name}'`).join(', ')}); the checkpoint comes from a different model, ` +
-            'or its variable names are not stable — give layers explicit names',
+          `the optimizer state has buffers for parameter${extra.length === 1 ? '' : 's'} ${extra.join(', ')}, but only ` +
+            `${params.length} parameter${params.length === 1 ? ' is' : 's are'} being trained; the state comes from a different ` +
+            'model, or step() was given other parameters than before (they must be the same, in the same order, every step)',
         );
       }
-      this.checkRestored = false;
     }
+    params.forEach((p, i) => {
+      if (this.slots[i] !== undefined) this.paramNames[i] = p.name;
+    });
 
     const t = ++this.stepCount;
     const { lr, momentum, wd, beta2, eps } = this.hp;
@@ -198,12 +208,12 @@ class TfOptimizer implements Optimizer {
         const sLr = tf.scalar(lr);
         const sMom = tf.scalar(momentum);
         const sWd = wd > 0 ? tf.scalar(wd) : null;
-        for (const p of params) {
+        params.forEach((p, i) => {
           const g = grads[p.name];
-          if (g === undefined) continue;
+          if (g === undefined) return;
           // No buffer is kept while momentum is 0 (it would always equal g); once one exists it
           // keeps being updated, so a callback moving momentum to 0 and back stays exact.
-          const slot = this.slots.get(p.name) ?? (momentum > 0 ? this.createSlots(p) : undefined);
+          const slot = this.slots[i] ?? (momentum > 0 ? this.createSlots(p, i) : undefined);
           tf.tidy(() => {
             let d: tf.Tensor = sWd ? tf.add(g, tf.mul(p, sWd)) : g;
             if (slot) {
@@ -213,7 +223,7 @@ class TfOptimizer implements Optimizer {
             }
             p.assign(tf.sub(p, tf.mul(d, sLr)));
           });
-        }
+        });
         return;
       }
 
@@ -233,10 +243,10 @@ class TfOptimizer implements Optimizer {
       const decoupled = this.kind === 'adamw';
       const sL2 = !decoupled && wd > 0 ? tf.scalar(wd) : null;
       const sDecay = decoupled && wd > 0 ? tf.scalar(1 - lr * wd) : null;
-      for (const p of params) {
+      params.forEach((p, i) => {
         const g0 = grads[p.name];
-        if (g0 === undefined) continue;
-        const [m, v] = (this.slots.get(p.name) ?? this.createSlots(p)) as [tf.Variable, tf.Variable];
+        if (g0 === undefined) return;
+        const [m, v] = (this.slots[i] ?? this.createSlots(p, i)) as [tf.Variable, tf.Variable];
         tf.tidy(() => {
           const g = sL2 ? tf.add(g0, tf.mul(p, sL2)) : g0;
           const m1 = tf.add(tf.mul(m, sB1), tf.mul(g, sOneMinusB1));
@@ -247,23 +257,30 @@ class TfOptimizer implements Optimizer {
           const base = sDecay ? tf.mul(p, sDecay) : p;
           p.assign(tf.sub(base, upd));
         });
-      }
+      });
     });
   }
 
-  private createSlots(p: tf.Variable): tf.Variable[] {
+  private createSlots(p: tf.Variable, index: number): tf.Variable[] {
     const slot = SLOT_NAMES[this.kind].map((s) => {
       const zeros = tf.zerosLike(p);
-      const v = tf.variable(zeros, false, this.slotName(p.name, s));
+      const v = tf.variable(zeros, false, this.slotName(index, s));
       zeros.dispose();
       return v;
     });
-    this.slots.set(p.name, slot);
+    this.slots[index] = slot;
+    this.paramNames[index] = p.name;
     return slot;
   }
 
-  private slotName(param: string, slot: string): string {
-    return `${param}/${slot}@opt${this.id}`;
+  /** Unique per optimizer and position: tfjs variable names are global to the process. */
+  private slotName(index: number, slot: string): string {
+    return `opt${this.id}/param${index}/${slot}`;
+  }
+
+  private describeParam(index: number, current: string): string {
+    const saved = this.paramNames[index];
+    return saved === undefined || saved === current ? `'${current}'` : `'${current}', saved as '${saved}'`;
   }
 
   getState(): OptimizerState {
@@ -271,11 +288,18 @@ class TfOptimizer implements Optimizer {
       kind: this.kind,
       hp: { ...this.hp },
       stepCount: this.stepCount,
-      slots: [...this.slots].map(([param, vars]) => ({
-        param,
-        // Copy: on the cpu backend dataSync returns the tensor's own storage.
-        buffers: vars.map((v) => ({ shape: [...v.shape], values: new Float32Array(v.dataSync() as Float32Array) })),
-      })),
+      slots: this.slots.flatMap((vars, index) =>
+        vars === undefined
+          ? []
+          : [
+              {
+                index,
+                param: this.paramNames[index]!,
+                // Copy: on the cpu backend dataSync returns the tensor's own storage.
+                buffers: vars.map((v) => ({ shape: [...v.shape], values: new Float32Array(v.dataSync() as Float32Array) })),
+              },
+            ],
+      ),
     };
   }
 
@@ -284,28 +308,29 @@ class TfOptimizer implements Optimizer {
     validateState(state, this.kind);
     // Everything is validated above, so from here the swap cannot fail half-way.
     this.disposeSlots();
-    for (const { param, buffers } of state.slots) {
+    for (const { index, param, buffers } of state.slots) {
       const vars = buffers.map((b, i) =>
         tf.tidy(() =>
           tf.variable(
             // Copy so later changes to the caller's arrays cannot reach our buffers.
             tf.tensor(Float32Array.from(b.values), b.shape, 'float32'),
             false,
-            this.slotName(param, SLOT_NAMES[this.kind][i]!),
+            this.slotName(index, SLOT_NAMES[this.kind][i]!),
           ),
         ),
       );
-      this.slots.set(param, vars);
+      this.slots[index] = vars;
+      this.paramNames[index] = param;
     }
     // Assign in place: callbacks may hold a reference to `hp`.
     for (const k of HP_KEYS) this.hp[k] = state.hp[k];
     this.stepCount = state.stepCount;
-    this.checkRestored = true;
   }
 
   private disposeSlots(): void {
-    for (const s of this.slots.values()) for (const v of s) v.dispose();
-    this.slots.clear();
+    for (const s of this.slots) if (s) for (const v of s) v.dispose();
+    this.slots = [];
+    this.paramNames = [];
   }
 
   dispose(): void {
@@ -331,11 +356,17 @@ function validateState(state: OptimizerState, kind: OptimizerKind): void {
   }
   if (!Array.isArray(state.slots)) throw bad('slots must be an array');
   const nBuf = SLOT_NAMES[kind].length;
-  const seen = new Set<string>();
+  const seen = new Set<number>();
   for (const s of state.slots) {
-    if (typeof s?.param !== 'string') throw bad('every slot needs a param name');
-    if (seen.has(s.param)) throw bad(`parameter '${s.param}' appears twice`);
-    seen.add(s.param);
+    if (!Number.isInteger(s?.index) || s.index < 0) {
+      throw bad(
+        `every slot needs the position of its parameter (index), got ${describe(s?.index)}` +
+          (typeof s?.param === 'string' ? ` for '${s.param}' (a state keyed by variable name, from an older version, cannot be restored)` : ''),
+      );
+    }
+    if (typeof s.param !== 'string') throw bad(`the slot of parameter ${s.index} needs a param name`);
+    if (seen.has(s.index)) throw bad(`parameter ${s.index} appears twice`);
+    seen.add(s.index);
     if (!Array.isArray(s.buffers) || s.buffers.length !== nBuf) {
       throw bad(
         `'${s.param}' has ${Array.isArray(s.buffers) ? s.buffers.length : 'no'} buffers; ${kind} keeps ${nBuf} ` +

@@ -108,8 +108,12 @@ export function lrChartSpec(data: LrChartData): TopLevelSpec {
   };
 }
 
-/** A suggested learning rate, and optionally the loss to mark it at (else read off the curve). */
-export type Suggestion = number | { lr: number; loss: number };
+/**
+ * A suggested learning rate, marked at the suggestion on the curve (a number), at the given
+ * loss (`{ lr, loss }`), or at a point of its own (`{ lr, point }`): fastai's plot_lr_find marks
+ * `minimum` at the lowest loss, a tenfold above the suggested lr (see `suggestionMarks`).
+ */
+export type Suggestion = number | { lr: number; loss: number } | { lr: number; point: { lr: number; loss: number } };
 
 export interface LrFindChartData {
   lrs: number[];
@@ -132,13 +136,20 @@ export function lrFindChartSpec(data: LrFindChartData): TopLevelSpec {
   ).filter((r) => r.lr > 0);
   const logLrs = curve.map((r) => Math.log10(r.lr));
   const losses = curve.map((r) => r.loss);
+  // Each mark sits at (lr, loss); its label gives the suggested value, which for `minimum` is
+  // not the lr it is drawn at.
   const marks = Object.entries(data.suggestions ?? {})
     .map(([name, s]) => {
-      const lr = typeof s === 'number' ? s : s.lr;
-      const loss = typeof s === 'number' ? interp(Math.log10(lr), logLrs, losses) : s.loss;
-      return { name, lr, loss, label: `${name}: ${lr.toExponential(2)}` };
+      const suggested = typeof s === 'number' ? s : s.lr;
+      const at =
+        typeof s === 'number'
+          ? { lr: s, loss: interp(Math.log10(s), logLrs, losses) }
+          : 'point' in s
+            ? s.point
+            : { lr: s.lr, loss: s.loss };
+      return { name, lr: at.lr, loss: at.loss, suggested, label: `${name}: ${suggested.toExponential(2)}` };
     })
-    .filter((m) => Number.isFinite(m.lr) && m.lr > 0 && Number.isFinite(m.loss))
+    .filter((m) => Number.isFinite(m.suggested) && Number.isFinite(m.lr) && m.lr > 0 && Number.isFinite(m.loss))
     // Neighbouring suggestions are often close: alternate their names above and below the curve.
     .sort((a, b) => a.lr - b.lr)
     .map((m, i) => ({ ...m, above: i % 2 === 0 }));

@@ -122,3 +122,20 @@ export function expectedRun(nEpochs: number, nTrain: number, nValid: number, val
 export function weightsOf(learn: Learner): Float32Array[] {
   return learn.params.map((p) => p.dataSync().slice() as Float32Array);
 }
+
+/** A copy of every weight of `model` (trainable or not, `model.getWeights()` order), for a checkpoint. */
+export function weightCopies(model: tf.LayersModel): Array<Float32Array | Int32Array> {
+  // Copies: on the cpu backend dataSync returns the tensor's own storage.
+  return model.getWeights().map((t) => (t.dataSync() as Float32Array | Int32Array).slice());
+}
+
+/** Puts `weightCopies` back, by position (tfjs names differ between instances of one architecture). */
+export function setWeightCopies(model: tf.LayersModel, copies: ReadonlyArray<Float32Array | Int32Array>): void {
+  const current = model.getWeights();
+  const tensors = copies.map((values, i) => tf.tensor(values, current[i]!.shape, current[i]!.dtype));
+  try {
+    model.setWeights(tensors);
+  } finally {
+    tf.dispose(tensors);
+  }
+}
