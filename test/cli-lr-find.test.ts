@@ -9,10 +9,10 @@ const run = promisify(execFile);
 const CLI = 'dist/src/cli/main.js';
 
 describe('trainchart lr-find (the CLI, built by `npm test`)', () => {
-  it('mlp on 6000 images: the 100 exponential lrs, a valley between 1e-4 and 1e-1, an SVG and a PNG', async () => {
+  it('mlp on full MNIST (the acceptance command): the 100 exponential lrs, a valley between 1e-4 and 1e-1, an SVG and a PNG', async () => {
     const out = await mkdtemp(join(tmpdir(), 'trainchart-lr-find-'));
     try {
-      const { stdout } = await run('node', [CLI, 'lr-find', '--model', 'mlp', '--limit-train', '6000', '--out', out, '--json'], {
+      const { stdout } = await run('node', [CLI, 'lr-find', '--model', 'mlp', '--out', out, '--json'], {
         maxBuffer: 1 << 24,
       });
       const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
