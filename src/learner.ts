@@ -10,6 +10,7 @@ import { checkTargets, resolveLoss, type LossFn, type LossName } from './losses.
 import { newTrainContext, type TrainContext } from './loop/context.js';
 import { HookTable } from './loop/hookTable.js';
 import { runLoop, type LoopActor } from './loop/runLoop.js';
+import { SmoothLoss, type SmoothLossState } from './loop/smoothLoss.js';
 import { resolveMetric, type Metric, type MetricName } from './metrics.js';
 import { createOptimizer, type HyperParams, type Optimizer, type OptimizerKind } from './optim/optimizer.js';
 import { Rng } from './rng.js';
@@ -51,6 +52,8 @@ export interface FitOptions {
   startEpoch?: number;
   /** With startEpoch: the callbacks' states (from `learn.callbackStates()`), restored just before jumpToEpoch. */
   callbackStates?: Record<string, Record<string, unknown>>;
+  /** The smoothed train loss to continue from (from `learn.smoothLossState()`), so a resumed run smooths as if never stopped. */
+  smoothLoss?: SmoothLossState;
 }
 
 export interface FitResult {
@@ -65,7 +68,7 @@ export interface FitResult {
 }
 
 const LEARNER_KEYS = ['model', 'data', 'loss', 'optimizer', 'metrics', 'callbacks', 'seed', 'recorder'] as const;
-const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates'] as const;
+const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss'] as const;
 
 /** Unknown option keys are typos until proven otherwise: say so instead of ignoring them. */
 export function checkKeys(where: string, options: object, known: readonly string[]): void {
@@ -112,6 +115,7 @@ export class Learner {
   readonly rng: Rng;
   readonly seed: number;
   private engine: TfEngine | null = null;
+  private smoother: SmoothLoss | null = null;
   private running = false;
 
   constructor(options: LearnerOptions) {
@@ -221,7 +225,8 @@ export class Learner {
     // Everything is checked before anything changes: a rejected fit leaves the learner as it was.
     this.checkData();
 
-    const extra = options.callbacks ?? [];
+    // A callback given twice (the learner's own, again for this fit) runs once.
+    const extra = [...new Set(options.callbacks ?? [])].filter((cb) => !this.callbacks.includes(cb));
     const callbacks = [...this.callbacks, ...extra];
     const table = new HookTable(callbacks);
     const states = callbackStates ? this.matchStates(callbacks, callbackStates) : undefined;
@@ -231,6 +236,8 @@ export class Learner {
     const { train } = this.data;
     const valid = this.data.valid ?? null;
     const ctx = this.newContext(nEpochs);
+    const smoother = new SmoothLoss(options.smoothLoss);
+    this.smoother = smoother;
     const engine = new TfEngine({
       model: this.model,
       lossFn: this.loss.fn,
@@ -255,6 +262,7 @@ export class Learner {
           ...(startEpoch !== undefined ? { startEpoch } : {}),
         },
         ...(states ? { callbackStates: states } : {}),
+        smoothLoss: smoother,
         ...(options.yieldEveryMs !== undefined ? { yieldEveryMs: options.yieldEveryMs } : {}),
         ...(options.inspect ? { inspect: options.inspect } : {}),
         ...(options.onActor ? { onActor: options.onActor } : {}),
@@ -298,6 +306,11 @@ export class Learner {
     const out: Record<string, Record<string, unknown>> = {};
     stateKeys([...this.callbacks, ...extra]).forEach((key, cb) => (out[key] = cb.getState()));
     return out;
+  }
+
+  /** The smoothed train loss's state, live during a fit (a checkpoint saves it), else as the last fit left it. */
+  smoothLossState(): SmoothLossState | null {
+    return this.smoother?.getState() ?? null;
   }
 
   private matchStates(callbacks: Callback[], states: Record<string, Record<string, unknown>>) {

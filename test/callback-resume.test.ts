@@ -63,3 +63,25 @@ describe('callback state across a resume (fit with startEpoch and callbackStates
     expect(learn.lr).toBe(lr);
   });
 });
+
+describe('where a resumed run starts has one source', () => {
+  it("a hook's { epoch } cannot override fit's startEpoch", async () => {
+    class Jumper extends Callback {
+      onTrainBegin() {
+        return { epoch: 0 };
+      }
+    }
+    const learn = tinyLearner([new Jumper()]);
+    await expect(learn.fit(3, { startEpoch: 2 })).rejects.toThrow(/returned \{ epoch: 0 \}, but this fit resumes at startEpoch 2/);
+  });
+
+  it("the learner's own callback passed again to fit runs once and stays attached", async () => {
+    const counter = new BatchCounter();
+    const learn = tinyLearner([counter]);
+    await learn.fit(1, { callbacks: [counter, counter] });
+    expect(counter.count).toBe(3);
+    await learn.fit(1);
+    expect(counter.count).toBe(3);
+    expect(counter.learn).toBe(learn);
+  });
+});

@@ -270,3 +270,37 @@ describe('hooks must be synchronous plain functions returning plain controls', (
     expect(() => tinyLearner([Plain as never])).toThrow(/callbacks must be Callback instances, got the class Plain/);
   });
 });
+
+describe('controls are set only by returning them', () => {
+  it('writing to ctx.controls fails the run (it is frozen) instead of skipping validation', async () => {
+    const learn = tinyLearner([
+      new TraceCallback('w', [], 0, {
+        batchBegin: (ctx) => {
+          (ctx.controls as { skipStep: boolean }).skipStep = true;
+        },
+      }),
+    ]);
+    await expect(learn.fit(1)).rejects.toThrow(/w, hook of stage batchBegin.*read only|w, hook of stage batchBegin.*Cannot assign/);
+  });
+
+  it('a hook returning a rejecting Promise fails the run without an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const learn = tinyLearner([new TraceCallback('r', [], 0, { epochEnd: () => Promise.reject(new Error('save failed')) as never })]);
+      await expect(learn.fit(1)).rejects.toThrow(/returned a Promise/);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('an option field named on… is not taken for a misspelled hook', async () => {
+    class WithHandler extends Callback {
+      onSaved = () => {};
+    }
+    await expect(tinyLearner([new WithHandler()]).fit(1)).resolves.toMatchObject({ status: 'completed' });
+  });
+});

@@ -70,10 +70,11 @@ function key(stage: Stage, train: boolean) {
 
 const HOOK_NAMES: ReadonlySet<string> = new Set(STAGES.map(hookNameOf));
 
-/** The functions a callback defines (own fields and its classes below Callback), read without running getters. */
-function ownFunctions(cb: object): Array<[string, Function]> {
+/** The methods a callback's classes below Callback define, read without running getters. */
+function ownMethods(cb: object): Array<[string, Function]> {
   const found = new Map<string, Function>();
-  for (let o: object | null = cb; o && o !== Callback.prototype; o = Object.getPrototypeOf(o)) {
+  // Methods only: an option field that happens to be called `onSaved` is not a misspelled hook.
+  for (let o: object | null = Object.getPrototypeOf(cb); o && o !== Callback.prototype; o = Object.getPrototypeOf(o)) {
     for (const name of Object.getOwnPropertyNames(o)) {
       const d = Object.getOwnPropertyDescriptor(o, name);
       if (!found.has(name) && d && typeof d.value === 'function' && name !== 'constructor') found.set(name, d.value);
@@ -92,12 +93,14 @@ function validateCallback(cb: unknown) {
     const what = typeof cb === 'function' ? `the class ${(cb as { name?: string }).name ?? '(anonymous)'} (did you forget \`new\`?)` : String(cb);
     throw new ConfigError(`callbacks must be Callback instances, got ${what}`);
   }
-  for (const [name, value] of ownFunctions(cb)) {
-    if (HOOK_NAMES.has(name)) {
-      if (value.constructor?.name === 'AsyncFunction') {
-        throw new ConfigError(`callback ${cb.name}: ${name} is async; hooks must be synchronous (they run inside the loop's state transitions)`);
-      }
-    } else if (/^on[A-Z]/.test(name)) {
+  for (const name of HOOK_NAMES) {
+    const hook = (cb as unknown as Record<string, unknown>)[name];
+    if (typeof hook === 'function' && hook.constructor?.name === 'AsyncFunction') {
+      throw new ConfigError(`callback ${cb.name}: ${name} is async; hooks must be synchronous (they run inside the loop's state transitions)`);
+    }
+  }
+  for (const [name] of ownMethods(cb)) {
+    if (/^on[A-Z]/.test(name) && !HOOK_NAMES.has(name)) {
       throw new ConfigError(
         `callback ${cb.name} has a method ${name}, which is not a stage hook; hooks are ${[...HOOK_NAMES].join(', ')} (rename it if it is a helper)`,
       );
@@ -132,6 +135,8 @@ export function mergeHookResult(result: unknown, cb: Callback, stage: Stage, tra
   if (result === undefined || result === null) return;
   const where = `${cb.name}.${hookNameOf(stage)}${train ? '' : ' (validation)'}`;
   if (typeof (result as { then?: unknown }).then === 'function') {
+    // The run fails here; the Promise's own rejection, if any, must not crash the process too.
+    (result as PromiseLike<unknown>).then(undefined, () => {});
     throw new ControlError(
       `${where} returned a Promise; hooks run synchronously inside the loop's state transitions, so make the hook synchronous (no async, no await)`,
       cb.name,

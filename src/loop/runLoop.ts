@@ -37,8 +37,8 @@ export interface RunLoopOptions {
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** Continue from a persisted snapshot instead of starting at `ready`. */
   snapshot?: Snapshot<unknown>;
-  /** The smoothed-loss state to continue from (resume). */
-  smoothLoss?: SmoothLossState;
+  /** The smoothed loss to continue (resume): a state, or a live SmoothLoss the caller keeps reading. */
+  smoothLoss?: SmoothLossState | SmoothLoss;
   /**
    * Callback states to restore when the run jumps to its start epoch (resume): applied with
    * `setState` after every onTrainBegin and before any jumpToEpoch, so a reset in onTrainBegin
@@ -94,7 +94,7 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
  */
 export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   const { engine, table, ctx } = opts;
-  const smooth = new SmoothLoss(opts.smoothLoss);
+  const smooth = opts.smoothLoss instanceof SmoothLoss ? opts.smoothLoss : new SmoothLoss(opts.smoothLoss);
   ctx.smoothLoss = smooth.value;
   let pending: TrainchartError | null = null;
   let firstError: TrainchartError | null = null;
@@ -127,7 +127,8 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     ctx.batchIndex = context.batchIndex;
     ctx.train = context.train;
     ctx.nBatches = context.train ? context.nTrainBatches : context.nValidBatches;
-    ctx.controls = context.controls;
+    // Frozen copies: a hook sets a control by returning it, never by writing here.
+    ctx.controls = Object.freeze({ ...context.controls });
   };
 
   const runHooks = (context: LoopContext, stage: Stage): Partial<LoopContext> => {
@@ -142,9 +143,18 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     for (const { callback, hook } of table.hooksAt(stage)) {
       try {
         mergeHookResult(hook.call(callback, ctx), callback, stage, train, requested);
+        if (requested.jumpTo !== null && opts.input.startEpoch !== undefined) {
+          // Two sources for where the run starts would leave the restored callback states wrong.
+          throw new ControlError(
+            `${callback.name}.onTrainBegin returned { epoch: ${requested.jumpTo} }, but this fit resumes at startEpoch ${opts.input.startEpoch}; drop one of the two`,
+            callback.name,
+            stage,
+            'epoch',
+          );
+        }
         // Later hooks of this stage see what earlier ones asked for.
         if (requested.controls && hasNew(ctx.controls, requested.controls)) {
-          ctx.controls = { ...context.controls, ...requested.controls };
+          ctx.controls = Object.freeze({ ...context.controls, ...requested.controls });
         }
       } catch (e) {
         fail(stage, callback.name, 'hook', e);
