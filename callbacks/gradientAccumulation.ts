@@ -33,6 +33,8 @@ export interface GradientAccumulationOptions {
 export class GradientAccumulation extends Callback {
   // Before gradient clipping and anything else at backwardEnd: they see the reduced gradient.
   override order = -20;
+  // It changes what a step is: lrFind keeps it, so the lr found is for this training.
+  override readonly shapesTraining = true;
   readonly nBatches: number;
   readonly reduce: 'sum' | 'mean';
   /** Batches in the running sum, this one included once its backwardEnd ran. */

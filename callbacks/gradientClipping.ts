@@ -29,6 +29,8 @@ export interface GradientClippingOptions {
 export class GradientClipping extends Callback {
   // After GradientAccumulation (-20), before anything else that reads the gradients at backwardEnd.
   override order = -10;
+  // It changes what a step is: lrFind keeps it, so the lr found is for this training.
+  override readonly shapesTraining = true;
   readonly maxNorm: number;
   /** Global norm, before clipping, of the last gradients clipped or checked (null before the first); up to date at each epochEnd and trainEnd. */
   lastNorm: number | null = null;

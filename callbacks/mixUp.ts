@@ -26,6 +26,8 @@ export interface MixUpOptions {
  * are refused with a ConfigError.
  */
 export class MixUp extends Callback {
+  // It changes what a step is: lrFind keeps it, so the lr found is for this training.
+  override readonly shapesTraining = true;
   readonly alpha: number;
   #lambdas: number[] = [];
   #permutation: number[] = [];

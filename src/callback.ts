@@ -24,6 +24,12 @@ export type Guards = Partial<Record<ControlName, Guard>>;
 export abstract class Callback {
   /** Within a stage, callbacks run by ascending order; ties in the order they were given. */
   order = 0;
+  /**
+   * Does this callback change what a training step computes (MixUp, GradientAccumulation,
+   * GradientClipping)? Such callbacks stay in `lrFind`'s mock run, so the lr it suggests is
+   * for the training as it will really run; all others sit it out.
+   */
+  readonly shapesTraining: boolean = false;
   /** Controls that fire when a predicate of the context is true, keyed by control name. */
   guards: Guards = {};
 

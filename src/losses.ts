@@ -110,7 +110,7 @@ export function checkTargets(
   outputShape: number[],
   targetShape: number[],
   targetDtype: tf.DataType | string,
-  labels: { min: number; max: number } | null = null,
+  labels: { min: number; max: number; integral?: boolean } | null = null,
 ): void {
   const out = fmtShape(outputShape);
   const tgt = fmtShape(targetShape);
@@ -157,6 +157,12 @@ export function checkTargets(
     }
     if (targetDtype === 'bool') {
       throw new DataError('sparseCategoricalCrossentropy needs integer class labels, got bool targets; cast them to int32');
+    }
+    if (labels && labels.integral === false) {
+      throw new DataError(
+        'sparseCategoricalCrossentropy needs whole-number class labels, but the targets hold fractions; ' +
+          'round or relabel them (0 … classes − 1), or use one-hot targets with categoricalCrossentropy',
+      );
     }
     if (labels && (labels.min < 0 || labels.max >= classes)) {
       const bad = labels.min < 0 ? labels.min : labels.max;

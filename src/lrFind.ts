@@ -190,7 +190,8 @@ export function suggestionMarks(result: Pick<LrFindResult, 'suggestions' | 'poin
  * as in fastai, holds the search's record afterwards (for `recorder.plotLrFind`).
  *
  * The search is a mock run, so the learner's other callbacks sit it out (fastai's
- * `no_logging`, taken further): only its Recorder, the finder and `options.callbacks` run.
+ * `no_logging`, taken further): only its Recorder, the finder, `options.callbacks` and the
+ * callbacks that shape each training step (`shapesTraining`) run.
  * Otherwise a CSVLogger would rewrite its history with the search, SaveModel would write the
  * search's weights, EarlyStopping would count the search's epochs, and one with restoreBest
  * would put the search's "best" weights back after the finder had restored the real ones.
@@ -205,7 +206,8 @@ export async function lrFind(learn: Learner, options: LrFindOptions = {}): Promi
   const { callbacks = [], ...finderOptions } = options;
   if (!Array.isArray(callbacks)) throw new ConfigError('lrFind: callbacks must be an array of Callback');
   const finder = new LRFinder(finderOptions);
-  const numIt = finderOptions.numIt ?? 100;
+  // The finder's own count (it raises tiny values to fastai's minimum of 6).
+  const numIt = finder.numIt;
   const nEpochs = Math.floor(numIt / learn.data.train.nBatches) + 1;
 
   // The learner's list is narrowed in place and put back whole, order and identity kept. The
@@ -213,13 +215,23 @@ export async function lrFind(learn: Learner, options: LrFindOptions = {}): Promi
   // the fit below reject) keeps using them undisturbed. One of the learner's own passed in
   // `callbacks` stays where it is rather than being added again as a fit-only callback (fit
   // would detach it afterwards).
+  // Callbacks that change what a training step is (MixUp, GradientAccumulation,
+  // GradientClipping: `shapesTraining`) stay in, so the lr found is for the training the user
+  // will run; their state is put back afterwards like everything else.
   const own = [...learn.callbacks];
-  const kept = own.filter((cb) => cb === learn.recorder || callbacks.includes(cb));
+  const kept = own.filter((cb) => cb === learn.recorder || cb.shapesTraining || callbacks.includes(cb));
+  const keptStates = kept.filter((cb) => cb !== learn.recorder).map((cb) => [cb, cb.getState()] as const);
   const extra = callbacks.filter((cb) => !own.includes(cb));
   learn.callbacks.splice(0, learn.callbacks.length, ...kept);
   try {
     await learn.fit(nEpochs, { callbacks: [finder, ...extra, finder.restorer] });
   } finally {
+    // Also when a trainEnd hook threw before the restorer's turn: the learner is left as it was.
+    // (fit has detached its callbacks by now; the finder needs the learner back for this.)
+    finder.attach(learn);
+    finder.restoreSnapshot();
+    finder.attach(null);
+    for (const [cb, state] of keptStates) if (!callbacks.includes(cb)) cb.setState(state);
     const addedMeanwhile = learn.callbacks.filter((cb) => !kept.includes(cb));
     learn.callbacks.splice(0, learn.callbacks.length, ...own, ...addedMeanwhile);
   }

@@ -458,28 +458,31 @@ describe('DataLoader validation', () => {
 });
 
 describe('DataLoader.labelRange', () => {
-  it('int32 targets: the smallest and largest label, shuffle or not; float targets: null', () => {
+  it('one target value per sample, any dtype: the smallest and largest, and whether all are whole; one-hot rows: null', () => {
     const x = new Float32Array(5);
-    expect(DataLoader.fromArrays(x, [2, 0, 5, 1, 3], { batchSize: 2, shuffle: true }).labelRange()).toEqual({ min: 0, max: 5 });
-    expect(DataLoader.fromArrays(x, Int32Array.from([-1, 4, 4, 0, 2]), { batchSize: 2 }).labelRange()).toEqual({ min: -1, max: 4 });
-    expect(DataLoader.fromArrays(x, [7, 7, 7, 7, 7], { batchSize: 5 }).labelRange()).toEqual({ min: 7, max: 7 });
+    expect(DataLoader.fromArrays(x, [2, 0, 5, 1, 3], { batchSize: 2, shuffle: true }).labelRange()).toEqual({ min: 0, max: 5, integral: true });
+    expect(DataLoader.fromArrays(x, Int32Array.from([-1, 4, 4, 0, 2]), { batchSize: 2 }).labelRange()).toEqual({ min: -1, max: 4, integral: true });
+    expect(DataLoader.fromArrays(x, [7, 7, 7, 7, 7], { batchSize: 5 }).labelRange()).toEqual({ min: 7, max: 7, integral: true });
     // fromTensors: int32 labels are labels too.
     const [tx, ty] = [tf.tensor2d([[1], [2], [3]]), tf.tensor1d([1, 0, 2], 'int32')];
-    expect(DataLoader.fromTensors(tx, ty, { batchSize: 2 }).labelRange()).toEqual({ min: 0, max: 2 });
+    expect(DataLoader.fromTensors(tx, ty, { batchSize: 2 }).labelRange()).toEqual({ min: 0, max: 2, integral: true });
     tf.dispose([tx, ty]);
-    // Regression or one-hot targets are float32: no labels to range over.
-    expect(DataLoader.fromArrays(x, [0.5, 1, 2, 3, 4], { batchSize: 2 }).labelRange()).toBeNull();
-    expect(DataLoader.fromArrays(x, [0, 1, 2, 3, 4], { batchSize: 2, yDtype: 'float32' }).labelRange()).toBeNull();
+    // float32 single values: labels or regression targets, the loss decides; fractions are flagged.
+    expect(DataLoader.fromArrays(x, [0.5, 1, 2, 3, 4], { batchSize: 2 }).labelRange()).toEqual({ min: 0.5, max: 4, integral: false });
+    expect(DataLoader.fromArrays(x, [0, 1, 2, 3, 10], { batchSize: 2, yDtype: 'float32' }).labelRange()).toEqual({ min: 0, max: 10, integral: true });
+    expect(DataLoader.fromArrays(x, [[0], [1], [2], [3], [4]], { batchSize: 2 }).labelRange()).toEqual({ min: 0, max: 4, integral: true });
+    // One-hot (or any multi-value) targets: no labels to range over.
+    expect(DataLoader.fromArrays(new Float32Array(2), [[0, 1], [1, 0]], { batchSize: 2 }).labelRange()).toBeNull();
   });
 
   it('is computed once: later calls answer from the cache, and a caller cannot change it', () => {
     const loader = DataLoader.fromArrays(new Float32Array(4), [3, 1, 2, 0], { batchSize: 2 });
     const first = loader.labelRange()!;
     first.max = 99;
-    expect(loader.labelRange()).toEqual({ min: 0, max: 3 });
+    expect(loader.labelRange()).toEqual({ min: 0, max: 3, integral: true });
     // The cache, not a new pass: its internal arrays are not read again.
     const y = (loader as unknown as { y: Int32Array }).y;
     y[0] = 42;
-    expect(loader.labelRange()).toEqual({ min: 0, max: 3 });
+    expect(loader.labelRange()).toEqual({ min: 0, max: 3, integral: true });
   });
 });

@@ -67,3 +67,28 @@ describe('bad input gets a clear, typed error', () => {
     await expect(learn.fit(1)).rejects.toThrow(/stepEnd.*lr must be a positive finite number/);
   });
 });
+
+describe('sparse labels that do not fit the model are refused when fit starts', () => {
+  const x = new Float32Array(6 * 4);
+  const sparse = (y: number[] | Int32Array, opts: Record<string, unknown> = {}) =>
+    new Learner({
+      model: tinyModel(),
+      data: { train: DataLoader.fromArrays(x, y, { batchSize: 2, xShape: [4], ...opts }) },
+      loss: 'sparseCategoricalCrossentropy',
+    });
+  it.each([
+    ['int32 label 5 with 3 classes', Int32Array.from([0, 1, 2, 5, 0, 1]), {}, /class label 5/],
+    ['a negative label', Int32Array.from([0, -1, 2, 1, 0, 1]), {}, /class label -1/],
+    ['float32 labels, one out of range', [0, 1, 2, 10, 0, 1], { yDtype: 'float32' }, /class label 10/],
+    ['labels of shape [1]', [[0], [1], [2], [3], [0], [1]], {}, /class label 3/],
+    ['fractional labels', [0, 1, 2.5, 1, 0, 1], {}, /whole-number class labels/],
+  ])('%s', async (_name, y, opts, pattern) => {
+    const learn = sparse(y as number[], opts);
+    await expect(learn.fit(1)).rejects.toThrow(DataError);
+    await expect(learn.fit(1)).rejects.toThrow(pattern as RegExp);
+  });
+
+  it('labels in range train', async () => {
+    await expect(sparse(Int32Array.from([0, 1, 2, 1, 0, 2])).fit(1)).resolves.toMatchObject({ status: 'completed' });
+  });
+});

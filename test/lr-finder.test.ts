@@ -425,3 +425,44 @@ describe('the LR finder plot marks each suggestion where fastai\'s plot_lr_find 
     expect(suggestionMarks(res).minimum).toEqual({ lr: res.suggestions.minimum, point: res.points.minimum });
   });
 });
+
+describe('lrFind keeps what shapes a training step, and always leaves the learner as it was', () => {
+  it('MixUp, GradientAccumulation and GradientClipping run in the search; their state is put back', async () => {
+    const { Callback } = await import('../src/callback.js');
+    const { GradientAccumulation } = await import('../callbacks/gradientAccumulation.js');
+    const { GradientClipping } = await import('../callbacks/gradientClipping.js');
+    const { MixUp } = await import('../callbacks/mixUp.js');
+    let batchesSeen = 0;
+    class Spy extends Callback {
+      override readonly shapesTraining = true;
+      onBatchEnd(ctx: TrainContext) {
+        if (ctx.train) batchesSeen++;
+      }
+    }
+    const acc = new GradientAccumulation({ nBatches: 2 });
+    const clip = new GradientClipping({ maxNorm: 1 });
+    const learn = tinyLearner([new MixUp(), acc, clip, new Spy()], { optimizer: 'adam' });
+    const before = { acc: acc.getState(), clip: clip.getState() };
+    await learn.lrFind({ numIt: 6 });
+    expect(batchesSeen).toBeGreaterThan(0);
+    expect(acc.getState()).toEqual(before.acc);
+    expect(clip.getState()).toEqual(before.clip);
+  });
+
+  it('a trainEnd hook that throws before the restorer still leaves weights, optimizer and lr as they were', async () => {
+    const { Callback } = await import('../src/callback.js');
+    class Boom extends Callback {
+      onTrainEnd() {
+        throw new Error('boom at trainEnd');
+      }
+    }
+    const learn = tinyLearner([], { optimizer: 'adam' });
+    const lr = learn.lr;
+    const weights = learn.model.getWeights().map((w) => w.dataSync().slice());
+    const optimizer = JSON.stringify(learn.optimizer.getState(), (_k, v) => (v instanceof Float32Array ? Array.from(v) : v));
+    await expect(learn.lrFind({ numIt: 6, callbacks: [new Boom()] })).rejects.toThrow(/boom at trainEnd/);
+    expect(learn.lr).toBe(lr);
+    learn.model.getWeights().forEach((w, i) => expect(w.dataSync()).toEqual(weights[i]));
+    expect(JSON.stringify(learn.optimizer.getState(), (_k, v) => (v instanceof Float32Array ? Array.from(v) : v))).toBe(optimizer);
+  });
+});

@@ -79,7 +79,7 @@ export class DataLoader {
   /** Sample order of the current epoch; null is the identity; undefined means not computed yet. */
   private order: Uint32Array | null | undefined = undefined;
   /** labelRange's answer, once computed (the data never changes). */
-  private range: { min: number; max: number } | null | undefined = undefined;
+  private range: { min: number; max: number; integral: boolean } | null | undefined = undefined;
 
   private constructor(
     x: Float32Array,
@@ -268,24 +268,27 @@ export class DataLoader {
   }
 
   /**
-   * The smallest and largest target value when the targets are int32 (class labels), else
-   * null. One pass over the targets the first time, cached after: `fit` checks it against the
-   * model's number of classes before training (a label ≥ classes one-hot encodes to zeros and
-   * would train silently with zero loss).
+   * The smallest and largest target value, and whether all are whole numbers, when each
+   * sample has one target value (shape [] or [1], any dtype: class labels may come as
+   * float32 too), else null. One pass the first time, cached after: `fit` checks it against
+   * the model's number of classes before training (a label ≥ classes, or 2.5, one-hot
+   * encodes to a row of zeros and would train silently with zero loss).
    */
-  labelRange(): { min: number; max: number } | null {
+  labelRange(): { min: number; max: number; integral: boolean } | null {
     if (this.range === undefined) {
       const y = this.y;
-      if (!(y instanceof Int32Array)) this.range = null;
+      if (this.yRow !== 1 || y.length === 0) this.range = null;
       else {
         let min = y[0]!;
         let max = y[0]!;
-        for (let i = 1; i < y.length; i++) {
+        let integral = true;
+        for (let i = 0; i < y.length; i++) {
           const v = y[i]!;
           if (v < min) min = v;
           else if (v > max) max = v;
+          if (integral && !Number.isInteger(v)) integral = false;
         }
-        this.range = { min, max };
+        this.range = { min, max, integral };
       }
     }
     return this.range && { ...this.range };
