@@ -10,6 +10,7 @@ import type { TrainContext } from '../src/loop/context.js';
  * (test/readme-examples.test.ts keeps the two identical).
  */
 export class StopAtLoss extends Callback {
+  protected override readonly stateKeys = []; // no state to checkpoint: target is an option
   constructor(readonly target: number) {
     super();
     this.guards = { stopTraining: (ctx: TrainContext) => ctx.train && ctx.smoothLoss < this.target };
