@@ -114,7 +114,7 @@ export class Progress extends Callback {
       this.writeRow(this.#columns);
     }
     const values: Record<string, string> = {
-      epoch: String(ctx.epoch + 1),
+      epoch: String(ctx.epoch), // 0-based, as fastai's table, the Recorder and CSVLogger
       train_loss: this.#lossCount ? (this.#lossSum / this.#lossCount).toFixed(4) : '',
       time: clock((performance.now() - this.#epochStart) / 1000),
     };

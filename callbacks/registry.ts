@@ -1,11 +1,13 @@
 import type { Callback } from '../src/callback.js';
 import { CSVLogger } from './csvLogger.js';
 import { EarlyStopping } from './earlyStopping.js';
+import { GradientAccumulation } from './gradientAccumulation.js';
 import { GradientClipping } from './gradientClipping.js';
 import { MixUp } from './mixUp.js';
 import { Progress } from './progress.js';
 import { Recorder } from './recorder.js';
 import { ReduceLROnPlateau } from './reduceLrOnPlateau.js';
+import { SaveModel } from './saveModel.js';
 import { TerminateOnNaN } from './terminateOnNan.js';
 
 /**
@@ -21,4 +23,6 @@ export const BUILTIN_CALLBACKS: Record<string, () => Callback> = {
   gradientClipping: () => new GradientClipping({ maxNorm: 1 }),
   mixUp: () => new MixUp(),
   csvLogger: () => new CSVLogger({ path: 'runs/history.csv' }),
+  gradientAccumulation: () => new GradientAccumulation({ nBatches: 2 }),
+  saveModel: () => new SaveModel({ dir: 'runs/models' }),
 };

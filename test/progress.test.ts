@@ -57,7 +57,7 @@ describe('Progress', () => {
     expect(table.length).toBe(3);
     table.slice(1).forEach((row, e) => {
       const cells = row.split(/\s+/);
-      expect(cells[0]).toBe(String(e + 1));
+      expect(cells[0]).toBe(String(e)); // 0-based, as fastai
       expect(cells[1]).toBe(mean(truth.losses[e]!).toFixed(4));
       expect(cells[2]).toBe(truth.metrics[e]!.validLoss!.toFixed(4));
       expect(cells[3]).toBe(truth.metrics[e]!.accuracy!.toFixed(4));
@@ -87,7 +87,7 @@ describe('Progress', () => {
       const lastRedraw = chunks.slice(0, i).filter((c) => c.startsWith('\r')).at(-1);
       expect(lastRedraw).toBe('\r\x1b[K');
     }
-    expect(chunks.at(-1)).toMatch(/^2\s/); // nothing drawn after the last row
+    expect(chunks.at(-1)).toMatch(/^1\s/); // nothing drawn after the last row
   });
 
   it('a TTY stream is detected without the tty option; tty: false forces plain lines', async () => {

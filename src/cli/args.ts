@@ -8,7 +8,7 @@ export function parseCommandArgs(command: string, argv: string[], options: Optio
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
+    const why = (e instanceof Error ? e.message : String(e)).replace(/\.+$/, '');
     throw new ConfigError(`${command}: ${why}. Run \`trainchart ${command} --help\` for the options.`);
   }
 }
