@@ -100,7 +100,7 @@ export abstract class Callback {
       return state;
     }
     for (const [key, value] of Object.entries(this)) {
-      if (key === 'guards' || key === 'order') continue;
+      if (key === 'guards' || key === 'order' || key === 'shapesTraining') continue; // the base class's settings, not state
       if (isPlainData(value)) state[key] = structuredClone(value);
     }
     return state;
