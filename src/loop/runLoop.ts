@@ -127,8 +127,10 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     ctx.batchIndex = context.batchIndex;
     ctx.train = context.train;
     ctx.nBatches = context.train ? context.nTrainBatches : context.nValidBatches;
-    // Frozen copies: a hook sets a control by returning it, never by writing here.
-    ctx.controls = Object.freeze({ ...context.controls });
+    // Frozen: a hook sets a control by returning it, never by writing here. The machine makes a
+    // new controls object whenever one changes and never mutates an old one, so freezing it in
+    // place is safe and costs no copy per stage.
+    ctx.controls = Object.isFrozen(context.controls) ? context.controls : Object.freeze(context.controls);
   };
 
   const runHooks = (context: LoopContext, stage: Stage): Partial<LoopContext> => {
