@@ -37,7 +37,8 @@ export abstract class Callback {
 
   /** The name used in errors, the dry run and checkpoints; the class name by default. */
   get name(): string {
-    return this.constructor.name;
+    // An anonymous class (`new (class extends Callback {})()`) still gets a name messages can show.
+    return this.constructor.name || 'AnonymousCallback';
   }
 
   /** The learner this callback is attached to (set when the Learner is created or `add`s it). */
