@@ -60,7 +60,6 @@ module.exports = {
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     exclude: { path: ['^dist/', '^test/', '^node_modules/'] },
-    // Sources import './x.js' for './x.ts' (NodeNext): resolve them as TypeScript does.
-    enhancedResolveOptions: { extensions: ['.ts', '.js', '.json'], extensionAlias: { '.js': ['.ts', '.js'] } },
+    enhancedResolveOptions: { extensions: ['.ts', '.js', '.json'] },
   },
 };

@@ -10,16 +10,15 @@ import { cruise, type IReporterOutput } from 'dependency-cruiser';
 import madge from 'madge';
 import { describe, expect, it } from 'vitest';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const fixture = fileURLToPath(new URL('./fixtures/layering/', import.meta.url));
+const root = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
+const fixture = fileURLToPath(new URL('./fixtures/layering', import.meta.url));
 const config = createRequire(import.meta.url)('../.dependency-cruiser.cjs');
 
 async function violations(baseDir: string, paths: string[]) {
-  // The fixture has no tsconfig of its own; its imports resolve by the config's extensionAlias alone.
-  const { tsConfig, ...options } = config.options;
+  // Imports name './x.js' for './x.ts' (NodeNext); a tsconfig is what resolves them.
   const result: IReporterOutput = await cruise(paths, {
-    ...options,
-    ...(baseDir === root ? { tsConfig } : {}),
+    ...config.options,
+    tsConfig: { fileName: `${baseDir}/tsconfig.json` },
     validate: true,
     ruleSet: { forbidden: config.forbidden },
     baseDir,
@@ -37,7 +36,7 @@ async function circles(baseDir: string, paths: string[]) {
     {
     baseDir,
     fileExtensions: ['ts'],
-    tsConfig: `${root}/tsconfig.json`,
+    tsConfig: `${baseDir}/tsconfig.json`,
     // Type-only imports are edges too (madge's default; spelled out because it is the point).
     detectiveOptions: { ts: { skipTypeImports: false }, tsx: { skipTypeImports: false } },
     },
