@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { Callback, type HookResult } from '../src/callback.js';
+import { Callback, type HookResult } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
 import type { TrainContext } from '../src/loop/context.js';
-import type { OptimizerState } from '../src/optim/optimizer.js';
 import { ParamScheduler } from './paramScheduler.js';
 
 export interface LRFinderOptions {
@@ -21,7 +20,7 @@ export type LRFinderStop = 'numIt' | 'diverged' | 'nan';
 /** What the search may disturb, copied at trainBegin and put back at trainEnd. */
 interface Snapshot {
   weights: Array<{ values: tf.TypedArray; shape: number[]; dtype: tf.DataType }>;
-  optimizer: OptimizerState;
+  optimizer: object;
   layerRngs: Array<{ layer: RngLayer; state: unknown }>;
   rng: unknown;
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { sampleBeta } from '../src/random/beta.js';

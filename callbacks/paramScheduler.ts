@@ -1,4 +1,4 @@
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
 import type { TrainContext } from '../src/loop/context.js';
 

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { plotLossChart, plotLrChart, plotLrFindChart, type Suggestion } from '../src/plot/charts.js';

@@ -1,4 +1,4 @@
-import type { Callback } from '../src/callback.js';
+import type { Callback } from '../src/loop/callback.js';
 import { CSVLogger } from './csvLogger.js';
 import { EarlyStopping } from './earlyStopping.js';
 import { GradientAccumulation } from './gradientAccumulation.js';

@@ -10,7 +10,7 @@ import { CONTROLS, EPOCH_CONTROL, controlsAllowedAt } from '../machines/controls
 import { describeMachine, type StateInfo } from '../machines/describe.js';
 import { STAGE_DOC, hookNameOf, type Stage } from '../machines/stages.js';
 import { trainLoopMachine } from '../machines/trainLoop.js';
-import type { Callback } from './callback.js';
+import type { Callback } from './loop/callback.js';
 import { HookTable } from './loop/hookTable.js';
 
 export interface PlannedCallback {

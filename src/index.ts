@@ -3,8 +3,8 @@
  */
 export { Learner } from './learner.js';
 export type { LearnerOptions, LearnerData, FitOptions, FitResult } from './learner.js';
-export { Callback } from './callback.js';
-export type { Hook, HookResult, Guard, Guards } from './callback.js';
+export { Callback } from './loop/callback.js';
+export type { Hook, HookResult, Guard, Guards } from './loop/callback.js';
 export type { TrainContext } from './loop/context.js';
 export type { LoopEngine } from './loop/engine.js';
 export { runLoop, type RunLoopOptions, type LoopResult, type LoopActor } from './loop/runLoop.js';

@@ -1,21 +1,23 @@
 import * as tf from '@tensorflow/tfjs';
-import type { InspectionEvent, Observer } from 'xstate';
-import type { FinalStatus } from '../machines/trainLoop.js';
 import { Recorder } from '../callbacks/recorder.js';
-import { Callback } from './callback.js';
+import { Callback } from './loop/callback.js';
 import type { DataLoader } from './data/dataLoader.js';
 import { TfEngine } from './engine/tfEngine.js';
 import { ConfigError, DataError } from './errors.js';
 import { checkTargets, resolveLoss, type LossFn, type LossName } from './losses.js';
 import { newTrainContext, type TrainContext } from './loop/context.js';
+import type { LearnerApi } from './loop/learnerApi.js';
+import type { RecipeLearner } from './fitOptions.js';
 import { HookTable } from './loop/hookTable.js';
-import { runLoop, type LoopActor } from './loop/runLoop.js';
+import { runLoop } from './loop/runLoop.js';
 import { SmoothLoss, type SmoothLossState } from './loop/smoothLoss.js';
 import { resolveMetric, type Metric, type MetricName } from './metrics.js';
 import { stableParamNames } from './models/paramNames.js';
 import { createOptimizer, type HyperParams, type Optimizer, type OptimizerKind } from './optim/optimizer.js';
 import { Rng } from './rng.js';
 import { fitOneCycle, type FitOneCycleOptions } from './oneCycle.js';
+import type { FitOptions, FitResult } from './fitOptions.js';
+import { checkKeys } from './options.js';
 import { lrFind, type LrFindOptions, type LrFindResult } from './lrFind.js';
 import { describeLoop } from './dryRun.js';
 
@@ -38,47 +40,8 @@ export interface LearnerOptions {
   recorder?: boolean;
 }
 
-export interface FitOptions {
-  lr?: number;
-  wd?: number;
-  /** Callbacks for this fit only (LR finder, schedules, …), after the learner's own. */
-  callbacks?: Callback[];
-  /** Hand control back to the event loop at least this often (ms). */
-  yieldEveryMs?: number;
-  /** XState inspection of the loop's actor (the visualizer's feed). */
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
-  /** Called once the loop's actor exists. */
-  onActor?: (actor: LoopActor) => void;
-  /** Resume at this epoch: every callback's jumpToEpoch(startEpoch) runs after onTrainBegin, then epoch startEpoch. */
-  startEpoch?: number;
-  /** With startEpoch: the callbacks' states (from `learn.callbackStates()`), restored just before jumpToEpoch. */
-  callbackStates?: Record<string, Record<string, unknown>>;
-  /** The smoothed train loss to continue from (from `learn.smoothLossState()`), so a resumed run smooths as if never stopped. */
-  smoothLoss?: SmoothLossState;
-}
-
-export interface FitResult {
-  status: FinalStatus;
-  /** Epochs that ran to epochEnd. */
-  epochs: number;
-  /** Train batches done. */
-  iterations: number;
-  /** Validation loss and metrics of the last validation pass (null if none ran). */
-  metrics: Record<string, number> | null;
-  smoothLoss: number;
-}
-
 const LEARNER_KEYS = ['model', 'data', 'loss', 'optimizer', 'metrics', 'callbacks', 'seed', 'recorder'] as const;
 const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss'] as const;
-
-/** Unknown option keys are typos until proven otherwise: say so instead of ignoring them. */
-export function checkKeys(where: string, options: object, known: readonly string[]): void {
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw new ConfigError(`${where}: unknown option "${key}"; known options: ${known.join(', ')}`);
-    }
-  }
-}
 
 /** `Name`, or `Name#2`, `Name#3` … for further callbacks of the same name, in the order given. */
 function stateKeys(callbacks: readonly Callback[]): Map<Callback, string> {
@@ -105,7 +68,9 @@ function isOptimizer(o: unknown): o is Optimizer {
  * Hyper-parameters are plain properties (`learn.lr = 1e-3`) read at every optimizer step,
  * so a callback sets them for the next step.
  */
-export class Learner {
+export type { FitOptions, FitResult } from './fitOptions.js';
+
+export class Learner implements LearnerApi, RecipeLearner {
   readonly model: tf.LayersModel;
   data: LearnerData;
   readonly loss: { name: string; fn: LossFn };

@@ -4,9 +4,10 @@
  * in float64, so results agree with fastai's to float32 precision, not bit for bit.
  */
 import { LRFinder, type LRFinderOptions, type LRFinderStop } from '../callbacks/lrFinder.js';
-import type { Callback } from './callback.js';
+import type { Callback } from './loop/callback.js';
 import { ConfigError } from './errors.js';
-import { checkKeys, type Learner } from './learner.js';
+import type { RecipeLearner } from './fitOptions.js';
+import { checkKeys } from './options.js';
 import { gradient, interp } from './numeric.js';
 import type { Suggestion } from './plot/charts.js';
 
@@ -198,7 +199,7 @@ export function suggestionMarks(result: Pick<LrFindResult, 'suggestions' | 'poin
  * The finder's restore is the last hook at trainEnd (its `restorer`), so no callback passed
  * here can undo it either.
  */
-export async function lrFind(learn: Learner, options: LrFindOptions = {}): Promise<LrFindResult> {
+export async function lrFind(learn: RecipeLearner, options: LrFindOptions = {}): Promise<LrFindResult> {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new ConfigError(`lrFind(options): options must be an object such as { numIt: 100 }, got ${JSON.stringify(options)}`);
   }

@@ -9,7 +9,8 @@
  */
 import { ParamScheduler, type ParamSchedules } from '../callbacks/paramScheduler.js';
 import { ConfigError } from './errors.js';
-import { checkKeys, type FitOptions, type FitResult, type Learner } from './learner.js';
+import type { FitOptions, FitResult, RecipeLearner } from './fitOptions.js';
+import { checkKeys } from './options.js';
 import { combinedCos } from './schedule/annealers.js';
 
 export interface FitOneCycleOptions extends Omit<FitOptions, 'lr'> {
@@ -59,7 +60,7 @@ export function oneCycleSchedules(options: Required<Pick<FitOneCycleOptions, 'lr
   };
 }
 
-export async function fitOneCycle(learn: Learner, nEpochs: number, options: FitOneCycleOptions = {}): Promise<FitResult> {
+export async function fitOneCycle(learn: RecipeLearner, nEpochs: number, options: FitOneCycleOptions = {}): Promise<FitResult> {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new ConfigError(`fitOneCycle(nEpochs, options): options must be an object such as { lrMax: 1e-3 }, got ${JSON.stringify(options)}`);
   }

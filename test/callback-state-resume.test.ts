@@ -24,7 +24,7 @@ import { Recorder } from '../callbacks/recorder.js';
 import { ReduceLROnPlateau } from '../callbacks/reduceLrOnPlateau.js';
 import { SaveModel } from '../callbacks/saveModel.js';
 import type { SmoothLossState } from '../src/loop/smoothLoss.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
 import { decodeState, encodeState } from '../src/io/stateCodec.js';
 import { readWeights } from '../src/io/weightsFile.js';
@@ -74,7 +74,7 @@ class Interrupt extends Callback {
   }
   onEpochEnd(ctx: TrainContext) {
     if (ctx.epoch === this.at) {
-      const learn = this.learn;
+      const learn = this.learn as Learner;
       const checkpoint: Checkpoint = {
         callbacks: learn.callbackStates(),
         weights: weightCopies(learn.model),

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_CALLBACKS } from '../callbacks/registry.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { describeLoop, loopPlan, type LoopPlan } from '../src/dryRun.js';
 import { CONTRACT_CONTROLS, mayComeFrom } from './support/traceChecker.js';
 import { tinyLearner } from './support/tracing.js';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EarlyStopping } from '../callbacks/earlyStopping.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { ConfigError, StageError } from '../src/errors.js';
 import { decodeState, encodeState } from '../src/io/stateCodec.js';
 import type { TrainContext } from '../src/loop/context.js';

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GradientAccumulation } from '../callbacks/gradientAccumulation.js';
 import { GradientClipping } from '../callbacks/gradientClipping.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { tinyLearner } from './support/tracing.js';

@@ -66,7 +66,7 @@ describe('bad input gets a clear, typed error', () => {
   it('a callback setting a NaN lr mid-run fails the run naming the optimizer step', async () => {
     const learn = tinyLearner([]);
     learn.addCallback(
-      new (class extends (await import('../src/callback.js')).Callback {
+      new (class extends (await import('../src/loop/callback.js')).Callback {
         onBatchBegin() {
           this.learn.lr = Number.NaN;
         }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { ControlError } from '../src/errors.js';
 import type { TrainContext } from '../src/loop/context.js';
 import {

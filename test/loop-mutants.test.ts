@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { assign } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { trainLoopMachine, trainLoopSetup } from '../machines/trainLoop.js';
-import type { Callback } from '../src/callback.js';
+import type { Callback } from '../src/loop/callback.js';
 import { HookTable } from '../src/loop/hookTable.js';
 import { checkScenario, orderProperty, scenarioArb, type Variant } from './support/orderProperties.js';
 

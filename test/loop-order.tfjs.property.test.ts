@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { Learner } from '../src/learner.js';
 import { categoricalCrossentropy } from '../src/losses.js';
 import type { TrainContext } from '../src/loop/context.js';

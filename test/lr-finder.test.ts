@@ -8,7 +8,7 @@ import { EarlyStopping } from '../callbacks/earlyStopping.js';
 import { LRFinder } from '../callbacks/lrFinder.js';
 import { ParamScheduler } from '../callbacks/paramScheduler.js';
 import { SaveModel } from '../callbacks/saveModel.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
 import { Learner } from '../src/learner.js';
 import type { TrainContext } from '../src/loop/context.js';
@@ -430,7 +430,7 @@ describe('the LR finder plot marks each suggestion where fastai\'s plot_lr_find 
 
 describe('lrFind keeps what shapes a training step, and always leaves the learner as it was', () => {
   it('MixUp, GradientAccumulation and GradientClipping run in the search; their state is put back', async () => {
-    const { Callback } = await import('../src/callback.js');
+    const { Callback } = await import('../src/loop/callback.js');
     const { GradientAccumulation } = await import('../callbacks/gradientAccumulation.js');
     const { GradientClipping } = await import('../callbacks/gradientClipping.js');
     const { MixUp } = await import('../callbacks/mixUp.js');
@@ -452,7 +452,7 @@ describe('lrFind keeps what shapes a training step, and always leaves the learne
   });
 
   it('a trainEnd hook that throws before the restorer still leaves weights, optimizer and lr as they were', async () => {
-    const { Callback } = await import('../src/callback.js');
+    const { Callback } = await import('../src/loop/callback.js');
     class Boom extends Callback {
       onTrainEnd() {
         throw new Error('boom at trainEnd');

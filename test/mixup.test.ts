@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MixUp } from '../callbacks/mixUp.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { DataLoader } from '../src/data/dataLoader.js';
 import { ConfigError, StageError } from '../src/errors.js';
 import { Learner } from '../src/learner.js';

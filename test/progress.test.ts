@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Progress } from '../callbacks/progress.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { tinyLearner } from './support/tracing.js';
 

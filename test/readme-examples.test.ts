@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { StopAtLoss } from '../callbacks/stopAtLoss.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import * as api from '../src/index.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { RaiseLrEveryEpoch } from './support/raiseLr.js';

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Recorder } from '../callbacks/recorder.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import type { TrainContext } from '../src/loop/context.js';
+import type { Learner } from '../src/learner.js';
 import { plotFont, plotPaths, svgToPng } from '../src/plot/render.js';
 import { tinyLearner } from './support/tracing.js';
 
@@ -173,7 +174,7 @@ describe('Recorder: what it records', () => {
     class GrabMidEpoch extends Callback {
       override order = 99;
       onBatchEnd(ctx: TrainContext) {
-        if (ctx.train && ctx.epoch === 1 && ctx.batchIndex === 2) captured = this.learn.recorder!.getState();
+        if (ctx.train && ctx.epoch === 1 && ctx.batchIndex === 2) captured = (this.learn as Learner).recorder!.getState();
       }
     }
     const learn = tinyLearner([new GrabMidEpoch()], { recorder: true }, 12, 4);

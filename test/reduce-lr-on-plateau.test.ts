@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ReduceLROnPlateau } from '../callbacks/reduceLrOnPlateau.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { ScriptedMetrics } from './support/scripted.js';

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EarlyStopping } from '../callbacks/earlyStopping.js';
 import { SaveModel } from '../callbacks/saveModel.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
 import { loadWeights, readWeights } from '../src/io/weightsFile.js';
 import type { TrainContext } from '../src/loop/context.js';

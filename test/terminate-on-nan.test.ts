@@ -6,7 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SaveModel } from '../callbacks/saveModel.js';
 import { TerminateOnNaN } from '../callbacks/terminateOnNan.js';
 import { readWeights } from '../src/io/weightsFile.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { categoricalCrossentropy } from '../src/losses.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { modelBytes, sameBytes, WeightsAtEpochEnd } from './support/scripted.js';

@@ -1,5 +1,5 @@
 import { BUILTIN_CALLBACKS } from '../../callbacks/registry.js';
-import type { Callback } from '../callback.js';
+import type { Callback } from '../loop/callback.js';
 import { describeLoop, loopPlan } from '../dryRun.js';
 import { ConfigError } from '../errors.js';
 import { choiceOption, parseCommandArgs } from './args.js';

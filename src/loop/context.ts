@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { noControls, type ControlFlags } from '../../machines/controls.js';
 import type { Stage } from '../../machines/stages.js';
-import type { Learner } from '../learner.js';
+import type { LearnerApi } from './learnerApi.js';
 
 /**
  * What a hook receives (contract §5). One object per run, updated in place as the loop
@@ -43,11 +43,11 @@ export interface TrainContext {
   /** The exception that ended the run; set at trainEnd only. */
   error: Error | null;
   /** The learner, through which hooks read and set hyper-parameters for the next step. */
-  learn: Learner;
+  learn: LearnerApi;
 }
 
 /** A fresh context for a run of `nEpochs` whose train pass has `nBatches` batches. */
-export function newTrainContext(learn: Learner, nEpochs: number, nBatches: number): TrainContext {
+export function newTrainContext(learn: LearnerApi, nEpochs: number, nBatches: number): TrainContext {
   return {
     stage: 'trainBegin',
     epoch: 0,

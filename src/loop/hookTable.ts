@@ -1,6 +1,6 @@
 import { CONTROLS, CONTROL_NAMES, controlsAllowedAt, type ControlName } from '../../machines/controls.js';
 import { hookNameOf, STAGES, TRAIN_ONLY_STAGES, type Stage } from '../../machines/stages.js';
-import { Callback, type Guard, type Hook } from '../callback.js';
+import { Callback, type Guard, type Hook } from './callback.js';
 import { ConfigError, ControlError } from '../errors.js';
 
 export interface BoundHook {

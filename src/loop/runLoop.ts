@@ -17,7 +17,7 @@ import {
   type LoopContext,
   type LoopInput,
 } from '../../machines/trainLoop.js';
-import type { Callback } from '../callback.js';
+import type { Callback } from './callback.js';
 import { ControlError, StageError, TrainchartError } from '../errors.js';
 import type { TrainContext } from './context.js';
 import type { LoopEngine } from './engine.js';

@@ -7,7 +7,9 @@
  * of Box–Muller's two outputs and drops the other, because caching the spare would be hidden
  * state a checkpoint of the `Rng` does not capture.
  */
-import type { Rng } from '../rng.js';
+import type { RandomStream } from '../loop/learnerApi.js';
+
+type Rng = Pick<RandomStream, 'nextFloat'>;
 
 /** A uniform draw in (0, 1]: safe to take the log of. */
 function openUniform(rng: Rng): number {

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { STAGES, hookNameOf, type Stage } from '../../machines/stages.js';
 import type { trainLoopMachine } from '../../machines/trainLoop.js';
-import { Callback, type HookResult } from '../../src/callback.js';
+import { Callback, type HookResult } from '../../src/loop/callback.js';
 import { newTrainContext, type TrainContext } from '../../src/loop/context.js';
 import { HookTable } from '../../src/loop/hookTable.js';
 import { runLoop } from '../../src/loop/runLoop.js';

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { Callback } from '../../src/callback.js';
+import { Callback } from '../../src/loop/callback.js';
 import type { TrainContext } from '../../src/loop/context.js';
 
 /**

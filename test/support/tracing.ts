@@ -1,5 +1,6 @@
+import type { LearnerApi } from '../../src/loop/learnerApi.js';
 import * as tf from '@tensorflow/tfjs';
-import { Callback, type HookResult } from '../../src/callback.js';
+import { Callback, type HookResult } from '../../src/loop/callback.js';
 import { DataLoader } from '../../src/data/dataLoader.js';
 import { Learner, type LearnerOptions } from '../../src/learner.js';
 import type { TrainContext } from '../../src/loop/context.js';
@@ -119,7 +120,7 @@ export function expectedRun(nEpochs: number, nTrain: number, nValid: number, val
   return out;
 }
 
-export function weightsOf(learn: Learner): Float32Array[] {
+export function weightsOf(learn: Pick<LearnerApi, 'params'>): Float32Array[] {
   return learn.params.map((p) => p.dataSync().slice() as Float32Array);
 }
 

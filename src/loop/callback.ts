@@ -1,8 +1,8 @@
-import type { Control, ControlName } from '../machines/controls.js';
-import type { Stage } from '../machines/stages.js';
-import { ConfigError } from './errors.js';
-import type { TrainContext } from './loop/context.js';
-import type { Learner } from './learner.js';
+import type { Control, ControlName } from '../../machines/controls.js';
+import type { Stage } from '../../machines/stages.js';
+import { ConfigError } from '../errors.js';
+import type { TrainContext } from './context.js';
+import type { LearnerApi } from './learnerApi.js';
 
 /** What a hook may return: nothing, or a control object (contract §3). */
 export type HookResult = Control | void | undefined | null;
@@ -33,15 +33,16 @@ export abstract class Callback {
   /** Controls that fire when a predicate of the context is true, keyed by control name. */
   guards: Guards = {};
 
-  #learn: Learner | null = null;
+  #learn: LearnerApi | null = null;
 
   /** The name used in errors, the dry run and checkpoints; the class name by default. */
   get name(): string {
-    return this.constructor.name;
+    // An anonymous class (`new (class extends Callback {})()`) still gets a name messages can show.
+    return this.constructor.name || 'AnonymousCallback';
   }
 
   /** The learner this callback is attached to (set when the Learner is created or `add`s it). */
-  get learn(): Learner {
+  get learn(): LearnerApi {
     if (!this.#learn) {
       throw new ConfigError(
         `callback ${this.name} is not attached to a Learner: pass it in new Learner({ callbacks }) or learn.addCallback()`,
@@ -51,7 +52,7 @@ export abstract class Callback {
   }
 
   /** @internal — called by the Learner. */
-  attach(learn: Learner | null): void {
+  attach(learn: LearnerApi | null): void {
     this.#learn = learn;
   }
 

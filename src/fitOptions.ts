@@ -1,0 +1,49 @@
+/** The options and the result of `learn.fit`, shared by the Learner and its recipes. */
+import type { InspectionEvent, Observer } from 'xstate';
+import type { Recorder } from '../callbacks/recorder.js';
+import type { FinalStatus } from '../machines/trainLoop.js';
+import type { Callback } from './loop/callback.js';
+import type { LearnerApi } from './loop/learnerApi.js';
+import type { LoopActor } from './loop/runLoop.js';
+import type { SmoothLossState } from './loop/smoothLoss.js';
+
+export interface FitOptions {
+  lr?: number;
+  wd?: number;
+  /** Callbacks for this fit only (LR finder, schedules, …), after the learner's own. */
+  callbacks?: Callback[];
+  /** Hand control back to the event loop at least this often (ms). */
+  yieldEveryMs?: number;
+  /** XState inspection of the loop's actor (the visualizer's feed). */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** Called once the loop's actor exists. */
+  onActor?: (actor: LoopActor) => void;
+  /** Resume at this epoch: every callback's jumpToEpoch(startEpoch) runs after onTrainBegin, then epoch startEpoch. */
+  startEpoch?: number;
+  /** With startEpoch: the callbacks' states (from `learn.callbackStates()`), restored just before jumpToEpoch. */
+  callbackStates?: Record<string, Record<string, unknown>>;
+  /** The smoothed train loss to continue from (from `learn.smoothLossState()`), so a resumed run smooths as if never stopped. */
+  smoothLoss?: SmoothLossState;
+}
+
+export interface FitResult {
+  status: FinalStatus;
+  /** Epochs that ran to epochEnd. */
+  epochs: number;
+  /** Train batches done. */
+  iterations: number;
+  /** Validation loss and metrics of the last validation pass (null if none ran). */
+  metrics: Record<string, number> | null;
+  smoothLoss: number;
+}
+
+/**
+ * What the recipes (`fitOneCycle`, `lrFind`) use of a learner. They are functions of a
+ * learner, and the Learner's methods call them; typing them against this interface instead of
+ * the class keeps the import graph a ladder (the Learner imports the recipes, never the reverse).
+ */
+export interface RecipeLearner extends LearnerApi {
+  readonly callbacks: Callback[];
+  readonly recorder: Recorder | null;
+  fit(nEpochs: number, options?: FitOptions): Promise<FitResult>;
+}

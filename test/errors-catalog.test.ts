@@ -1,0 +1,245 @@
+/**
+ * docs/errors.md is the catalogue of bad inputs; this suite is its proof. The table is the single
+ * source: for every row this file has exactly one case (keyed by the row's id) that performs the
+ * input, and the row's own columns — error class, code and the key words of the message — are
+ * what the thrown error is checked against. A row without a case, or a case without a row, fails.
+ *
+ * After every API error the environment is checked as the standards require: the tensor count
+ * is back where it was before the bad call, the same Learner completes a new `fit`, and no file
+ * was left half-written (no temp files in the case's scratch directory). CLI rows run the built
+ * CLI in a child process: exit code 2 for CONFIG/DATA errors (1 otherwise), the key words on
+ * stderr, and never a stack trace.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataLoader } from '../src/data/dataLoader.js';
+import { TrainchartError } from '../src/errors.js';
+import { Learner } from '../src/learner.js';
+import { Callback } from '../src/loop/callback.js';
+import { createOptimizer } from '../src/optim/index.js';
+import { selectBackend } from '../src/backend/selectBackend.js';
+import { ParamScheduler } from '../callbacks/paramScheduler.js';
+import { tinyLearner, tinyModel, tinyProblem } from './support/tracing.js';
+
+interface Row {
+  id: string;
+  input: string;
+  errorClass: string;
+  code: string;
+  words: string[];
+}
+
+/** The rows of docs/errors.md's table: `| id | input | Class · CODE | `word`, `word` | test |`. */
+function readCatalog(): Row[] {
+  const text = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
+  const rows: Row[] = [];
+  for (const line of text.split('\n')) {
+    const cells = line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim());
+    if (cells.length < 5 || !/^[AC]\d+$/.test(cells[0]!)) continue;
+    const [id, input, error, words] = cells as [string, string, string, string];
+    const [errorClass, code] = error.split('·').map((s) => s.trim()) as [string, string];
+    rows.push({ id, input, errorClass, code, words: [...words.matchAll(/`([^`]+)`/g)].map((m) => m[1]!.replace(/\\\|/g, '|')) });
+  }
+  return rows;
+}
+
+/** What an API case gets: a learner it may use (checked to still work afterwards) and a scratch dir. */
+interface Env {
+  learn: Learner;
+  dir: string;
+  /** Options for a new Learner, with a model built before the tensor count is taken. */
+  options: ReturnType<typeof tinyOptions>;
+}
+
+type ApiCase = (env: Env) => unknown;
+type CliCase = string[];
+
+class Noop extends Callback {}
+const hookReturning = (value: unknown, hook = 'onEpochBegin') => {
+  const cb = new (class extends Callback {})();
+  (cb as unknown as Record<string, unknown>)[hook] = () => value;
+  return cb;
+};
+
+const API: Record<string, ApiCase> = {
+  A01: ({ learn }) => learn.fit(0),
+  A02: ({ learn }) => learn.fit(1.5),
+  A03: ({ learn }) => learn.fit(1, { lr: -1 }),
+  A04: ({ learn }) => learn.fit(1, { lr: Number.NaN }),
+  A05: ({ learn }) => learn.fit(1, { wd: -0.5 }),
+  A06: ({ learn }) => learn.fit(1, { lrr: 1e-3 } as never),
+  A07: ({ options }) => new Learner({ ...options, epochs: 3 } as never),
+  A08: ({ options }) => new Learner({ ...options, model: {} as never }),
+  A09: ({ options }) => new Learner({ ...options, data: {} as never }),
+  A10: ({ options }) => new Learner({ ...options, loss: 'crossEntropy' as never }),
+  A11: ({ options }) => new Learner({ ...options, optimizer: 'rmsprop' as never }),
+  A12: () => createOptimizer({ kind: 'adam', beta1: 0.8 } as never),
+  A13: ({ options }) => new Learner({ ...options, metrics: ['f1' as never] }),
+  A14: () => DataLoader.fromArrays([], [], { batchSize: 2 }),
+  A15: () => DataLoader.fromArrays(new Float32Array(8), new Float32Array(6), { batchSize: 0, xShape: [4], yShape: [3] }),
+  A16: () => DataLoader.fromArrays(new Float32Array(12), new Float32Array(6), { batchSize: 1, xShape: [4], yShape: [3] }),
+  A17: () => DataLoader.fromArrays([[1, Number.NaN, 0, 0]], [[1, 0, 0]], { batchSize: 1 }),
+  A18: () => DataLoader.fromArrays(new Float32Array(8), new Float32Array(6), { batchSize: 1, xShape: [3], yShape: [3] }),
+  A19: () => DataLoader.fromArrays(new Float32Array(8), new Float32Array(6), { batchSize: 1, xShape: [4], yShape: [3], shufle: true } as never),
+  A20: ({ learn }) => {
+    learn.data = { train: DataLoader.fromArrays(new Float32Array(10), new Float32Array(6), { batchSize: 1, xShape: [5], yShape: [3] }) };
+    return learn.fit(1);
+  },
+  A21: ({ learn }) => {
+    learn.data = { train: DataLoader.fromArrays(new Float32Array(8), new Float32Array(14), { batchSize: 1, xShape: [4], yShape: [7] }) };
+    return learn.fit(1);
+  },
+  A22: ({ options }) => {
+    const train = DataLoader.fromArrays(new Float32Array(8), new Int32Array([0, 5]), { batchSize: 1, xShape: [4], yShape: [1] });
+    return new Learner({ ...options, data: { train }, loss: 'sparseCategoricalCrossentropy' }).fit(1);
+  },
+  A23: ({ options }) => {
+    const train = DataLoader.fromArrays(new Float32Array(8), new Float32Array([0, 1.5]), { batchSize: 1, xShape: [4], yShape: [1] });
+    return new Learner({ ...options, data: { train }, loss: 'sparseCategoricalCrossentropy' }).fit(1);
+  },
+  A24: ({ learn }) => learn.fit(1, { callbacks: [hookReturning({ stopTrainning: true })] }),
+  A25: ({ learn }) => learn.fit(1, { callbacks: [hookReturning({ skipStep: true })] }),
+  A26: ({ learn }) => learn.fit(1, { callbacks: [hookReturning({ stopTraining: 1 })] }),
+  A27: ({ learn }) => learn.fit(1, { callbacks: [hookReturning(Promise.resolve())] }),
+  A28: ({ learn }) => learn.fit(1, { callbacks: [hookReturning(true)] }),
+  A29: ({ learn }) => learn.fit(1, { callbacks: [hookReturning({ epoch: 1 })] }),
+  A30: ({ learn }) => learn.fit(2, { callbacks: [hookReturning({ epoch: -1 }, 'onTrainBegin')] }),
+  A31: ({ learn }) =>
+    learn.fit(1, {
+      callbacks: [
+        new (class AsyncHook extends Callback {
+          async onEpochBegin() {}
+        })(),
+      ],
+    }),
+  A32: ({ learn }) =>
+    learn.fit(1, {
+      callbacks: [
+        new (class Misspelled extends Callback {
+          onEpochStart() {}
+        })(),
+      ],
+    }),
+  A33: ({ learn }) => learn.fit(1, { callbacks: [Noop as never] }),
+  A34: ({ learn }) => {
+    const cb = new Noop();
+    cb.guards = { stopTrainingNow: () => true } as never;
+    return learn.fit(1, { callbacks: [cb] });
+  },
+  A35: async ({ learn }) => {
+    const first = learn.fit(1);
+    try {
+      return await learn.fit(1);
+    } finally {
+      await first;
+    }
+  },
+  A36: ({ learn }) =>
+    learn.fit(1, {
+      callbacks: [
+        new (class Thrower extends Callback {
+          onBatchEnd() {
+            throw new Error('disk on fire');
+          }
+        })(),
+      ],
+    }),
+  A37: ({ learn }) =>
+    learn.fit(1, {
+      callbacks: [
+        new (class NanLr extends Callback {
+          onBatchBegin() {
+            this.learn.lr = Number.NaN;
+          }
+        })(),
+      ],
+    }),
+  A38: ({ learn }) => learn.fit(2, { startEpoch: -1 }),
+  A39: ({ learn }) => learn.fit(2, { callbackStates: {} }),
+  A40: () => new ParamScheduler({ lr: (() => 1) as never }).setState({ patience: 3 }),
+  A41: () => selectBackend('tpu' as never),
+  A42: ({ learn }) => learn.lrFind({ numItt: 5 } as never),
+  A43: ({ learn }) => learn.fitOneCycle(1, { lrMaxx: 1e-2 } as never),
+  A44: ({ learn }) => learn.fit(1, { callbacks: [hookReturning({ skipBackward: true }, 'onBatchBegin')] }),
+};
+
+const CLI: Record<string, CliCase> = {
+  C01: ['train', '--epochs', '0'],
+  C02: ['train', '--model', 'resnet'],
+  C03: ['train', '--epoch', '1'],
+  C04: ['trian'],
+  C05: ['dry-run', '--callbacks', 'recorder,nope'],
+  C06: ['train', '--lr=-1'],
+  C07: ['train', '--backend', 'tpu'],
+  C08: ['lr-find', '--model', 'vgg'],
+};
+
+function tinyOptions() {
+  const { train, valid } = tinyProblem();
+  return { model: tinyModel(), data: { train, valid }, loss: 'categoricalCrossentropy' as const, recorder: false };
+}
+
+const rows = readCatalog();
+const cli = join(process.cwd(), 'dist/src/cli/main.js');
+let scratch: string;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  scratch = mkdtempSync(join(tmpdir(), 'trainchart-errors-'));
+});
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe('docs/errors.md', () => {
+  it('has at least 40 rows, each with a case here, and every case has a row', () => {
+    expect(rows.length).toBeGreaterThanOrEqual(40);
+    const ids = rows.map((r) => r.id);
+    expect(new Set(ids).size, 'ids are unique').toBe(ids.length);
+    expect(ids.filter((id) => !(id in API) && !(id in CLI)), 'rows without a case').toEqual([]);
+    expect([...Object.keys(API), ...Object.keys(CLI)].filter((id) => !ids.includes(id)), 'cases without a row').toEqual([]);
+    for (const r of rows) expect(r.words.length, `${r.id} names the key words of its message`).toBeGreaterThan(0);
+  });
+});
+
+describe.each(rows.filter((r) => r.id in API))('API $id: $input', (row) => {
+  it(`raises ${row.errorClass} (${row.code}) saying ${row.words.join(', ')}; the learner, the tensors and the files are as before`, async () => {
+    const learn = tinyLearner([]);
+    const options = tinyOptions();
+    const dir = mkdtempSync(join(scratch, `${row.id}-`));
+    // The optimizer's own slots are state a real step creates (a run that failed after its first
+    // step has them, as it should); everything else the call made must be gone.
+    const loopTensors = () => tf.memory().numTensors - learn.optimizer.numTensors;
+    const before = loopTensors();
+    let error: unknown = null;
+    try {
+      await API[row.id]!({ learn, dir, options });
+    } catch (e) {
+      error = e;
+    }
+    expect(error, 'the input is refused').toBeInstanceOf(TrainchartError);
+    const e = error as TrainchartError;
+    expect(e.name, e.message).toBe(row.errorClass);
+    expect(e.code, e.message).toBe(row.code);
+    for (const word of row.words) expect(e.message, e.message).toContain(word);
+
+    expect(loopTensors(), 'tensors made by the refused call are freed').toBe(before);
+    options.model.dispose();
+    expect(readdirSync(dir).filter((f) => /tmp|partial/i.test(f)), 'no half-written file').toEqual([]);
+    learn.data = tinyProblem();
+    // With an lr of its own: a hook may have set a bad one (A37), which is the user's to reset.
+    const result = await learn.fit(1, { lr: 1e-2 });
+    expect(result.status, 'the learner trains afterwards').toBe('completed');
+  });
+});
+
+describe.each(rows.filter((r) => r.id in CLI))('CLI $id: $input', (row) => {
+  it(`exits ${row.code === 'CONFIG' || row.code === 'DATA' ? 2 : 1} saying ${row.words.join(', ')}, without a stack trace`, () => {
+    const run = spawnSync(process.execPath, [cli, ...CLI[row.id]!], { encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, run.stderr).toBe(row.code === 'CONFIG' || row.code === 'DATA' ? 2 : 1);
+    for (const word of row.words) expect(run.stderr, run.stderr).toContain(word);
+    expect(run.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/);
+  });
+});
