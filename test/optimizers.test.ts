@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
 import { decodeState, encodeState, type JsonValue } from '../src/io/stateCodec.js';
 import { Learner } from '../src/learner.js';
@@ -422,7 +422,8 @@ class StepProbe extends Callback {
       const g = this.learn.grads?.[v.name];
       if (g) grads.set(n, Array.from(g.dataSync()));
     }
-    this.steps.push({ hp: { ...this.learn.optimizer.hp }, grads, before: this.snapshot(), after: new Map() });
+    // The view types only lr, momentum and wd; the object is the optimizer's whole hp.
+    this.steps.push({ hp: { ...(this.learn.optimizer.hp as HyperParams) }, grads, before: this.snapshot(), after: new Map() });
   }
 
   onStepEnd(): void {
