@@ -46,6 +46,20 @@ function listNames(byName: ReadonlyMap<string, unknown>): string {
   return all.length > LIST_MAX ? `${shown}, … (${all.length} in all)` : shown || 'none';
 }
 
+function unknownVariable(name: string, byName: ReadonlyMap<string, unknown>): ConfigError {
+  return new ConfigError(
+    `optimizer state has buffers for '${name}', but the model has no variable of that name ` +
+      `(it has ${listNames(byName)}); the state was saved from a different model`,
+  );
+}
+
+function wrongShape(name: string, shape: readonly number[], v: tf.Variable): ConfigError {
+  return new ConfigError(
+    `optimizer state for '${name}' has shape ${fmtShape(shape)} but the model's '${name}' has shape ${fmtShape(v.shape)}; ` +
+      'the state was saved from a different model',
+  );
+}
+
 export class SlotTable {
   /** Every slot, in the order it was created or restored (the order getState lists them in). */
   private order: Slot[] = [];
@@ -114,18 +128,8 @@ export class SlotTable {
         }
       } else {
         const v = byName.get(s.name);
-        if (v === undefined) {
-          throw new ConfigError(
-            `the optimizer state has buffers for '${s.name}', but the model has no variable of that name ` +
-              `(it has ${listNames(byName)}); the state was saved from a different model`,
-          );
-        }
-        if (!shapesEqual(v.shape, s.shape)) {
-          throw new ConfigError(
-            `the optimizer state for '${s.name}' has shape ${fmtShape(s.shape)} but the model's '${s.name}' has shape ` +
-              `${fmtShape(v.shape)}; the state was saved from a different model`,
-          );
-        }
+        if (v === undefined) throw unknownVariable(s.name, byName);
+        if (!shapesEqual(v.shape, s.shape)) throw wrongShape(s.name, s.shape, v);
         if (boundTo.has(v)) throw new ConfigError(`the optimizer has two states for '${s.name}'`);
         boundTo.add(v);
         binds.push([s, v]);
@@ -152,18 +156,8 @@ export class SlotTable {
     const byName = this.model.byName;
     for (const { name, shape } of slots) {
       const v = byName.get(name);
-      if (v === undefined) {
-        throw new ConfigError(
-          `optimizer state has buffers for '${name}', but the model has no variable of that name ` +
-            `(it has ${listNames(byName)}); the state was saved from a different model`,
-        );
-      }
-      if (!shapesEqual(v.shape, shape)) {
-        throw new ConfigError(
-          `optimizer state for '${name}' has shape ${fmtShape(shape)} but the model's '${name}' has shape ${fmtShape(v.shape)}; ` +
-            'the state was saved from a different model',
-        );
-      }
+      if (v === undefined) throw unknownVariable(name, byName);
+      if (!shapesEqual(v.shape, shape)) throw wrongShape(name, shape, v);
     }
   }
 
