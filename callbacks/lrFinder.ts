@@ -47,7 +47,7 @@ function isRngLayer<T>(layer: T): layer is T & RngLayer {
  *   > 4× the best smoothed loss so far or NaN (fastai v1's NaN check; v2 misses a NaN).
  * - No validation pass runs.
  * - At trainEnd, success or failure, the weights (all of them, trainable or not), the whole
- *   optimizer state (buffers, hyper-parameters — so the lr too —, step count), the random
+ *   optimizer state (buffers, hyper-parameters — so the lr too —, per-variable step counts), the random
  *   streams of the model's layers and `learn.rng` are put back exactly as they were. An
  *   optimizer that had no buffers yet loses the ones the search created.
  * - The finder's own order is 0, so that its lr is set early in each batchBegin; a callback

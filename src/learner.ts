@@ -12,6 +12,7 @@ import { HookTable } from './loop/hookTable.js';
 import { runLoop } from './loop/runLoop.js';
 import { SmoothLoss, type SmoothLossState } from './loop/smoothLoss.js';
 import { resolveMetric, type Metric, type MetricName } from './metrics.js';
+import { stableParamNames } from './models/paramNames.js';
 import { createOptimizer, type HyperParams, type Optimizer, type OptimizerKind } from './optim/optimizer.js';
 import { Rng } from './rng.js';
 import { fitOneCycle, type FitOneCycleOptions } from './oneCycle.js';
@@ -97,6 +98,8 @@ export class Learner implements LearnerApi, RecipeLearner {
     this.data = data;
     this.loss = resolveLoss(options.loss);
     this.optimizer = isOptimizer(options.optimizer) ? options.optimizer : createOptimizer(options.optimizer ?? 'adam');
+    // So that a state restored before the first fit is checked against this model at once.
+    this.optimizer.bind(stableParamNames(model));
     this.metrics = (options.metrics ?? []).map(resolveMetric);
     this.seed = options.seed ?? 0;
     this.rng = new Rng(this.seed);
@@ -174,8 +177,8 @@ export class Learner implements LearnerApi, RecipeLearner {
     if (!Number.isInteger(nEpochs) || nEpochs <= 0) {
       throw new ConfigError(`fit(nEpochs): epochs must be a positive integer, got ${nEpochs}`);
     }
-    if (options.lr !== undefined && (typeof options.lr !== 'number' || !Number.isFinite(options.lr) || options.lr <= 0)) {
-      throw new ConfigError(`fit: lr must be a positive finite number, got ${describeValue(options.lr)}`);
+    if (options.lr !== undefined && (typeof options.lr !== 'number' || !Number.isFinite(options.lr) || options.lr < 0)) {
+      throw new ConfigError(`fit: lr must be a finite number ≥ 0, got ${describeValue(options.lr)}`);
     }
     if (options.wd !== undefined && (typeof options.wd !== 'number' || !Number.isFinite(options.wd) || options.wd < 0)) {
       throw new ConfigError(`fit: wd must be a number ≥ 0, got ${describeValue(options.wd)}`);

@@ -15,9 +15,17 @@ describe('bad input gets a clear, typed error', () => {
     await expect(tinyLearner([]).fit(epochs)).rejects.toThrow(/epochs must be a positive integer/);
   });
 
-  it.each([0, -0.1, Number.NaN, Number.POSITIVE_INFINITY])('lr = %s', async (lr) => {
+  it.each([-0.1, Number.NaN, Number.POSITIVE_INFINITY])('lr = %s', async (lr) => {
     await expect(tinyLearner([]).fit(1, { lr })).rejects.toThrow(ConfigError);
-    await expect(tinyLearner([]).fit(1, { lr })).rejects.toThrow(/lr must be a positive finite number/);
+    await expect(tinyLearner([]).fit(1, { lr })).rejects.toThrow(/lr must be a finite number ≥ 0/);
+  });
+
+  it('lr = 0 is valid (schedules anneal to 0): the fit runs and the weights stay as they were', async () => {
+    const learn = tinyLearner([]);
+    const before = learn.model.getWeights().map((w) => Array.from(w.dataSync()));
+    const result = await learn.fit(1, { lr: 0 });
+    expect(result.status).toBe('completed');
+    expect(learn.model.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(before);
   });
 
   it('empty data', () => {
@@ -64,7 +72,7 @@ describe('bad input gets a clear, typed error', () => {
         }
       })(),
     );
-    await expect(learn.fit(1)).rejects.toThrow(/stepEnd.*lr must be a positive finite number/);
+    await expect(learn.fit(1)).rejects.toThrow(/stepEnd.*lr must be a finite number ≥ 0/);
   });
 });
 

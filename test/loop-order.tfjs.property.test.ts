@@ -112,10 +112,11 @@ function faultyOptimizer(inner: Optimizer, faults: WorkFaults): Optimizer {
     get hp() {
       return inner.hp;
     },
-    step(params, grads) {
+    step(params, grads, names) {
       faults.hit('step');
-      inner.step(params, grads);
+      inner.step(params, grads, names);
     },
+    bind: (names) => inner.bind(names),
     getState: () => inner.getState(),
     setState: (state) => inner.setState(state),
     get numTensors() {

@@ -4,7 +4,8 @@ import { forward } from './forward.js';
 import type { LoopEngine } from '../loop/engine.js';
 import type { TrainContext } from '../loop/context.js';
 import type { Metric } from '../metrics.js';
-import type { Optimizer } from '../optim/optimizer.js';
+import { stableParamNames } from '../models/paramNames.js';
+import type { Optimizer, ParamNames } from '../optim/optimizer.js';
 
 export interface TfEngineOptions {
   model: tf.LayersModel;
@@ -23,6 +24,8 @@ export interface TfEngineOptions {
  */
 export class TfEngine implements LoopEngine {
   readonly params: tf.Variable[];
+  /** Every variable of the model (frozen ones too) → its stable name: what the optimizer keys its saved state by. */
+  readonly names: ParamNames;
   grads: tf.NamedTensorMap | null = null;
   private carried: tf.NamedTensorMap | null = null;
   private fresh: tf.NamedTensorMap | null = null;
@@ -36,6 +39,7 @@ export class TfEngine implements LoopEngine {
 
   constructor(private readonly o: TfEngineOptions) {
     this.params = o.model.trainableWeights.map((w) => w.read() as tf.Variable);
+    this.names = stableParamNames(o.model);
   }
 
   startEpoch(epoch: number): void {
@@ -155,7 +159,7 @@ export class TfEngine implements LoopEngine {
   }
 
   step(): void {
-    if (this.grads) this.o.optimizer.step(this.params, this.grads);
+    if (this.grads) this.o.optimizer.step(this.params, this.grads, this.names);
   }
 
   keepGradients(): void {

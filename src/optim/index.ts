@@ -6,4 +6,6 @@ export {
   type Optimizer,
   type OptimizerKind,
   type OptimizerState,
+  type ParamNames,
+  type SlotState,
 } from './optimizer.js';
