@@ -115,7 +115,7 @@ const API: Record<string, ApiCase> = {
         new (class AsyncHook extends Callback {
           // @ts-expect-error an async hook does not type-check; plain JavaScript has no such guard
           async onEpochBegin() {}
-        })(),
+        })() as unknown as Callback,
       ],
     }),
   A32: ({ learn }) =>
