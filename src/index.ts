@@ -3,6 +3,8 @@
  */
 export { Learner } from './learner.js';
 export type { LearnerOptions, LearnerData, FitOptions, FitResult } from './learner.js';
+export { learnerDefaults, type LearnerDefaults } from './defaults.js';
+export type { Prediction, PredictInput, NestedArray } from './engine/predict.js';
 export { Callback } from './callback.js';
 export type { Hook, HookResult, Guard, Guards } from './callback.js';
 export type { TrainContext } from './loop/context.js';
@@ -23,6 +25,7 @@ export { Rng, type RngState } from './rng.js';
 export { weightsSha256 } from './weightsHash.js';
 export { saveWeights, loadWeights, readWeights, type WeightsHeader, type WeightEntry } from './io/weightsFile.js';
 export { writeFileAtomic } from './io/atomicWrite.js';
+export { exportModel, loadModelFiles, checkModelDir, type ExportedModel } from './io/tfjsModelFiles.js';
 export { encodeState, decodeState, type JsonValue } from './io/stateCodec.js';
 export { sampleBeta, sampleGamma, sampleNormal } from './random/beta.js';
 export * from './errors.js';
