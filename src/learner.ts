@@ -117,15 +117,23 @@ function isOptimizer(o: unknown): o is Optimizer {
  * so a callback sets them for the next step.
  */
 export class Learner {
+  /** The model being trained (the object given). */
   readonly model: tf.LayersModel;
+  /** The train and validation loaders; assignable between fits (checked at the next fit). */
   data: LearnerData;
+  /** The loss's name (or the custom function's) and function, which returns the batch mean. */
   readonly loss: { name: string; fn: LossFn };
+  /** Its `hp` are the hyper-parameters below; `getState`/`setState` for checkpoints. */
   readonly optimizer: Optimizer;
+  /** Validation metrics, each a batch mean (weighted by batch size over a pass). */
   readonly metrics: readonly Metric[];
+  /** The learner's own callbacks (Recorder, Progress, those given); change with addCallback/removeCallback. */
   readonly callbacks: Callback[] = [];
+  /** fastai's always-on Recorder (null with `recorder: false`). */
   readonly recorder: Recorder | null;
   /** The Progress callback that draws this learner's progress (the default one, or yours), or null. */
   readonly progress: Progress | null;
+  /** The random stream callbacks draw from (MixUp's λ), seeded by `seed`; checkpointed by its state. */
   readonly rng: Rng;
   readonly seed: number;
   private engine: TfEngine | null = null;
