@@ -146,6 +146,9 @@ export class Learner {
   constructor(options: LearnerOptions) {
     if (!options || typeof options !== 'object') throw new ConfigError('new Learner(options): options object is required');
     checkKeys('new Learner', options, LEARNER_KEYS);
+    if (options.progress !== undefined && typeof options.progress !== 'boolean') {
+      throw new ConfigError(`Learner: progress must be true or false, got ${JSON.stringify(options.progress)}`);
+    }
     const { model, data } = options;
     if (!(model instanceof tf.LayersModel)) {
       throw new ConfigError('Learner: `model` must be a tf.LayersModel (e.g. models.mlp() or tf.sequential({...}))');
@@ -163,9 +166,6 @@ export class Learner {
     this.recorder = options.recorder === false ? null : new Recorder();
     if (this.recorder) this.addCallback(this.recorder);
     for (const cb of options.callbacks ?? []) this.addCallback(cb);
-    if (options.progress !== undefined && typeof options.progress !== 'boolean') {
-      throw new ConfigError(`Learner: progress must be true or false, got ${describeValue(options.progress)}`);
-    }
     const given = this.callbacks.find((cb): cb is Progress => cb instanceof Progress);
     // Without a process (a browser page) there is no stderr to draw on.
     const canDraw = typeof process !== 'undefined' && Boolean(process.stderr);

@@ -135,6 +135,27 @@ describe('learn.validate', () => {
     learn.dispose();
     noValid.dispose();
   });
+
+  it('a loss or metric that returns more than one number is a ConfigError; after any of these errors nothing leaked and the learner still fits', async () => {
+    const perSample = (yPred: tf.Tensor, yTrue: tf.Tensor) => tf.sum(tf.squaredDifference(yPred, yTrue), -1) as tf.Scalar;
+    const learn = learner({ loss: perSample });
+    const before = tf.memory().numTensors;
+    expect(() => learn.validate()).toThrow(ConfigError);
+    expect(() => learn.validate()).toThrow(/the loss must return one number per batch \(a tf.Scalar, the batch mean\), got a tensor of shape \[4\]/);
+    const badMetric = learner({ metrics: [{ name: 'rows', fn: (p) => tf.sum(p, -1) as tf.Scalar }] });
+    expect(() => badMetric.validate()).toThrow(/metric rows must return one number per batch/);
+    expect(() => badMetric.predict([1, 2, 3])).toThrow(DataError);
+    expect(() => badMetric.validate({} as never)).toThrow(ConfigError);
+    expect(tf.memory().numTensors).toBe(before + badMetric.model.weights.length);
+    badMetric.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    const ok = learner();
+    await expect(ok.fit(1)).resolves.toMatchObject({ status: 'completed' });
+    expect(() => ok.validate({} as never)).toThrow(ConfigError);
+    expect(Object.keys(ok.validate())).toContain('validLoss');
+    ok.dispose();
+    learn.dispose();
+  });
 });
 
 describe('learn.getPreds', () => {
