@@ -343,12 +343,16 @@ export class Learner {
 
   /**
    * Every callback's `getState()`, keyed by name (`Name#2` for a second one of the same name),
-   * for a checkpoint; `fit(n, { startEpoch, callbackStates })` restores them.
+   * for a checkpoint; `fit(n, { startEpoch, callbackStates })` restores them. The default
+   * Progress (stateless, there unless `progress: false`) is left out.
    */
   callbackStates(extra: Callback[] = []): Record<string, Record<string, unknown>> {
     this.assertUsable('callbackStates');
     const out: Record<string, Record<string, unknown>> = {};
-    stateKeys([...this.callbacks, ...extra]).forEach((key, cb) => (out[key] = cb.getState()));
+    // The default Progress keeps no state and is there by default, not by the run's design:
+    // left out, a checkpoint resumes alike with or without it (progress: false).
+    const saved = [...this.callbacks, ...extra].filter((cb) => !(this.#ownProgress && cb === this.progress));
+    stateKeys(saved).forEach((key, cb) => (out[key] = cb.getState()));
     return out;
   }
 
@@ -469,9 +473,7 @@ export class Learner {
     const byCallback = new Map<Callback, Record<string, unknown>>();
     const known = new Set(keys.values());
     for (const key of Object.keys(states)) {
-      // An empty state restores nothing, so a run saved with a callback that keeps none (the
-      // default Progress) resumes without it as well.
-      if (!known.has(key) && !isEmptyState(states[key])) {
+      if (!known.has(key)) {
         throw new ConfigError(`fit: callbackStates has "${key}", but no callback of this fit is called that (callbacks: ${[...known].join(', ')})`);
       }
     }
@@ -518,6 +520,3 @@ function kindOf(v: unknown): string {
   return typeof v;
 }
 
-function isEmptyState(state: unknown): boolean {
-  return typeof state === 'object' && state !== null && !Array.isArray(state) && Object.keys(state).length === 0;
-}
