@@ -324,13 +324,13 @@ export class Learner {
   }
 
   /** fastai's fit_one_cycle: cosine lr warm-up to `lrMax` then annealing, momentum the other way (src/oneCycle.ts). */
-  fitOneCycle(nEpochs: number, options: FitOneCycleOptions = {}): Promise<FitResult> {
+  async fitOneCycle(nEpochs: number, options: FitOneCycleOptions = {}): Promise<FitResult> {
     this.assertUsable('fitOneCycle');
     return fitOneCycle(this, nEpochs, options);
   }
 
   /** fastai's lr_find: a mock run with an exponentially growing lr, then suggestions; leaves the learner as it was (src/lrFind.ts). */
-  lrFind(options: LrFindOptions = {}): Promise<LrFindResult> {
+  async lrFind(options: LrFindOptions = {}): Promise<LrFindResult> {
     this.assertUsable('lrFind');
     return lrFind(this, options);
   }
@@ -407,7 +407,7 @@ export class Learner {
    * (src/io/tfjsModelFiles.ts). Not during a fit (the loop would step the weights while they
    * are read).
    */
-  exportModel(dir: string): Promise<ExportedModel> {
+  async exportModel(dir: string): Promise<ExportedModel> {
     this.assertUsable('exportModel');
     this.assertIdle('exportModel');
     return exportModel(this.model, dir);
