@@ -276,6 +276,21 @@ describe('learn.predict', () => {
     const gone = tf.ones([4]);
     gone.dispose();
     expect(() => reg.predict(gone)).toThrow(/input tensor is disposed/);
+    const words = tf.tensor(['a', 'b', 'c', 'd']);
+    expect(() => reg.predict(words)).toThrow(/input has dtype string; pass numbers/);
+    words.dispose();
+    // A sample shape with an unknown dimension: a flat typed array cannot be reshaped to it, a nested array can.
+    const ragged = new Learner({
+      model: tf.sequential({ layers: [tf.layers.dense({ inputShape: [null, FEATURES] as never, units: 2 })] }),
+      data: { train },
+      loss: 'meanSquaredError',
+    });
+    expect(() => ragged.predict(new Float32Array(8))).toThrow(/cannot be reshaped to the model's sample shape \[\?, 4\].*unknown dimension/);
+    const ok = ragged.predict([[1, 2, 3, 4], [5, 6, 7, 8]]);
+    expect(ok.batch).toBe(false);
+    expect(ok.output.shape).toEqual([2, 2]);
+    ok.output.dispose();
+    ragged.dispose();
     expect(tf.memory().numTensors).toBe(before);
     reg.dispose();
   });
