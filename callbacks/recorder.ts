@@ -64,13 +64,20 @@ const BATCH_SERIES = ['iterations', 'batchEpochs', 'lrs', 'moms', 'losses', 'smo
 export class Recorder extends Callback {
   // Records after the callbacks that set hyper-parameters or change the loss.
   override order = 50;
+  // Per train batch that reached batchEnd, parallel arrays (docs/api.md, "The Recorder").
+  /** `ctx.iteration` of each train batch: 0-based, counted over the whole run. */
   iterations: number[] = [];
-  /** The epoch of each train batch (parallel to `iterations`). */
+  /** The 0-based epoch of each train batch (parallel to `iterations`). */
   batchEpochs: number[] = [];
+  /** The lr each batch's step used (`learn.lr` at batchEnd). */
   lrs: number[] = [];
+  /** The momentum (SGD) or β1 (Adam) each batch's step used. */
   moms: number[] = [];
+  /** The raw loss of each batch (`ctx.lastLossValue`; NaN when there was none). */
   losses: number[] = [];
+  /** `ctx.smoothLoss` after each batch. */
   smoothLosses: number[] = [];
+  /** One record per epoch that reached epochEnd. */
   epochs: EpochRecord[] = [];
   private epochStart = performance.now();
   private lossSum = 0;

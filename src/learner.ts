@@ -1,7 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
+import { Progress } from '../callbacks/progress.js';
 import { Recorder } from '../callbacks/recorder.js';
 import { Callback } from './loop/callback.js';
-import type { DataLoader } from './data/dataLoader.js';
+import { DataLoader } from './data/dataLoader.js';
+import { learnerDefaults } from './defaults.js';
+import { evaluateLoader, predictLoader } from './engine/evaluate.js';
+import { predict, type PredictInput, type Prediction } from './engine/predict.js';
 import { TfEngine } from './engine/tfEngine.js';
 import { ConfigError, DataError } from './errors.js';
 import { checkTargets, resolveLoss, type LossFn, type LossName } from './losses.js';
@@ -20,6 +24,7 @@ import type { FitOptions, FitResult } from './fitOptions.js';
 import { checkKeys } from './options.js';
 import { lrFind, type LrFindOptions, type LrFindResult } from './lrFind.js';
 import { describeLoop } from './dryRun.js';
+import { exportModel, type ExportedModel } from './io/tfjsModelFiles.js';
 
 export interface LearnerData {
   train: DataLoader;
@@ -38,9 +43,16 @@ export interface LearnerOptions {
   seed?: number;
   /** Record the run (fastai's always-on Recorder). Default true. */
   recorder?: boolean;
+  /**
+   * Show progress (a `Progress` callback on stderr: a bar per pass on a terminal, plain lines
+   * elsewhere, and a row of metrics per epoch), as fastai does by default. Default true
+   * (`learnerDefaults.progress`); false for none. A `Progress` of your own in `callbacks`
+   * (or added later, or given to one fit) takes the place of the default one: never two.
+   */
+  progress?: boolean;
 }
 
-const LEARNER_KEYS = ['model', 'data', 'loss', 'optimizer', 'metrics', 'callbacks', 'seed', 'recorder'] as const;
+const LEARNER_KEYS = ['model', 'data', 'loss', 'optimizer', 'metrics', 'callbacks', 'seed', 'recorder', 'progress'] as const;
 const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss'] as const;
 
 /** `Name`, or `Name#2`, `Name#3` … for further callbacks of the same name, in the order given. */
@@ -71,22 +83,38 @@ function isOptimizer(o: unknown): o is Optimizer {
 export type { FitOptions, FitResult } from './fitOptions.js';
 
 export class Learner implements LearnerApi, RecipeLearner {
+  /** The model being trained (the object given). */
   readonly model: tf.LayersModel;
+  /** The train and validation loaders; assignable between fits (checked at the next fit). */
   data: LearnerData;
+  /** The loss's name (or the custom function's) and function, which returns the batch mean. */
   readonly loss: { name: string; fn: LossFn };
+  /** Its `hp` are the hyper-parameters below; `getState`/`setState` for checkpoints. */
   readonly optimizer: Optimizer;
+  /** Validation metrics, each a batch mean (weighted by batch size over a pass). */
   readonly metrics: readonly Metric[];
+  /** The learner's own callbacks (Recorder, Progress, those given); change with addCallback/removeCallback. */
   readonly callbacks: Callback[] = [];
+  /** fastai's always-on Recorder (null with `recorder: false`). */
   readonly recorder: Recorder | null;
+  /** The Progress callback that draws this learner's progress (the default one, or yours), or null. */
+  readonly progress: Progress | null;
+  /** The random stream callbacks draw from (MixUp's λ), seeded by `seed`; checkpointed by its state. */
   readonly rng: Rng;
   readonly seed: number;
   private engine: TfEngine | null = null;
   private smoother: SmoothLoss | null = null;
   private running = false;
+  /** Did the learner make `progress` itself (so that another Progress takes its place)? */
+  #ownProgress = false;
+  #disposed = false;
 
   constructor(options: LearnerOptions) {
     if (!options || typeof options !== 'object') throw new ConfigError('new Learner(options): options object is required');
     checkKeys('new Learner', options, LEARNER_KEYS);
+    if (options.progress !== undefined && typeof options.progress !== 'boolean') {
+      throw new ConfigError(`Learner: progress must be true or false, got ${JSON.stringify(options.progress)}`);
+    }
     const { model, data } = options;
     if (!(model instanceof tf.LayersModel)) {
       throw new ConfigError('Learner: `model` must be a tf.LayersModel (e.g. models.mlp() or tf.sequential({...}))');
@@ -106,6 +134,15 @@ export class Learner implements LearnerApi, RecipeLearner {
     this.recorder = options.recorder === false ? null : new Recorder();
     if (this.recorder) this.addCallback(this.recorder);
     for (const cb of options.callbacks ?? []) this.addCallback(cb);
+    const given = this.callbacks.find((cb): cb is Progress => cb instanceof Progress);
+    // Without a process (a browser page) there is no stderr to draw on.
+    const canDraw = typeof process !== 'undefined' && Boolean(process.stderr);
+    if (given) this.progress = given;
+    else if ((options.progress ?? learnerDefaults.progress) && canDraw) {
+      this.progress = new Progress();
+      this.#ownProgress = true;
+      this.addCallback(this.progress);
+    } else this.progress = null;
   }
 
   // Hyper-parameters, read by the optimizer at every step.
@@ -151,6 +188,7 @@ export class Learner implements LearnerApi, RecipeLearner {
   }
 
   addCallback(cb: Callback): this {
+    this.assertUsable('addCallback');
     if (!(cb instanceof Callback)) {
       const what = typeof cb === 'function' ? `the class ${(cb as { name?: string }).name} (did you forget \`new\`?)` : String(cb);
       throw new ConfigError(`callbacks must be Callback instances, got ${what}`);
@@ -162,6 +200,7 @@ export class Learner implements LearnerApi, RecipeLearner {
   }
 
   removeCallback(cb: Callback): this {
+    this.assertUsable('removeCallback');
     const i = this.callbacks.indexOf(cb);
     if (i >= 0) {
       this.callbacks.splice(i, 1);
@@ -172,6 +211,7 @@ export class Learner implements LearnerApi, RecipeLearner {
 
   /** Trains for `nEpochs`. Rejects with a StageError (or ControlError) naming the stage and callback when anything throws. */
   async fit(nEpochs: number, options: FitOptions = {}): Promise<FitResult> {
+    this.assertUsable('fit');
     if (this.running) throw new ConfigError('fit is already running on this learner; await it before starting another');
     checkKeys('fit', options, FIT_KEYS);
     if (!Number.isInteger(nEpochs) || nEpochs <= 0) {
@@ -195,7 +235,7 @@ export class Learner implements LearnerApi, RecipeLearner {
 
     // A callback given twice (the learner's own, again for this fit) runs once.
     const extra = [...new Set(options.callbacks ?? [])].filter((cb) => !this.callbacks.includes(cb));
-    const callbacks = [...this.callbacks, ...extra];
+    const callbacks = this.withoutSecondProgress([...this.callbacks, ...extra]);
     const table = new HookTable(callbacks);
     const states = callbackStates ? this.matchStates(callbacks, callbackStates) : undefined;
     for (const cb of extra) cb.attach(this);
@@ -252,33 +292,148 @@ export class Learner implements LearnerApi, RecipeLearner {
   }
 
   /** fastai's fit_one_cycle: cosine lr warm-up to `lrMax` then annealing, momentum the other way (src/oneCycle.ts). */
-  fitOneCycle(nEpochs: number, options: FitOneCycleOptions = {}): Promise<FitResult> {
+  async fitOneCycle(nEpochs: number, options: FitOneCycleOptions = {}): Promise<FitResult> {
+    this.assertUsable('fitOneCycle');
     return fitOneCycle(this, nEpochs, options);
   }
 
   /** fastai's lr_find: a mock run with an exponentially growing lr, then suggestions; leaves the learner as it was (src/lrFind.ts). */
-  lrFind(options: LrFindOptions = {}): Promise<LrFindResult> {
+  async lrFind(options: LrFindOptions = {}): Promise<LrFindResult> {
+    this.assertUsable('lrFind');
     return lrFind(this, options);
   }
 
   /** The dry run: every stage of a fit, with this learner's callbacks (plus `extra`, as fit's options.callbacks) in run order, the controls that may come from each stage and the guards read there (src/dryRun.ts). */
   describeLoop(extra: Callback[] = []): string {
+    this.assertUsable('describeLoop');
     return describeLoop([...this.callbacks, ...extra]);
   }
 
   /**
    * Every callback's `getState()`, keyed by name (`Name#2` for a second one of the same name),
-   * for a checkpoint; `fit(n, { startEpoch, callbackStates })` restores them.
+   * for a checkpoint; `fit(n, { startEpoch, callbackStates })` restores them. The default
+   * Progress (stateless, there unless `progress: false`) is left out.
    */
   callbackStates(extra: Callback[] = []): Record<string, Record<string, unknown>> {
+    this.assertUsable('callbackStates');
     const out: Record<string, Record<string, unknown>> = {};
-    stateKeys([...this.callbacks, ...extra]).forEach((key, cb) => (out[key] = cb.getState()));
+    // The default Progress keeps no state and is there by default, not by the run's design:
+    // left out, a checkpoint resumes alike with or without it (progress: false).
+    const saved = [...this.callbacks, ...extra].filter((cb) => !(this.#ownProgress && cb === this.progress));
+    stateKeys(saved).forEach((key, cb) => (out[key] = cb.getState()));
     return out;
   }
 
   /** The smoothed train loss's state, live during a fit (a checkpoint saves it), else as the last fit left it. */
   smoothLossState(): SmoothLossState | null {
     return this.smoother?.getState() ?? null;
+  }
+
+  /**
+   * The loss and metrics of the model on the validation set, or on `loader` (fastai's
+   * `Learner.validate`): `{ validLoss, <metric name>: value, … }`, each the mean over every
+   * sample the loader serves (batch means weighted by batch size, as the loop's validation
+   * pass). The model runs in inference mode (dropout off); no callback runs. Nothing changes:
+   * not the weights, the optimizer, any random stream, nor the loader's shuffle (its batches
+   * are read in its current epoch's order). Not during a fit: read `ctx.lastMetrics` there.
+   */
+  validate(loader?: DataLoader): Record<string, number> {
+    const data = this.inferenceLoader('validate', loader, false);
+    return evaluateLoader(this.model, data, this.loss.fn, this.metrics);
+  }
+
+  /**
+   * Every prediction on the validation set, or on `loader`, with its target (fastai's
+   * `get_preds`): `preds` [n, ...output] and `targets` [n, ...target] in loader order (the
+   * batches in the order of the loader's current epoch, so a shuffled loader gives that
+   * epoch's order; `preds[i]` belongs to `targets[i]`; `dropLast` leaves its samples out).
+   * Inference mode, nothing changes (as `validate`). The caller owns both tensors: dispose them.
+   */
+  getPreds(loader?: DataLoader): { preds: tf.Tensor; targets: tf.Tensor } {
+    const data = this.inferenceLoader('getPreds', loader, true);
+    return predictLoader(this.model, data);
+  }
+
+  /**
+   * The model's output for one sample or a batch (a tensor, a nested array, or a flat typed
+   * array of the sample's size or a multiple of it; see src/engine/predict.ts), in inference
+   * mode: `{ output, classes, batch }`. `classes` holds the argmax class of each sample when
+   * the loss is a cross-entropy (a classifier), else null. The caller owns `output`: dispose it.
+   * The input is not disposed. Nothing else changes.
+   */
+  predict(x: PredictInput): Prediction {
+    this.assertUsable('predict');
+    this.assertIdle('predict');
+    const classifier = this.loss.name === 'categoricalCrossentropy' || this.loss.name === 'sparseCategoricalCrossentropy';
+    return predict(this.model, x, classifier);
+  }
+
+  /**
+   * Writes the model in TensorFlow.js's own format, `<dir>/model.json` + its weights file, so
+   * `tf.loadLayersModel` reads it (`loadModelFiles(dir)` in Node, the URL of model.json in a
+   * browser). Atomic: an earlier export in `dir` is replaced whole or not at all
+   * (src/io/tfjsModelFiles.ts). Not during a fit (the loop would step the weights while they
+   * are read).
+   */
+  async exportModel(dir: string): Promise<ExportedModel> {
+    this.assertUsable('exportModel');
+    this.assertIdle('exportModel');
+    return exportModel(this.model, dir);
+  }
+
+  /**
+   * Frees the model's weights and the optimizer's state (gradients live only during a fit
+   * and are freed when it ends) and detaches the callbacks. Afterwards every method throws
+   * a ConfigError ("disposed"); a second dispose does nothing. Not during a fit.
+   */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.assertIdle('dispose');
+    this.#disposed = true;
+    this.model.dispose();
+    this.optimizer.dispose();
+    for (const cb of this.callbacks) cb.attach(null);
+  }
+
+  /** Has `dispose()` run? */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  private assertUsable(what: string): void {
+    if (this.#disposed) {
+      throw new ConfigError(`learn.${what}: this learner is disposed (its model and optimizer state are freed); build a new Learner`);
+    }
+  }
+
+  private assertIdle(what: string): void {
+    if (this.running) {
+      throw new ConfigError(
+        `learn.${what}: a fit is running on this learner; call it after fit resolves (a callback reads ctx.lastMetrics for the validation results)`,
+      );
+    }
+  }
+
+  /** The loader validate/getPreds read: `loader`, else the validation set; checked against the model. */
+  private inferenceLoader(what: string, loader: DataLoader | undefined, inputsOnly: boolean): DataLoader {
+    this.assertUsable(what);
+    this.assertIdle(what);
+    if (loader !== undefined && !(loader instanceof DataLoader)) {
+      throw new ConfigError(`learn.${what}(loader): loader must be a DataLoader (DataLoader.fromArrays / fromTensors), got ${kindOf(loader)}`);
+    }
+    const data = loader ?? this.data.valid ?? null;
+    if (!data) {
+      throw new ConfigError(`learn.${what}(): this learner has no validation data; pass a DataLoader (learn.${what}(loader)) or set data.valid`);
+    }
+    this.checkLoader(loader ? 'the given' : 'valid', data, inputsOnly);
+    return data;
+  }
+
+  /** The default Progress sits out a fit that has another Progress, so progress is drawn once. */
+  private withoutSecondProgress(callbacks: Callback[]): Callback[] {
+    if (!this.#ownProgress) return callbacks;
+    const another = callbacks.some((cb) => cb instanceof Progress && cb !== this.progress);
+    return another ? callbacks.filter((cb) => cb !== this.progress) : callbacks;
   }
 
   private matchStates(callbacks: Callback[], states: Record<string, Record<string, unknown>>) {
@@ -303,21 +458,33 @@ export class Learner implements LearnerApi, RecipeLearner {
   /** Shapes are checked before the first batch, so a mismatch is a clear DataError, not a tfjs stack. */
   private checkData(): void {
     const { train, valid } = this.data;
-    const inputShape = this.model.inputs[0]!.shape.slice(1);
-    const outputShape = this.model.outputs[0]!.shape.slice(1) as number[];
     for (const [name, loader] of [['train', train], ['valid', valid]] as const) {
-      if (!loader) continue;
-      if (loader.length === 0) throw new DataError(`${name} data is empty: give at least one sample`);
-      const sample = loader.sampleShape;
-      const matches =
-        sample.length === inputShape.length && inputShape.every((d, i) => d === null || d === sample[i]);
-      if (!matches) {
-        throw new DataError(
-          `${name} input samples have shape [${sample}] but the model expects [${inputShape.map((d) => d ?? '?')}]; ` +
-            'reshape the data (DataLoader xShape) or build the model with a matching inputShape',
-        );
-      }
-      checkTargets(this.loss.name, outputShape, loader.targetShape, loader.targetDtype, loader.labelRange());
+      if (loader) this.checkLoader(name, loader);
     }
   }
+
+  /** One loader against the model's input and, unless `inputsOnly`, its targets against the output and the loss. */
+  private checkLoader(name: string, loader: DataLoader, inputsOnly = false): void {
+    const inputShape = this.model.inputs[0]!.shape.slice(1);
+    const outputShape = this.model.outputs[0]!.shape.slice(1) as number[];
+    if (loader.length === 0) throw new DataError(`${name} data is empty: give at least one sample`);
+    const sample = loader.sampleShape;
+    const matches = sample.length === inputShape.length && inputShape.every((d, i) => d === null || d === sample[i]);
+    if (!matches) {
+      throw new DataError(
+        `${name} input samples have shape [${sample}] but the model expects [${inputShape.map((d) => d ?? '?')}]; ` +
+          'reshape the data (DataLoader xShape) or build the model with a matching inputShape',
+      );
+    }
+    if (!inputsOnly) checkTargets(this.loss.name, outputShape, loader.targetShape, loader.targetDtype, loader.labelRange());
+  }
 }
+
+/** What a value is, for a message, without serialising it (a tensor or a loader may be large or circular). */
+function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return `a ${(v as object).constructor?.name ?? 'object'}`;
+  return typeof v;
+}
+

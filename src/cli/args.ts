@@ -36,3 +36,15 @@ export function choiceOption<T extends string>(name: string, raw: unknown, choic
   }
   return raw as T;
 }
+
+/**
+ * `--flag [VALUE]`: node's parseArgs has no options with an optional value, so a bare `flag`
+ * (last, or followed by another option) is rewritten to `flag=` (an empty value, which the
+ * command reads as "the default"). `flag VALUE` and `flag=VALUE` pass through unchanged.
+ */
+export function withOptionalValue(argv: readonly string[], flag: string): string[] {
+  return argv.map((arg, i) => {
+    const next = argv[i + 1];
+    return arg === flag && (next === undefined || next.startsWith('-')) ? `${flag}=` : arg;
+  });
+}

@@ -6,11 +6,12 @@ import { SaveModel } from '../../callbacks/saveModel.js';
 import { selectBackend, type BackendChoice } from '../backend/selectBackend.js';
 import { mnist } from '../data/mnist.js';
 import { ConfigError } from '../errors.js';
+import { checkModelDir, exportModel } from '../io/tfjsModelFiles.js';
 import { Learner } from '../learner.js';
 import { cnn, mlp } from '../models/presets.js';
 import type { OptimizerKind } from '../optim/optimizer.js';
 import { weightsSha256 } from '../weightsHash.js';
-import { choiceOption, intOption, parseCommandArgs, positiveNumberOption } from './args.js';
+import { choiceOption, intOption, parseCommandArgs, positiveNumberOption, withOptionalValue } from './args.js';
 
 export const TRAIN_HELP = `Usage: trainchart train [options]
 
@@ -32,10 +33,12 @@ Trains a model on the bundled MNIST (60k train, 10k test) and reports test accur
   --early-stopping P     stop after P epochs without a lower validation loss
   --save-best            save the weights of the epoch with the lowest validation loss to
                          best.weights in --out (default runs/train)
+  --save-model [DIR]     export the trained model in TensorFlow.js's format (model.json + weights,
+                         for tf.loadLayersModel) to DIR (default: model in --out, runs/train/model)
 `;
 
 export async function trainCommand(argv: string[]): Promise<number> {
-  const v = parseCommandArgs('train', argv, {
+  const v = parseCommandArgs('train', withOptionalValue(argv, '--save-model'), {
     model: { type: 'string' },
     epochs: { type: 'string' },
     'batch-size': { type: 'string' },
@@ -51,6 +54,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     'lr-max': { type: 'string' },
     'early-stopping': { type: 'string' },
     'save-best': { type: 'boolean' },
+    'save-model': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
@@ -74,6 +78,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
   const patience = v['early-stopping'] === undefined ? undefined : intOption('early-stopping', v['early-stopping'], 1, 1);
   const saveDir = v['save-best'] ? (typeof v.out === 'string' ? v.out : join('runs', 'train')) : undefined;
+  const rawModelDir = v['save-model'];
+  const modelDir: string | undefined =
+    typeof rawModelDir !== 'string' ? undefined : rawModelDir !== '' ? rawModelDir : join(typeof v.out === 'string' ? v.out : join('runs', 'train'), 'model');
+  // Before any training: a run must not end in a directory that cannot take its model.
+  if (modelDir !== undefined) checkModelDir(modelDir, '--save-model');
   // With --json, stdout carries only the result; everything for people goes to stderr.
   const human = json ? process.stderr : process.stdout;
   const say = (line: string) => human.write(line + '\n');
@@ -106,6 +115,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (saver?.lastSaved) {
     say(`saved the best weights (epoch ${saver.bestEpoch! + 1}, validLoss ${saver.best!.toFixed(4)}) to ${saver.lastSaved}`);
   }
+  const exported = modelDir === undefined ? null : await exportModel(model, modelDir);
+  if (exported) say(`exported the model (TensorFlow.js format) to ${exported.modelJson}`);
   const seconds = (performance.now() - started) / 1000;
   const last = learn.recorder!.epochs.at(-1);
   const summary = {
@@ -126,6 +137,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     // Only with the flags that make them meaningful, so a plain run's summary is unchanged.
     ...(oneCycle ? { lrMax: lrMax ?? lr } : {}),
     ...(saver ? { bestWeights: saver.lastSaved } : {}),
+    ...(exported ? { modelDir: exported.dir } : {}),
   };
   const outDir = typeof v.out === 'string' ? v.out : undefined;
   if (outDir) {

@@ -5,34 +5,41 @@ import type { LearnerApi } from './learnerApi.js';
 
 /**
  * What a hook receives (contract §5). One object per run, updated in place as the loop
- * moves, so handing it to every hook costs nothing on the per-batch path.
+ * moves, so handing it to every hook costs nothing on the per-batch path (copy a value to
+ * keep it). The loop writes every field as a stage begins, before that stage's hooks run;
+ * hooks only replace the tensors the field docs say they may. Full table: docs/api.md.
  */
 export interface TrainContext {
   /** The stage whose hooks are running. */
   stage: Stage;
-  /** 0-based epoch under way. */
+  /** 0-based epoch under way, set at epochBegin (people read it 1-based). */
   epoch: number;
+  /** `fit`'s number of epochs. */
   nEpochs: number;
-  /** Train batches done in the whole run, before this one. */
+  /** Train batches done in the whole run before this one, set at batchBegin; a cancelled batch counts; a resumed run starts at startEpoch · nBatches. */
   iteration: number;
-  /** Index of the batch within the current pass (train or validation). */
+  /** 0-based index of the batch within the current pass (train or validation), set at batchBegin. */
   batchIndex: number;
-  /** Batches in the current pass. */
+  /** Batches in the current pass: the train loader's, from validateBegin to validateEnd the valid loader's. */
   nBatches: number;
-  /** `true` in a train batch, `false` during validation. */
+  /** `false` from validateBegin to validateEnd inclusive, `true` everywhere else. */
   train: boolean;
-  /** The batch's input and target; a batchBegin hook may replace them (e.g. MixUp). */
+  /**
+   * The batch's input, set at batchBegin ([size, ...sampleShape], float32); a batchBegin hook
+   * may replace it (e.g. MixUp). Freed after batchEnd, a replacement too.
+   */
   lastInput: tf.Tensor | null;
+  /** The batch's target, set at batchBegin; a batchBegin hook may replace it. Freed after batchEnd. */
   lastTarget: tf.Tensor | null;
   /** The model's output (from lossBegin on); a lossBegin hook may replace it. */
   lastOutput: tf.Tensor | null;
   /** The loss tensor (from backwardBegin on, in validation from batchEnd); a backwardBegin hook may replace it, and the gradients are taken of the replacement. */
   lastLoss: tf.Scalar | null;
-  /** `lastLoss` as a number, read once per batch. */
+  /** `lastLoss` as a number, read once per batch; null from batchBegin until it is read. */
   lastLossValue: number | null;
-  /** Debiased exponential moving average of the train loss, β = 0.98 (as fastai). */
+  /** Debiased exponential moving average of the train loss, β = 0.98 (as fastai), after each train batch's loss; NaN before the first. */
   smoothLoss: number;
-  /** Validation loss and metrics of the latest validation pass (final at validateEnd). */
+  /** `{ validLoss, <metric>: value }` of the latest validation pass, set at validateEnd; kept until the next pass; null before the first. */
   lastMetrics: Record<string, number> | null;
   /**
    * The controls in force, including those returned by hooks that ran earlier in this stage
@@ -42,7 +49,7 @@ export interface TrainContext {
   controls: Readonly<ControlFlags>;
   /** The exception that ended the run; set at trainEnd only. */
   error: Error | null;
-  /** The learner, through which hooks read and set hyper-parameters for the next step. */
+  /** The learner, through which hooks read its fields and set hyper-parameters (`lr`, `momentum`, `wd`) for the next step. */
   learn: LearnerApi;
 }
 
