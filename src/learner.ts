@@ -60,7 +60,7 @@ export interface FitResult {
   status: FinalStatus;
   /** Epochs that ran to epochEnd. */
   epochs: number;
-  /** Train batches done. */
+  /** Train batches this fit trained (cancelled ones too; the epochs a startEpoch or `epoch: N` skipped are no batches). */
   iterations: number;
   /** Validation loss and metrics of the last validation pass (null if none ran). */
   metrics: Record<string, number> | null;
@@ -89,6 +89,15 @@ function stateKeys(callbacks: readonly Callback[]): Map<Callback, string> {
     keys.set(cb, n === 1 ? cb.name : `${cb.name}#${n}`);
   }
   return keys;
+}
+
+/** A Callback instance that is not attached to another learner (one instance serves one learner). */
+function checkCallback(cb: unknown, learn: Learner): asserts cb is Callback {
+  if (!(cb instanceof Callback)) {
+    const what = typeof cb === 'function' ? `the class ${(cb as { name?: string }).name} (did you forget \`new\`?)` : String(cb);
+    throw new ConfigError(`callbacks must be Callback instances, got ${what}`);
+  }
+  cb.checkAttachable(learn);
 }
 
 function describeValue(v: unknown): string {
@@ -136,6 +145,8 @@ export class Learner {
     this.seed = options.seed ?? 0;
     this.rng = new Rng(this.seed);
     this.recorder = options.recorder === false ? null : new Recorder();
+    // All checked before any is attached: a refused one must not leave the others tied to this learner.
+    for (const cb of options.callbacks ?? []) checkCallback(cb, this);
     if (this.recorder) this.addCallback(this.recorder);
     for (const cb of options.callbacks ?? []) this.addCallback(cb);
   }
@@ -171,10 +182,14 @@ export class Learner {
   get grads(): tf.NamedTensorMap | null {
     return this.engine?.grads ?? null;
   }
+  /**
+   * Replaces them, at backwardEnd only (a ConfigError elsewhere): the step uses the new map, and
+   * what it replaced is freed — not the tensors the new map still holds, nor the sum skipZero
+   * carries from earlier batches. `null`: no gradients for this step (a carried sum stays carried).
+   */
   set grads(value: tf.NamedTensorMap | null) {
-    if (!this.engine) throw new ConfigError('learn.grads can only be set during fit (at backwardEnd)');
-    if (value === null) this.engine.dropGradients();
-    else this.engine.setGradients(value);
+    if (!this.engine) throw new ConfigError('learn.grads can only be set during fit, at backwardEnd (in a callback\'s onBackwardEnd)');
+    this.engine.setGradients(value);
   }
 
   /** The trainable variables, in the model's order (the order gradients and checkpoints use). */
@@ -183,10 +198,7 @@ export class Learner {
   }
 
   addCallback(cb: Callback): this {
-    if (!(cb instanceof Callback)) {
-      const what = typeof cb === 'function' ? `the class ${(cb as { name?: string }).name} (did you forget \`new\`?)` : String(cb);
-      throw new ConfigError(`callbacks must be Callback instances, got ${what}`);
-    }
+    checkCallback(cb, this);
     if (this.callbacks.includes(cb)) return this;
     cb.attach(this);
     this.callbacks.push(cb);
@@ -219,6 +231,12 @@ export class Learner {
     if (startEpoch !== undefined && (!Number.isInteger(startEpoch) || startEpoch < 0)) {
       throw new ConfigError(`fit: startEpoch must be an integer ≥ 0, got ${describeValue(startEpoch)}`);
     }
+    if (startEpoch !== undefined && startEpoch >= nEpochs) {
+      throw new ConfigError(
+        `fit(${nEpochs}, { startEpoch: ${startEpoch} }): startEpoch ${startEpoch} is past the last of ${nEpochs} epochs (0 … ${nEpochs - 1}), ` +
+          `so there is no epoch to train; give startEpoch < ${nEpochs}, or more epochs`,
+      );
+    }
     if (callbackStates !== undefined && !(startEpoch! > 0)) {
       throw new ConfigError('fit: callbackStates are restored when the run jumps to its start epoch; give startEpoch > 0 with them');
     }
@@ -230,7 +248,10 @@ export class Learner {
     const callbacks = [...this.callbacks, ...extra];
     const table = new HookTable(callbacks);
     const states = callbackStates ? this.matchStates(callbacks, callbackStates) : undefined;
-    for (const cb of extra) cb.attach(this);
+    // Attached for this fit only, unless already this learner's (lrFind sets some of its own aside).
+    const attachHere = extra.filter((cb) => cb.attachedTo !== this);
+    for (const cb of attachHere) cb.checkAttachable(this);
+    for (const cb of attachHere) cb.attach(this);
     if (options.lr !== undefined) this.lr = options.lr;
     if (options.wd !== undefined) this.wd = options.wd;
     const { train } = this.data;
@@ -259,7 +280,7 @@ export class Learner {
           nTrainBatches: train.nBatches,
           nValidBatches: valid?.nBatches ?? 0,
           validate: valid !== null,
-          ...(startEpoch !== undefined ? { startEpoch } : {}),
+          ...(startEpoch !== undefined ? { firstEpoch: startEpoch } : {}),
         },
         ...(states ? { callbackStates: states } : {}),
         smoothLoss: smoother,
@@ -268,18 +289,17 @@ export class Learner {
         ...(options.onActor ? { onActor: options.onActor } : {}),
       });
       if (result.status === 'failed') throw result.error!;
-      const c = result.context;
       return {
         status: result.status,
         epochs: result.epochsDone,
-        iterations: c.iteration,
+        iterations: result.trainBatches,
         metrics: ctx.lastMetrics,
         smoothLoss: ctx.smoothLoss,
       };
     } finally {
       this.running = false;
       this.engine = null;
-      for (const cb of extra) cb.attach(null);
+      for (const cb of attachHere) cb.attach(null);
     }
   }
 
