@@ -1,9 +1,9 @@
 /**
  * The training loop, as one statechart. Read this file and you know the whole loop:
  * which stage follows which, what each control does, where the optimizer steps and where
- * gradients are zeroed. The machine only *names* the work (`forward`, `step`, …) and the
- * callback hooks (`runHooks`); the Learner supplies their implementations with
- * `.provide()`, so this file needs nothing but xstate.
+ * gradients are zeroed. The machine only *names* the work (`forward`, `step`, …, listed in
+ * work.ts) and the callback hooks (`runHooks`); the Learner supplies their implementations
+ * with `.provide()`, so this file needs nothing but xstate.
  *
  * One event, NEXT, moves the loop one stage on; whoever drives the actor just sends NEXT
  * until the machine is done and never decides what comes next. FAIL carries an exception
