@@ -19,8 +19,8 @@ import {
   type LoopContext,
   type LoopInput,
 } from '../../machines/trainLoop.js';
-import type { Callback } from '../callback.js';
 import { workPhase } from '../../machines/work.js';
+import type { Callback } from '../callback.js';
 import { ConfigError, ControlError, StageError, TrainchartError } from '../errors.js';
 import type { TrainContext } from './context.js';
 import type { LoopEngine } from './engine.js';
