@@ -89,3 +89,44 @@ export function describeMachine(machine: AnyStateMachine): MachineDescription {
 export function stageOfStatePath(description: MachineDescription, path: string): Stage | null {
   return description.states.find((s) => s.path === path)?.stage ?? null;
 }
+
+/**
+ * Is the state inside the validation pass — the compound state its `validateBegin` stage sits
+ * in? ctx.train is false there and only there (docs/loop.md).
+ */
+export function isInValidation(description: MachineDescription, path: string): boolean {
+  const byPath = new Map(description.states.map((s) => [s.path, s]));
+  const scope = description.states.find((s) => s.stage === 'validateBegin')?.parent ?? null;
+  for (let p = byPath.get(path)?.parent ?? null; p !== null; p = byPath.get(p)?.parent ?? null) if (p === scope) return true;
+  return false;
+}
+
+/** The key of `workStages`: an action's name and the pass it runs in. */
+export const workKey = (action: string, train: boolean): string => `${action}:${train ? 'train' : 'validation'}`;
+
+/**
+ * Where each action runs, read from the machine's own definition: an entry or exit action runs
+ * in its state's stage; a transition's action in its target's stage, or its source's when the
+ * target is no stage (backwardBegin → `gradients`). Keyed by `workKey(action, train)`, train
+ * being whether that state is outside the validation pass, since one action may run in both
+ * (computeLoss: backwardBegin in a train batch, batchEnd in validation). An action that runs at
+ * two different stages of one pass maps to `null` (its stage is then the caller's to tell);
+ * actions of states that are no stage (`jump`) are not listed.
+ */
+export function workStages(description: MachineDescription): Map<string, Stage | null> {
+  const byPath = new Map(description.states.map((s) => [s.path, s]));
+  const places = new Map<string, Stage | null>();
+  const place = (action: string, state: StateInfo | undefined) => {
+    if (!state?.stage) return;
+    const key = workKey(action, !isInValidation(description, state.path));
+    const known = places.get(key);
+    places.set(key, known === undefined || known === state.stage ? state.stage : null);
+  };
+  for (const s of description.states) for (const a of [...s.entry, ...s.exit]) place(a.type, s);
+  for (const t of description.transitions) {
+    const target = t.targets.length === 1 ? byPath.get(t.targets[0]!) : undefined;
+    const where = target?.stage ? target : byPath.get(t.source);
+    for (const a of t.actions) place(a.type, where);
+  }
+  return places;
+}

@@ -1,9 +1,9 @@
 /**
  * The training loop, as one statechart. Read this file and you know the whole loop:
  * which stage follows which, what each control does, where the optimizer steps and where
- * gradients are zeroed. The machine only *names* the work (`forward`, `step`, …) and the
- * callback hooks (`runHooks`); the Learner supplies their implementations with
- * `.provide()`, so this file needs nothing but xstate.
+ * gradients are zeroed. The machine only *names* the work (`forward`, `step`, …, listed in
+ * work.ts) and the callback hooks (`runHooks`); the Learner supplies their implementations
+ * with `.provide()`, so this file needs nothing but xstate.
  *
  * One event, NEXT, moves the loop one stage on; whoever drives the actor just sends NEXT
  * until the machine is done and never decides what comes next. FAIL carries an exception
@@ -18,6 +18,7 @@
 import { assign, setup } from 'xstate';
 import { noControls, type ControlFlags, type ControlName } from './controls.js';
 import type { Stage } from './stages.js';
+import { WORK_NAMES, type WorkName } from './work.js';
 
 export const TAPE_OPENS = 'opensTape';
 export const TAPE_CLOSES = 'closesTape';
@@ -28,8 +29,8 @@ export interface LoopInput {
   nValidBatches: number;
   /** Is there a validation pass at all (a validation DataLoader was given)? */
   validate: boolean;
-  /** Resume at this epoch: as if trainBegin's hooks had returned `{ epoch: startEpoch }`. */
-  startEpoch?: number;
+  /** The epoch this run starts at (a resume): as if trainBegin's hooks had returned `{ epoch: firstEpoch }`. */
+  firstEpoch?: number;
 }
 
 /** What went wrong, in a form that survives a persisted snapshot. */
@@ -65,8 +66,8 @@ export { next as NEXT_EVENT };
 const control = (name: ControlName) => ({ type: 'control', params: { name } }) as const;
 const hooks = (stage: Stage) => ({ type: 'runHooks', params: { stage } }) as const;
 
-/** Work the learner implements; the defaults do nothing, so the bare machine can be walked by tests. */
-const work = () => {};
+/** Work the learner implements (machines/work.ts); the defaults do nothing, so the bare machine can be walked by tests. */
+const noWork = Object.fromEntries(WORK_NAMES.map((name) => [name, () => {}])) as Record<WorkName, () => void>;
 
 export const trainLoopSetup = setup({
   types: {
@@ -77,24 +78,7 @@ export const trainLoopSetup = setup({
   actions: {
     /** Runs every callback's hook for the stage (by ascending `order`) and records their controls. */
     runHooks: assign((_args, _params: HookParams) => ({})),
-    /** Calls `jumpToEpoch(epoch)` on every callback. */
-    runJumpToEpoch: work,
-    startEpoch: work,
-    loadBatch: work,
-    forward: work,
-    computeLoss: work,
-    /** The loss of this batch is what the tape differentiates (no cancel, no skipBackward). */
-    markLossForBackward: work,
-    accumulateGradients: work,
-    dropGradients: work,
-    step: work,
-    keepGradients: work,
-    zeroGradients: work,
-    startValidation: work,
-    accumulateMetrics: work,
-    finalizeMetrics: work,
-    releaseBatch: work,
-    releaseRun: work,
+    ...noWork,
 
     // Loop bookkeeping: pure, owned by the machine.
     beginEpoch: assign(({ context }) => ({
@@ -141,14 +125,14 @@ export const trainLoopSetup = setup({
 
 export const trainLoopMachine = trainLoopSetup.createMachine({
   id: 'trainLoop',
-  context: ({ input: { startEpoch, ...input } }) => ({
+  context: ({ input: { firstEpoch, ...input } }) => ({
     ...input,
     epoch: 0,
     iteration: 0,
     batchIndex: 0,
     train: true,
     controls: noControls(),
-    jumpTo: startEpoch ?? null,
+    jumpTo: firstEpoch ?? null,
     failure: null,
   }),
   initial: 'ready',
@@ -183,7 +167,7 @@ export const trainLoopMachine = trainLoopSetup.createMachine({
       states: {
         epochBegin: {
           meta: { stage: 'epochBegin' },
-          entry: ['startEpoch', hooks('epochBegin')],
+          entry: ['orderBatches', hooks('epochBegin')],
           on: {
             NEXT: [
               { guard: 'hasTrainBatch', target: 'train', actions: 'beginBatch' },

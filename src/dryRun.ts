@@ -7,7 +7,7 @@
  * plan cannot drift from the loop that actually runs.
  */
 import { CONTROLS, EPOCH_CONTROL, controlsAllowedAt } from '../machines/controls.js';
-import { describeMachine, type StateInfo } from '../machines/describe.js';
+import { describeMachine, isInValidation } from '../machines/describe.js';
 import { STAGE_DOC, hookNameOf, type Stage } from '../machines/stages.js';
 import { trainLoopMachine } from '../machines/trainLoop.js';
 import type { Callback } from './loop/callback.js';
@@ -50,13 +50,6 @@ const JUMP_ACTION = 'runJumpToEpoch';
 export function loopPlan(callbacks: readonly Callback[]): LoopPlan {
   const table = new HookTable(callbacks);
   const description = describeMachine(trainLoopMachine);
-  const byPath = new Map(description.states.map((s) => [s.path, s]));
-  // The validation pass is the compound state its validateBegin sits in: ctx.train is false inside it.
-  const validationScope = description.states.find((s) => s.stage === 'validateBegin')?.parent ?? null;
-  const inValidation = (s: StateInfo) => {
-    for (let p: string | null = s.parent; p !== null; p = byPath.get(p)?.parent ?? null) if (p === validationScope) return true;
-    return false;
-  };
   const planned = (cb: Callback): PlannedCallback => ({ name: cb.name, order: cb.order });
 
   const steps: PlanStep[] = [];
@@ -77,7 +70,8 @@ export function loopPlan(callbacks: readonly Callback[]): LoopPlan {
       continue;
     }
     if (!s.stage) continue;
-    const train = !inValidation(s);
+    // The validation pass is the compound state its validateBegin sits in: ctx.train is false inside it.
+    const train = !isInValidation(description, s.path);
     const same = steps.find((x) => x.stage === s.stage && x.scope === scope);
     if (same) {
       same.states.push(s.path);

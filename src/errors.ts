@@ -59,7 +59,8 @@ export class CheckpointError extends TrainchartError {
 
 /**
  * What `fit` rejects with when anything throws inside the loop: names the stage and, when
- * the exception came from a hook, the callback. The original error is `cause`.
+ * the exception came from a callback, the callback and what of it threw (`phase`: `hook`,
+ * `guard <control>`, `jumpToEpoch`, `setState`). The original error is `cause`.
  */
 export class StageError extends TrainchartError {
   constructor(
@@ -68,7 +69,14 @@ export class StageError extends TrainchartError {
     readonly phase: string,
     cause: unknown,
   ) {
-    const origin = callback ? `callback ${callback}, hook of stage ${stage}` : `stage ${stage} (${phase})`;
+    const origin =
+      callback === null
+        ? `stage ${stage} (${phase})`
+        : phase === 'hook'
+          ? `callback ${callback}, hook of stage ${stage}`
+          : phase.startsWith('guard ')
+            ? `callback ${callback}, ${phase} (read at stage ${stage})`
+            : `callback ${callback}, ${phase} at stage ${stage}`;
     const why = cause instanceof Error ? cause.message : String(cause);
     super('STAGE', `Training failed in ${origin}: ${why}`, { cause });
   }

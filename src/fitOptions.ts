@@ -30,7 +30,7 @@ export interface FitResult {
   status: FinalStatus;
   /** Epochs that ran to epochEnd. */
   epochs: number;
-  /** Train batches done. */
+  /** Train batches this fit trained (cancelled ones too; the epochs a startEpoch or `epoch: N` skipped are no batches). */
   iterations: number;
   /** Validation loss and metrics of the last validation pass (null if none ran). */
   metrics: Record<string, number> | null;

@@ -67,6 +67,15 @@ function stateKeys(callbacks: readonly Callback[]): Map<Callback, string> {
   return keys;
 }
 
+/** A Callback instance that is not attached to another learner (one instance serves one learner). */
+function checkCallback(cb: unknown, learn: Learner): asserts cb is Callback {
+  if (!(cb instanceof Callback)) {
+    const what = typeof cb === 'function' ? `the class ${(cb as { name?: string }).name} (did you forget \`new\`?)` : String(cb);
+    throw new ConfigError(`callbacks must be Callback instances, got ${what}`);
+  }
+  cb.checkAttachable(learn);
+}
+
 function describeValue(v: unknown): string {
   return typeof v === 'number' ? String(v) : `${JSON.stringify(v)} (a ${typeof v}, not a number)`;
 }
@@ -132,6 +141,8 @@ export class Learner implements LearnerApi, RecipeLearner {
     this.seed = options.seed ?? 0;
     this.rng = new Rng(this.seed);
     this.recorder = options.recorder === false ? null : new Recorder();
+    // All checked before any is attached: a refused one must not leave the others tied to this learner.
+    for (const cb of options.callbacks ?? []) checkCallback(cb, this);
     if (this.recorder) this.addCallback(this.recorder);
     for (const cb of options.callbacks ?? []) this.addCallback(cb);
     const given = this.callbacks.find((cb): cb is Progress => cb instanceof Progress);
@@ -176,10 +187,14 @@ export class Learner implements LearnerApi, RecipeLearner {
   get grads(): tf.NamedTensorMap | null {
     return this.engine?.grads ?? null;
   }
+  /**
+   * Replaces them, at backwardEnd only (a ConfigError elsewhere): the step uses the new map, and
+   * what it replaced is freed — not the tensors the new map still holds, nor the sum skipZero
+   * carries from earlier batches. `null`: no gradients for this step (a carried sum stays carried).
+   */
   set grads(value: tf.NamedTensorMap | null) {
-    if (!this.engine) throw new ConfigError('learn.grads can only be set during fit (at backwardEnd)');
-    if (value === null) this.engine.dropGradients();
-    else this.engine.setGradients(value);
+    if (!this.engine) throw new ConfigError('learn.grads can only be set during fit, at backwardEnd (in a callback\'s onBackwardEnd)');
+    this.engine.setGradients(value);
   }
 
   /** The trainable variables, in the model's order (the order gradients and checkpoints use). */
@@ -189,10 +204,7 @@ export class Learner implements LearnerApi, RecipeLearner {
 
   addCallback(cb: Callback): this {
     this.assertUsable('addCallback');
-    if (!(cb instanceof Callback)) {
-      const what = typeof cb === 'function' ? `the class ${(cb as { name?: string }).name} (did you forget \`new\`?)` : String(cb);
-      throw new ConfigError(`callbacks must be Callback instances, got ${what}`);
-    }
+    checkCallback(cb, this);
     if (this.callbacks.includes(cb)) return this;
     cb.attach(this);
     this.callbacks.push(cb);
@@ -227,6 +239,12 @@ export class Learner implements LearnerApi, RecipeLearner {
     if (startEpoch !== undefined && (!Number.isInteger(startEpoch) || startEpoch < 0)) {
       throw new ConfigError(`fit: startEpoch must be an integer ≥ 0, got ${describeValue(startEpoch)}`);
     }
+    if (startEpoch !== undefined && startEpoch >= nEpochs) {
+      throw new ConfigError(
+        `fit(${nEpochs}, { startEpoch: ${startEpoch} }): startEpoch ${startEpoch} is past the last of ${nEpochs} epochs (0 … ${nEpochs - 1}), ` +
+          `so there is no epoch to train; give startEpoch < ${nEpochs}, or more epochs`,
+      );
+    }
     if (callbackStates !== undefined && !(startEpoch! > 0)) {
       throw new ConfigError('fit: callbackStates are restored when the run jumps to its start epoch; give startEpoch > 0 with them');
     }
@@ -238,7 +256,10 @@ export class Learner implements LearnerApi, RecipeLearner {
     const callbacks = this.withoutSecondProgress([...this.callbacks, ...extra]);
     const table = new HookTable(callbacks);
     const states = callbackStates ? this.matchStates(callbacks, callbackStates) : undefined;
-    for (const cb of extra) cb.attach(this);
+    // Attached for this fit only, unless already this learner's (lrFind sets some of its own aside).
+    const attachHere = extra.filter((cb) => cb.attachedTo !== this);
+    for (const cb of attachHere) cb.checkAttachable(this);
+    for (const cb of attachHere) cb.attach(this);
     if (options.lr !== undefined) this.lr = options.lr;
     if (options.wd !== undefined) this.wd = options.wd;
     const { train } = this.data;
@@ -267,7 +288,7 @@ export class Learner implements LearnerApi, RecipeLearner {
           nTrainBatches: train.nBatches,
           nValidBatches: valid?.nBatches ?? 0,
           validate: valid !== null,
-          ...(startEpoch !== undefined ? { startEpoch } : {}),
+          ...(startEpoch !== undefined ? { firstEpoch: startEpoch } : {}),
         },
         ...(states ? { callbackStates: states } : {}),
         smoothLoss: smoother,
@@ -276,18 +297,17 @@ export class Learner implements LearnerApi, RecipeLearner {
         ...(options.onActor ? { onActor: options.onActor } : {}),
       });
       if (result.status === 'failed') throw result.error!;
-      const c = result.context;
       return {
         status: result.status,
         epochs: result.epochsDone,
-        iterations: c.iteration,
+        iterations: result.trainBatches,
         metrics: ctx.lastMetrics,
         smoothLoss: ctx.smoothLoss,
       };
     } finally {
       this.running = false;
       this.engine = null;
-      for (const cb of extra) cb.attach(null);
+      for (const cb of attachHere) cb.attach(null);
     }
   }
 

@@ -22,7 +22,7 @@ function indexed(n: number, opts: ArrayOptions): DataLoader {
 
 /** Sample indices of one epoch, batch by batch, checking x/y pairing and disposing the tensors. */
 function epochOrder(loader: DataLoader, epoch: number): number[][] {
-  loader.startEpoch(epoch);
+  loader.orderEpoch(epoch);
   const batches: number[][] = [];
   for (let b = 0; b < loader.nBatches; b++) {
     const { x, y, size } = loader.batch(b);
@@ -139,7 +139,7 @@ describe('DataLoader batching', () => {
     const after3 = epochOrder(played, 3);
     expect(epochOrder(indexed(40, opts), 3)).toEqual(after3);
 
-    played.startEpoch(4);
+    played.orderEpoch(4);
     const state = played.getState();
     expect(state).toEqual({ seed: 9, epoch: 4 });
     const e4 = epochOrder(played, 4);
@@ -229,7 +229,7 @@ describe('DataLoader batching', () => {
     const first = Array.from(b0.x.dataSync());
     const again = loader.batch(0);
     const b1 = loader.batch(1);
-    loader.startEpoch(1);
+    loader.orderEpoch(1);
     const c0 = loader.batch(0);
     expect(Array.from(b0.x.dataSync())).toEqual(first);
     expect(Array.from(again.x.dataSync())).toEqual(first);
@@ -257,8 +257,8 @@ describe('DataLoader batching', () => {
       expect(fromT[key]).toEqual(fromA[key]);
     }
     for (const epoch of [0, 3]) {
-      fromT.startEpoch(epoch);
-      fromA.startEpoch(epoch);
+      fromT.orderEpoch(epoch);
+      fromA.orderEpoch(epoch);
       for (let b = 0; b < fromT.nBatches; b++) {
         const t = fromT.batch(b);
         const a = fromA.batch(b);
@@ -293,7 +293,7 @@ describe('DataLoader batching', () => {
     ];
     for (const loader of loaders) {
       for (let e = 0; e < 2; e++) {
-        loader.startEpoch(e);
+        loader.orderEpoch(e);
         for (let b = 0; b < loader.nBatches; b++) {
           const { x, y } = loader.batch(b);
           x.dispose();
@@ -444,11 +444,25 @@ describe('DataLoader validation', () => {
     }
   });
 
+  it('startEpoch, the deprecated name of orderEpoch, orders the same batches', () => {
+    const opts = { batchSize: 3, shuffle: true, seed: 5 };
+    const a = indexed(12, opts);
+    const b = indexed(12, opts);
+    a.startEpoch(2);
+    expect(a.getState()).toEqual({ seed: 5, epoch: 2 });
+    const first = a.batch(0);
+    const viaAlias = Array.from(first.y.dataSync());
+    tf.dispose([first.x, first.y]);
+    expect(viaAlias).toEqual(epochOrder(b, 2)[0]);
+  });
+
   it('rejects a negative or non-integer epoch and a malformed state', () => {
     const loader = DataLoader.fromArrays(x2, [0, 1], { batchSize: 1, shuffle: true });
     for (const epoch of [-1, 1.5, NaN]) {
-      expectError(() => loader.startEpoch(epoch), ConfigError, /startEpoch needs a non-negative integer epoch/);
+      expectError(() => loader.orderEpoch(epoch), ConfigError, /orderEpoch needs a non-negative integer epoch/);
     }
+    // The deprecated name still works, with the same check.
+    expectError(() => loader.startEpoch(-1), ConfigError, /orderEpoch needs a non-negative integer epoch/);
     expectError(() => loader.setState({ seed: 1, epoch: -2 }), ConfigError, /setState: epoch must be a non-negative integer/);
     expectError(() => loader.setState({ seed: 2 ** 32, epoch: 0 }), ConfigError, /setState: seed must be an integer/);
     expectError(() => loader.setState(null as unknown as { seed: number; epoch: number }), ConfigError, /setState needs an object/);

@@ -129,7 +129,8 @@ describe('EarlyStopping (fastai: stop after `patience` epochs without improvemen
     expect(resumed.bestEpoch).toBe(1);
     expect(sameBytes(modelBytes(learnB.model), probe.byEpoch[1]!)).toBe(true);
 
-    // A plain fit afterwards starts afresh (fastai's reset_on_fit).
+    // A plain fit afterwards starts afresh (fastai's reset_on_fit); the instance moves to a new learner once detached.
+    learnB.removeCallback(resumed);
     const learnC = tinyLearner([new ScriptedMetrics({ validLoss: [0.7, 0.8, 0.9] }), resumed]);
     await learnC.fit(3);
     expect(resumed.best).toBe(0.7);

@@ -57,9 +57,13 @@ describe('callback guards (contract §3)', () => {
   });
 
   it('a guard keyed by an unknown control is rejected when fit starts', async () => {
-    const cb = new TraceCallback('t', []);
-    cb.guards = { stopTrainng: () => true } as never;
-    await expect(tinyLearner([cb]).fit(1)).rejects.toThrow(ConfigError);
-    await expect(tinyLearner([cb]).fit(1)).rejects.toThrow(/unknown control "stopTrainng"/);
+    // One instance per learner (a callback serves one learner at a time).
+    const typo = () => {
+      const cb = new TraceCallback('t', []);
+      cb.guards = { stopTrainng: () => true } as never;
+      return cb;
+    };
+    await expect(tinyLearner([typo()]).fit(1)).rejects.toThrow(ConfigError);
+    await expect(tinyLearner([typo()]).fit(1)).rejects.toThrow(/unknown control "stopTrainng"/);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * The property suite must catch a broken loop. Each mutant below is the real machine with
- * one deliberate defect (or the real driver with a hook table that runs callbacks in the
- * wrong order); the same scenarios as test/loop-order.property.test.ts, with fewer runs,
+ * one deliberate defect, or the real driver with one of its rules broken (a hook table that
+ * runs callbacks in the wrong order; guards read before the hooks; batch flags that outlive
+ * their batch; skipBackward, or stopTraining from a validation pass, dropped on the way to the
+ * machine — through the driver's `policy` seam, not a copy of the driver); the same scenarios as test/loop-order.property.test.ts, with fewer runs,
  * must find a counterexample for every one of them. A mutant that survives means the
  * properties are too weak, not that the mutant is harmless.
  *
@@ -15,53 +17,12 @@ import fc from 'fast-check';
 import { assign } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { trainLoopMachine, trainLoopSetup } from '../machines/trainLoop.js';
+import type { ControlFlags, ControlName } from '../machines/controls.js';
 import type { Callback } from '../src/loop/callback.js';
 import { HookTable } from '../src/loop/hookTable.js';
+import type { DriverPolicy } from '../src/loop/runLoop.js';
+import { mutant, node, nextOf, replaceGuard, type Transition } from './support/machineMutants.js';
 import { checkScenario, orderProperty, scenarioArb, type Variant } from './support/orderProperties.js';
-
-/** A state node of the machine's config, as far as the mutations below need it. */
-interface ConfigNode {
-  meta?: unknown;
-  entry?: unknown[];
-  on?: Record<string, unknown>;
-  states?: Record<string, ConfigNode>;
-  [key: string]: unknown;
-}
-
-type Transition = { target?: string; guard?: unknown; actions?: unknown };
-
-/** A deep copy of plain objects and arrays; functions (the context factory, inline guards) are shared. */
-function copy<T>(x: T): T {
-  if (Array.isArray(x)) return x.map(copy) as T;
-  if (x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype) {
-    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, copy(v)])) as T;
-  }
-  return x;
-}
-
-function node(root: ConfigNode, path: string): ConfigNode {
-  return path.split('.').reduce((n, key) => n.states![key]!, root);
-}
-
-/** The NEXT transitions of a state, as an array one can edit in place. */
-function nextOf(n: ConfigNode): Transition[] {
-  const raw = n.on!.NEXT;
-  const list = (Array.isArray(raw) ? raw : [raw]).map((t) => (typeof t === 'string' ? { target: t } : (t as Transition)));
-  n.on!.NEXT = list;
-  return list;
-}
-
-/** Every transition of the config whose guard is `name` gets `guard` instead. */
-function replaceGuard(n: ConfigNode, name: string, guard: unknown) {
-  for (const t of Object.values(n.on ?? {}).flat() as Transition[]) if (t && typeof t === 'object' && t.guard === name) t.guard = guard;
-  for (const child of Object.values(n.states ?? {})) replaceGuard(child, name, guard);
-}
-
-function mutant(edit: (config: ConfigNode) => void): typeof trainLoopMachine {
-  const config = copy(trainLoopMachine.config) as unknown as ConfigNode;
-  edit(config);
-  return trainLoopSetup.createMachine(config as never) as unknown as typeof trainLoopMachine;
-}
 
 type Ctx = { context: { batchIndex: number; nTrainBatches: number; validate: boolean; controls: Record<string, boolean> } };
 
@@ -72,7 +33,39 @@ class ReversedHookTable extends HookTable {
   }
 }
 
+const BATCH_FLAGS: readonly ControlName[] = ['cancelBatch', 'skipBackward', 'skipStep', 'skipZero'];
+
+/** The driver keeps its own record of the batch flags asked for, and never clears it at batchBegin. */
+function stickyBatchFlags(): Partial<DriverPolicy> {
+  const asked = new Set<ControlName>();
+  return {
+    applyControls: (inForce, more) => {
+      for (const k of BATCH_FLAGS) if (more[k]) asked.add(k);
+      const flags: ControlFlags = { ...inForce, ...more };
+      for (const k of asked) flags[k] = true;
+      return flags;
+    },
+  };
+}
+
 const MUTANTS: Record<string, Variant> = {
+  'driver: guards read before the stage\'s hooks': {
+    policy: () => ({
+      stageOrder: (runHooks, readGuards) => {
+        readGuards();
+        runHooks();
+      },
+    }),
+  },
+  'driver: batch flags not reset at batchBegin': { policy: stickyBatchFlags },
+  'driver: skipBackward ignored': {
+    policy: () => ({ applyControls: (inForce, more) => ({ ...inForce, ...more, skipBackward: inForce.skipBackward }) }),
+  },
+  'driver: stopTraining during validation ignored': {
+    policy: () => ({
+      applyControls: (inForce, more, { train }) => ({ ...inForce, ...more, ...(train ? {} : { stopTraining: inForce.stopTraining }) }),
+    }),
+  },
   'stepEnd runs before backwardEnd (two stages swapped)': {
     machine: mutant((c) => {
       const b = node(c, 'epoch.train.backwardEnd');
@@ -161,7 +154,7 @@ const RULE_BROKEN = [
   /^an invalid control \(.*\) must fail the run with a ControlError/,
   /^an exception from the work names no callback/,
   /^the weights after e\d+ b\d+ are not before − lr·Σ/,
-  /^the loop reports \d+ epochs done/,
+  /^the loop reports \d+ (epochs done|train batches run)/,
   /^the loop ends at iteration /,
 ];
 
@@ -193,9 +186,12 @@ function killProperty(variant: Variant) {
   });
 }
 
-// A fixed seed keeps the verdicts reproducible. Measured over 40 seeds, every mutant here died
-// within 200 runs (most within 20; the narrowest, cancelBatch at lossBegin, within 170): 300 leaves margin.
-const PARAMS = { numRuns: 300, seed: 20_250_601 };
+// A fixed seed keeps the verdicts reproducible. Measured over 40 seeds, every machine mutant here
+// died within 200 runs (most within 20; the narrowest, cancelBatch at lossBegin, within 170), the
+// driver mutants within 350 (guards before hooks within 6, sticky batch flags within 97,
+// skipBackward within 58, stopTraining from validation — it needs a stop from a validation stage
+// — within 346): 600 leaves margin.
+const PARAMS = { numRuns: 600, seed: 20_250_601 };
 
 describe('mutants of the loop are caught by the property suite', () => {
   it('the unmutated machine and driver pass the same runs (so a kill below is the mutation\'s doing)', async () => {

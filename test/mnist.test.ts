@@ -100,14 +100,14 @@ describe('mnist', () => {
     const a = (await mnist({ limitTrain: 500, seed: 3, labels: 'sparse', batchSize: 500 })).train;
     const b = (await mnist({ limitTrain: 500, seed: 3, labels: 'sparse', batchSize: 500 })).train;
     const identity = Array.from(trainLabelBytes.subarray(8, 508));
-    a.startEpoch(2);
-    b.startEpoch(2);
+    a.orderEpoch(2);
+    b.orderEpoch(2);
     const ya = Array.from(take(a, 0).y);
     expect(ya).toEqual(Array.from(take(b, 0).y));
     expect(ya).not.toEqual(identity);
     // Same samples, other order.
     expect([...ya].sort()).toEqual([...identity].sort());
-    a.startEpoch(3);
+    a.orderEpoch(3);
     expect(Array.from(take(a, 0).y)).not.toEqual(ya);
   });
 

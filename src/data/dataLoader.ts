@@ -232,12 +232,17 @@ export class DataLoader {
    * Fix the sample order for `epoch`: the identity without shuffle, else a permutation that
    * depends only on (seed, epoch), so any epoch can be reproduced without replaying earlier ones.
    */
-  startEpoch(epoch: number): void {
+  orderEpoch(epoch: number): void {
     if (!Number.isSafeInteger(epoch) || epoch < 0) {
-      throw new ConfigError(`startEpoch needs a non-negative integer epoch, got ${describe(epoch)}`);
+      throw new ConfigError(`orderEpoch needs a non-negative integer epoch, got ${describe(epoch)}`);
     }
     this.epoch = epoch;
     this.order = undefined;
+  }
+
+  /** @deprecated The old name of `orderEpoch` (it orders the batches of `epoch`; it starts nothing). */
+  startEpoch(epoch: number): void {
+    this.orderEpoch(epoch);
   }
 
   /** Batch `index` of the current epoch as fresh tensors; the caller disposes them. */
@@ -308,7 +313,7 @@ export class DataLoader {
       throw new ConfigError(`setState: epoch must be a non-negative integer, got ${describe(s.epoch)}`);
     }
     this.seed = seed;
-    this.startEpoch(s.epoch);
+    this.orderEpoch(s.epoch);
   }
 
   private computeOrder(): Uint32Array | null {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { DataLoader } from '../data/dataLoader.js';
+import { ConfigError } from '../errors.js';
 import { forward } from './forward.js';
 import type { LoopEngine } from '../loop/engine.js';
 import type { TrainContext } from '../loop/context.js';
@@ -21,12 +22,18 @@ export interface TfEngineOptions {
  * The tfjs work of the loop. Gradients are explicit so each stage means what the contract
  * says: `grads` is what backwardEnd hooks see (and may replace, e.g. to clip), `carried`
  * what skipZero kept from earlier batches.
+ *
+ * Ownership of gradient tensors is by identity, not by map: `handed` is every tensor handed to
+ * the hooks in `grads` (or set by them), so a map edited in place (`grads[k] = …`) cannot hide
+ * the tensor it replaced. Whenever gradients are let go, what goes is `grads` ∪ `handed` minus
+ * what is still kept (the carried sum, or the map that replaces them).
  */
 export class TfEngine implements LoopEngine {
   readonly params: tf.Variable[];
   /** Every variable of the model (frozen ones too) → its stable name: what the optimizer keys its saved state by. */
   readonly names: ParamNames;
-  grads: tf.NamedTensorMap | null = null;
+  private current: tf.NamedTensorMap | null = null;
+  private handed = new Set<tf.Tensor>();
   private carried: tf.NamedTensorMap | null = null;
   private fresh: tf.NamedTensorMap | null = null;
   private marked: tf.Scalar | null = null;
@@ -42,8 +49,13 @@ export class TfEngine implements LoopEngine {
     this.names = stableParamNames(o.model);
   }
 
-  startEpoch(epoch: number): void {
-    this.o.train.startEpoch(epoch);
+  /** The gradients backwardEnd hooks see; read-only here, replaced through `setGradients`. */
+  get grads(): tf.NamedTensorMap | null {
+    return this.current;
+  }
+
+  orderEpoch(epoch: number): void {
+    this.o.train.orderEpoch(epoch);
   }
 
   loadBatch(train: boolean, batchIndex: number): void {
@@ -64,13 +76,21 @@ export class TfEngine implements LoopEngine {
     ctx.lastOutput = out;
   }
 
-  computeLoss(_train: boolean): number {
+  computeLoss(_train: boolean): void {
     const { ctx, lossFn } = this.o;
     const output = ctx.lastOutput!;
     const target = ctx.lastTarget!;
     const loss = tf.tidy(() => lossFn(output, target));
     this.owned.push(loss);
     ctx.lastLoss = loss;
+  }
+
+  readLoss(): number {
+    const loss = this.o.ctx.lastLoss;
+    if (!(loss instanceof tf.Tensor) || loss.isDisposed || loss.size !== 1) {
+      const what = loss === null ? 'null' : !(loss instanceof tf.Tensor) ? String(loss) : loss.isDisposed ? 'a disposed tensor' : `a tensor of shape [${loss.shape}]`;
+      throw new ConfigError(`ctx.lastLoss is ${what} after the hooks of ${this.o.ctx.stage}; a hook that replaces the loss must put a scalar tensor there`);
+    }
     return loss.dataSync()[0]!;
   }
 
@@ -125,57 +145,79 @@ export class TfEngine implements LoopEngine {
   accumulateGradients(): void {
     const { fresh, carried } = this;
     this.fresh = null;
+    let grads: tf.NamedTensorMap | null;
     if (!fresh) {
-      this.grads = carried;
-      return;
+      // A copy of the map, not the map: a hook editing `grads` in place must not edit the carried sum.
+      grads = carried && { ...carried };
+    } else if (!carried) {
+      grads = fresh;
+    } else {
+      const summed: tf.NamedTensorMap = {};
+      tf.tidy(() => {
+        for (const name of new Set([...Object.keys(carried), ...Object.keys(fresh)])) {
+          const a = carried[name];
+          const b = fresh[name];
+          summed[name] = tf.keep(a && b ? a.add(b) : (a ?? b)!.clone());
+        }
+      });
+      release([fresh]);
+      grads = summed;
     }
-    if (!carried) {
-      this.grads = fresh;
-      return;
-    }
-    const summed: tf.NamedTensorMap = {};
-    tf.tidy(() => {
-      for (const name of new Set([...Object.keys(carried), ...Object.keys(fresh)])) {
-        const a = carried[name];
-        const b = fresh[name];
-        summed[name] = tf.keep(a && b ? a.add(b) : (a ?? b)!.clone());
-      }
-    });
-    disposeMap(fresh);
-    this.grads = summed;
+    this.hand(grads);
   }
 
-  /** Replaces the gradients backwardEnd hooks see (e.g. clipped ones); the old ones are freed. */
-  setGradients(grads: tf.NamedTensorMap): void {
-    if (this.grads && this.grads !== grads) disposeMap(this.grads, [grads, this.carried]);
-    this.grads = grads;
+  /**
+   * `learn.grads = …`: replaces the gradients the step will use. Only at backwardEnd (they exist
+   * from there, and the step follows it); what it replaces is freed, except the tensors `grads`
+   * still holds and the sum carried by skipZero (which is let go as usual: added to, or zeroed).
+   * `null` means no gradients for this step: the carried sum, if any, stays carried.
+   */
+  setGradients(grads: tf.NamedTensorMap | null): void {
+    const { stage, train } = this.o.ctx;
+    if (stage !== 'backwardEnd' || !train) {
+      throw new ConfigError(
+        `learn.grads can only be set at backwardEnd (when the gradients exist and the step has not run), not at ${stage}${train ? '' : ' (validation)'}; ` +
+          'replace them in onBackwardEnd',
+      );
+    }
+    if (grads !== null) checkGradients(grads);
+    const keep = new Set([...tensorsOf(grads), ...tensorsOf(this.carried)]);
+    for (const t of [...this.handed, ...tensorsOf(this.current)]) if (!keep.has(t)) t.dispose();
+    this.handed.clear();
+    this.hand(grads);
   }
 
+  /** cancelBatch: this batch's gradients go; the sum kept from earlier batches stays. */
   dropGradients(): void {
-    if (this.fresh) disposeMap(this.fresh);
+    if (this.fresh) release([this.fresh]);
     this.fresh = null;
-    if (this.grads && this.grads !== this.carried) disposeMap(this.grads, [this.carried]);
-    this.grads = null;
+    this.letGo([this.carried]);
   }
 
   step(): void {
-    if (this.grads) this.o.optimizer.step(this.params, this.grads, this.names);
+    if (this.current) this.o.optimizer.step(this.params, this.current, this.names);
   }
 
+  /** skipZero: the step's gradients become the carried sum (none set: the old sum stays). */
   keepGradients(): void {
-    if (this.grads === this.carried) return;
-    if (this.carried) disposeMap(this.carried, [this.grads]);
-    this.carried = this.grads;
-    this.grads = null;
+    if (!this.current) {
+      this.letGo([this.carried]);
+      return;
+    }
+    const next = this.current;
+    const old = this.carried;
+    this.carried = next;
+    this.letGo([next]);
+    if (old) release([old], [next]);
   }
 
   zeroGradients(): void {
-    if (this.grads && this.grads !== this.carried) disposeMap(this.grads, [this.carried]);
-    if (this.carried) disposeMap(this.carried);
-    this.grads = null;
+    const carried = this.carried;
     this.carried = null;
+    release([{ ...this.current }, [...this.handed], { ...carried }]);
+    this.current = null;
+    this.handed.clear();
   }
-
   startValidation(): void {
     this.lossSum = 0;
     this.seen = 0;
@@ -212,16 +254,42 @@ export class TfEngine implements LoopEngine {
 
   releaseRun(): void {
     this.releaseBatch();
-    if (this.fresh) disposeMap(this.fresh);
+    if (this.fresh) release([this.fresh]);
     this.fresh = null;
     this.zeroGradients();
   }
+
+  private hand(grads: tf.NamedTensorMap | null) {
+    this.current = grads;
+    for (const t of tensorsOf(grads)) this.handed.add(t);
+  }
+
+  /** The step's gradients are done with: frees them (and any replaced in place) but what `keep` holds. */
+  private letGo(keep: Array<tf.NamedTensorMap | null>) {
+    release([{ ...this.current }, [...this.handed]], keep);
+    this.current = null;
+    this.handed.clear();
+  }
 }
 
-/** Disposes every tensor of `map` that none of `keep` also holds. */
-function disposeMap(map: tf.NamedTensorMap, keep: Array<tf.NamedTensorMap | null> = []) {
-  for (const [name, t] of Object.entries(map)) {
-    if (keep.some((k) => k?.[name] === t)) continue;
-    t.dispose();
+function tensorsOf(map: tf.NamedTensorMap | null): tf.Tensor[] {
+  return map ? Object.values(map) : [];
+}
+
+/** Disposes every tensor of `groups` (each counted once) that none of `keep` holds. */
+function release(groups: Array<tf.NamedTensorMap | tf.Tensor[]>, keep: Array<tf.NamedTensorMap | null> = []) {
+  const kept = new Set(keep.flatMap(tensorsOf));
+  const gone = new Set(groups.flatMap((g) => (Array.isArray(g) ? g : Object.values(g))));
+  for (const t of gone) if (!kept.has(t)) t.dispose();
+}
+
+/** A map set by a hook: tensor values that are still alive, so the step gets what it can use. */
+function checkGradients(grads: unknown) {
+  if (typeof grads !== 'object' || grads === null || Array.isArray(grads)) {
+    throw new ConfigError(`learn.grads must be a map of tensors keyed by variable name (or null), got ${Array.isArray(grads) ? 'an array' : String(grads)}`);
+  }
+  for (const [name, t] of Object.entries(grads)) {
+    if (!(t instanceof tf.Tensor)) throw new ConfigError(`learn.grads["${name}"] is not a tensor (got ${typeof t}); every value must be a gradient tensor`);
+    if (t.isDisposed) throw new ConfigError(`learn.grads["${name}"] is a disposed tensor; keep the gradients you set alive (no tf.tidy around the assignment's result)`);
   }
 }

@@ -51,8 +51,27 @@ export abstract class Callback {
     return this.#learn;
   }
 
-  /** @internal — called by the Learner. */
+  /** @internal — the learner it is attached to, if any. */
+  get attachedTo(): LearnerApi | null {
+    return this.#learn;
+  }
+
+  /**
+   * @internal — refuses a learner other than the one this callback is attached to: one
+   * instance serves one learner at a time, or `this.learn` would point at the wrong one.
+   */
+  checkAttachable(learn: LearnerApi): void {
+    if (this.#learn !== null && this.#learn !== learn) {
+      throw new ConfigError(
+        `callback ${this.name} is already attached to another Learner; a callback instance serves one learner at a time: ` +
+          `make a new instance (new ${this.constructor.name}(…)) for this one, or learn.removeCallback() it from the other first`,
+      );
+    }
+  }
+
+  /** @internal — called by the Learner; `null` detaches. Attaching to a second learner is a ConfigError. */
   attach(learn: LearnerApi | null): void {
+    if (learn !== null) this.checkAttachable(learn);
     this.#learn = learn;
   }
 

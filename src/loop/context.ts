@@ -35,7 +35,11 @@ export interface TrainContext {
   lastOutput: tf.Tensor | null;
   /** The loss tensor (from backwardBegin on, in validation from batchEnd); a backwardBegin hook may replace it, and the gradients are taken of the replacement. */
   lastLoss: tf.Scalar | null;
-  /** `lastLoss` as a number, read once per batch; null from batchBegin until it is read. */
+  /**
+   * `lastLoss` as a number, read once per batch when the loss is final: in a train batch after
+   * backwardBegin's hooks (so a replaced loss is the one recorded; backwardBegin's guards see
+   * it), in validation as batchEnd is entered. `null` before that in the batch.
+   */
   lastLossValue: number | null;
   /** Debiased exponential moving average of the train loss, β = 0.98 (as fastai), after each train batch's loss; NaN before the first. */
   smoothLoss: number;

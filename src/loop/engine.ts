@@ -5,13 +5,18 @@
  */
 export interface LoopEngine {
   /** epochBegin: fix the order of this epoch's train batches (seeded shuffle). */
-  startEpoch(epoch: number): void;
+  orderEpoch(epoch: number): void;
   /** batchBegin: make the batch's input and target (ctx.lastInput, ctx.lastTarget). */
   loadBatch(train: boolean, batchIndex: number): void;
   /** lossBegin: the forward pass (ctx.lastOutput). */
   forward(train: boolean): void;
-  /** The loss of the batch (ctx.lastLoss); returns its value. */
-  computeLoss(train: boolean): number;
+  /** The loss of the batch (ctx.lastLoss), without reading its value: a hook may still replace it. */
+  computeLoss(train: boolean): void;
+  /**
+   * The value of the batch's final loss (ctx.lastLoss as the hooks left it). The loop calls it
+   * once per batch, once the loss can no longer change: it is the one host read of the loss.
+   */
+  readLoss(): number;
   /** This batch's loss is the one to differentiate when the tape closes. */
   markLossForBackward(): void;
   /**

@@ -70,17 +70,57 @@ function key(stage: Stage, train: boolean) {
 
 const HOOK_NAMES: ReadonlySet<string> = new Set(STAGES.map(hookNameOf));
 
-/** The methods a callback's classes below Callback define, read without running getters. */
-function ownMethods(cb: object): Array<[string, Function]> {
-  const found = new Map<string, Function>();
-  // Methods only: an option field that happens to be called `onSaved` is not a misspelled hook.
-  for (let o: object | null = Object.getPrototypeOf(cb); o && o !== Callback.prototype; o = Object.getPrototypeOf(o)) {
-    for (const name of Object.getOwnPropertyNames(o)) {
-      const d = Object.getOwnPropertyDescriptor(o, name);
-      if (!found.has(name) && d && typeof d.value === 'function' && name !== 'constructor') found.set(name, d.value);
+/** Words a hook name is made of: a field `on<Word>…` holding a function is meant as a hook. */
+const STAGE_WORDS = ['train', 'epoch', 'batch', 'loss', 'backward', 'step', 'valid', 'fit', 'forward', 'grad'];
+
+/** Optimal string alignment distance (edits, with adjacent transpositions), case-insensitive. */
+function editDistance(a: string, b: string): number {
+  a = a.toLowerCase();
+  b = b.toLowerCase();
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
     }
   }
-  return [...found];
+  return d[a.length]![b.length]!;
+}
+
+/** Does an `on…` name read as a hook: it names a stage word, or is within two edits of a hook name? */
+function looksLikeHook(name: string): boolean {
+  const rest = name.slice(2).toLowerCase();
+  return STAGE_WORDS.some((w) => rest.startsWith(w)) || [...HOOK_NAMES].some((h) => editDistance(name, h) <= 2);
+}
+
+/**
+ * The `on…` members of a callback that are not hooks but look meant as one, read without
+ * running getters:
+ *  - class members below Callback (methods, getters, setters): every `on<Capital>…` one, since
+ *    a class member named so is code, and a helper is easily renamed;
+ *  - own fields (class fields, or assigned in the constructor) holding a function: those whose
+ *    name looks like a hook. An `on…` field holding anything else (`onSaved = 'saved.json'`), or
+ *    a handler whose name is like no stage (`onProgress = (n) => …`), is an option, not a hook.
+ */
+function misnamedHooks(cb: object): Array<{ name: string; what: string }> {
+  const found = new Map<string, string>();
+  const isCandidate = (name: string) => /^on[A-Z]/.test(name) && !HOOK_NAMES.has(name) && !found.has(name);
+  for (const name of Object.getOwnPropertyNames(cb)) {
+    const d = Object.getOwnPropertyDescriptor(cb, name)!;
+    if (!isCandidate(name)) continue;
+    if (d.get || d.set) found.set(name, 'getter');
+    else if (typeof d.value === 'function' && looksLikeHook(name)) found.set(name, 'field holding a function');
+  }
+  for (let o: object | null = Object.getPrototypeOf(cb); o && o !== Callback.prototype; o = Object.getPrototypeOf(o)) {
+    for (const name of Object.getOwnPropertyNames(o)) {
+      const d = Object.getOwnPropertyDescriptor(o, name)!;
+      if (!isCandidate(name) || Object.hasOwn(cb, name)) continue;
+      if (d.get || d.set) found.set(name, 'getter');
+      else if (typeof d.value === 'function') found.set(name, 'method');
+    }
+  }
+  return [...found].map(([name, what]) => ({ name, what }));
 }
 
 /**
@@ -98,13 +138,14 @@ function validateCallback(cb: unknown) {
     if (typeof hook === 'function' && hook.constructor?.name === 'AsyncFunction') {
       throw new ConfigError(`callback ${cb.name}: ${name} is async; hooks must be synchronous (they run inside the loop's state transitions)`);
     }
-  }
-  for (const [name] of ownMethods(cb)) {
-    if (/^on[A-Z]/.test(name) && !HOOK_NAMES.has(name)) {
-      throw new ConfigError(
-        `callback ${cb.name} has a method ${name}, which is not a stage hook; hooks are ${[...HOOK_NAMES].join(', ')} (rename it if it is a helper)`,
-      );
+    if (hook !== undefined && hook !== null && typeof hook !== 'function') {
+      throw new ConfigError(`callback ${cb.name}: ${name} is a hook name but holds ${typeof hook}, not a function`);
     }
+  }
+  for (const { name, what } of misnamedHooks(cb)) {
+    throw new ConfigError(
+      `callback ${cb.name} has a ${what} ${name}, which is not a stage hook; hooks are ${[...HOOK_NAMES].join(', ')} (rename it if it is not meant as one)`,
+    );
   }
   validateGuards(cb);
 }

@@ -6,6 +6,8 @@ import {
   type Observer,
   type Snapshot,
 } from 'xstate';
+import type { ControlFlags, ControlName } from '../../machines/controls.js';
+import { describeMachine, workKey, workStages, type MachineDescription } from '../../machines/describe.js';
 import type { Stage } from '../../machines/stages.js';
 import {
   NEXT_EVENT,
@@ -17,8 +19,9 @@ import {
   type LoopContext,
   type LoopInput,
 } from '../../machines/trainLoop.js';
+import { workPhase } from '../../machines/work.js';
 import type { Callback } from './callback.js';
-import { ControlError, StageError, TrainchartError } from '../errors.js';
+import { ConfigError, ControlError, StageError, TrainchartError } from '../errors.js';
 import type { TrainContext } from './context.js';
 import type { LoopEngine } from './engine.js';
 import { HookTable, mergeHookResult, type Requested } from './hookTable.js';
@@ -49,7 +52,38 @@ export interface RunLoopOptions {
   onActor?: (actor: LoopActor) => void;
   /** The loop machine to drive instead of `trainLoopMachine`: for tests of mutants and for custom loops. */
   machine?: typeof trainLoopMachine;
+  /**
+   * @internal For the mutant suite only (test/loop-mutants.test.ts): replaces a rule of the
+   * driver with a broken one, to show the property tests catch it. Never set in real use.
+   */
+  policy?: Partial<DriverPolicy>;
 }
+
+/**
+ * The driver's own rules about a stage's controls, as two small functions so a test can break
+ * one at a time (a driver mutant) without copying the driver. The defaults are the contract.
+ */
+export interface DriverPolicy {
+  /**
+   * Runs one stage's parts: its hooks (in run order), then — once they have all run — its
+   * guards (§3: a guard is read as the stage is left). Each part does nothing once the stage failed.
+   */
+  stageOrder(runHooks: () => void, readGuards: () => void): void;
+  /** The flags the machine goes on with: those in force plus what this stage's hooks and guards asked for. */
+  applyControls(
+    inForce: Readonly<ControlFlags>,
+    asked: Readonly<Partial<Record<ControlName, true>>>,
+    where: { stage: Stage; train: boolean },
+  ): ControlFlags;
+}
+
+export const DRIVER_POLICY: Readonly<DriverPolicy> = Object.freeze({
+  stageOrder(runHooks: () => void, readGuards: () => void) {
+    runHooks();
+    readGuards();
+  },
+  applyControls: (inForce: Readonly<ControlFlags>, asked: Readonly<Partial<Record<ControlName, true>>>) => ({ ...inForce, ...asked }),
+});
 
 export interface LoopResult {
   status: FinalStatus;
@@ -59,25 +93,45 @@ export interface LoopResult {
   smoothLoss: SmoothLossState;
   /** Epochs of this run that reached epochEnd. */
   epochsDone: number;
+  /**
+   * Train batches this run went through (cancelled ones too). Unlike `context.iteration` (the
+   * whole run's count, epochs started past by a jump included), it counts only batches that ran.
+   */
+  trainBatches: number;
 }
 
-/** Where each piece of work runs, for the error that names the stage. */
-const WORK_STAGE: Record<string, { stage: Stage; phase: string }> = {
-  startEpoch: { stage: 'epochBegin', phase: 'data shuffle' },
-  loadBatch: { stage: 'batchBegin', phase: 'data' },
-  forward: { stage: 'lossBegin', phase: 'forward pass (model)' },
-  markLossForBackward: { stage: 'backwardBegin', phase: 'backward pass' },
-  accumulateGradients: { stage: 'backwardEnd', phase: 'gradients' },
-  dropGradients: { stage: 'batchEnd', phase: 'gradients' },
-  step: { stage: 'stepEnd', phase: 'optimizer step' },
-  keepGradients: { stage: 'batchEnd', phase: 'gradients' },
-  zeroGradients: { stage: 'batchEnd', phase: 'gradients' },
-  startValidation: { stage: 'validateBegin', phase: 'metrics' },
-  accumulateMetrics: { stage: 'batchEnd', phase: 'metrics' },
-  finalizeMetrics: { stage: 'validateEnd', phase: 'metrics' },
-  releaseBatch: { stage: 'batchEnd', phase: 'cleanup' },
-  releaseRun: { stage: 'trainEnd', phase: 'cleanup' },
-};
+/** A machine's description and where each of its actions runs, read once per machine. */
+const described = new WeakMap<object, { description: MachineDescription; places: Map<string, Stage | null> }>();
+function describeOnce(machine: typeof trainLoopMachine) {
+  let d = described.get(machine);
+  if (!d) {
+    const description = describeMachine(machine);
+    d = { description, places: workStages(description) };
+    described.set(machine, d);
+  }
+  return d;
+}
+
+/** The dotted path of the innermost active state: `{ epoch: { train: 'lossBegin' } }` → `epoch.train.lossBegin`. */
+function leafPath(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const [key, child] = Object.entries(value as Record<string, unknown>)[0] ?? ['?', ''];
+  return child === '' ? key : `${key}.${leafPath(child)}`;
+}
+
+const TAPE_RULE =
+  `the driver records gradients from leaving a state tagged "${TAPE_OPENS}" until it reaches one tagged "${TAPE_CLOSES}", ` +
+  'so every path from the first must reach the second before any final state or another opening (runLoop option `machine`)';
+
+function describeValue(v: unknown): string {
+  if (typeof v === 'function') return 'a function';
+  if (typeof (v as { then?: unknown } | null)?.then === 'function') return 'a Promise';
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
 
 function hasNew(current: Readonly<Record<string, boolean>>, requested: Partial<Record<string, true>>) {
   for (const k in requested) if (!current[k]) return true;
@@ -94,17 +148,33 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
  */
 export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   const { engine, table, ctx } = opts;
+  const policy: DriverPolicy = { ...DRIVER_POLICY, ...opts.policy };
+  const baseMachine = opts.machine ?? trainLoopMachine;
+  const { description, places } = describeOnce(baseMachine);
+  const tagged = (tag: string) => description.states.filter((st) => st.tags.includes(tag)).map((st) => st.path);
+  if (tagged(TAPE_OPENS).length && !tagged(TAPE_CLOSES).length) {
+    throw new ConfigError(
+      `the loop machine "${description.id}" has states tagged "${TAPE_OPENS}" (${tagged(TAPE_OPENS).join(', ')}) but no state is tagged "${TAPE_CLOSES}"; ${TAPE_RULE}`,
+    );
+  }
   const smooth = opts.smoothLoss instanceof SmoothLoss ? opts.smoothLoss : new SmoothLoss(opts.smoothLoss);
   ctx.smoothLoss = smooth.value;
   let pending: TrainchartError | null = null;
   let firstError: TrainchartError | null = null;
   let epochsDone = 0;
+  let trainBatches = 0;
+  /** The batch's loss tensor exists but its value has not been read yet (it may still be replaced). */
+  let lossPending = false;
 
-  const fail = (stage: Stage, callback: string | null, phase: string, cause: unknown) => {
-    const error = cause instanceof ControlError ? cause : new StageError(stage, callback, phase, cause);
+  const failWith = (error: TrainchartError) => {
     if (firstError === null) firstError = error;
     pending ??= error;
   };
+  const fail = (stage: Stage, callback: string | null, phase: string, cause: unknown) =>
+    failWith(cause instanceof ControlError ? cause : new StageError(stage, callback, phase, cause));
+
+  /** The stage an action runs at, read from the machine; the last stage whose hooks ran when the machine cannot tell. */
+  const stageOf = (action: string, train: boolean): Stage => places.get(workKey(action, train)) ?? ctx.stage;
 
   /** Work skips once anything failed in this step: after an exception no further stage runs but trainEnd. */
   const doWork =
@@ -114,11 +184,27 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       try {
         fn(context);
       } catch (e) {
-        const where = WORK_STAGE[name]!;
-        const stage = name === 'computeLoss' ? (context.train ? 'backwardBegin' : 'batchEnd') : where.stage;
-        fail(stage, null, name === 'computeLoss' ? 'loss' : where.phase, e);
+        fail(stageOf(name, context.train), null, workPhase(name), e);
       }
     };
+
+  /**
+   * Reads the batch's loss once it is final: after the hooks of the stage that computed it (a
+   * backwardBegin hook may replace it), or earlier when work needs it first (validation
+   * metrics). The one host read of the loss per batch.
+   */
+  const settleLoss = (context: LoopContext): boolean => {
+    lossPending = false;
+    try {
+      const value = engine.readLoss();
+      ctx.lastLossValue = value;
+      if (context.train) ctx.smoothLoss = smooth.add(value);
+      return true;
+    } catch (e) {
+      fail(stageOf('computeLoss', context.train), null, workPhase('computeLoss'), e);
+      return false;
+    }
+  };
 
   const syncContext = (context: LoopContext, stage: Stage) => {
     ctx.stage = stage;
@@ -139,55 +225,86 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     if (pending && stage !== 'trainEnd') return {};
     syncContext(context, stage);
     if (stage === 'epochEnd') epochsDone += 1;
+    if (stage === 'batchEnd' && context.train) trainBatches += 1;
     if (stage === 'trainEnd') ctx.error = firstError;
     const train = context.train;
+    const where = { stage, train };
     const requested: Requested = { controls: null, jumpTo: null };
-    for (const { callback, hook } of table.hooksAt(stage)) {
-      try {
-        mergeHookResult(hook.call(callback, ctx), callback, stage, train, requested);
-        if (requested.jumpTo !== null && opts.input.startEpoch !== undefined) {
-          // Two sources for where the run starts would leave the restored callback states wrong.
-          throw new ControlError(
-            `${callback.name}.onTrainBegin returned { epoch: ${requested.jumpTo} }, but this fit resumes at startEpoch ${opts.input.startEpoch}; drop one of the two`,
-            callback.name,
-            stage,
-            'epoch',
+    let ok = true;
+
+    const hooks = () => {
+      if (!ok) return;
+      for (const { callback, hook } of table.hooksAt(stage)) {
+        try {
+          mergeHookResult(hook.call(callback, ctx), callback, stage, train, requested);
+          if (requested.jumpTo !== null && opts.input.firstEpoch !== undefined) {
+            // Two sources for where the run starts would leave the restored callback states wrong.
+            throw new ControlError(
+              `${callback.name}.onTrainBegin returned { epoch: ${requested.jumpTo} }, but this fit resumes at startEpoch ${opts.input.firstEpoch}; drop one of the two`,
+              callback.name,
+              stage,
+              'epoch',
+            );
+          }
+          // Later hooks of this stage see what earlier ones asked for.
+          if (requested.controls && hasNew(ctx.controls, requested.controls)) {
+            ctx.controls = Object.freeze(policy.applyControls(context.controls, requested.controls, where));
+          }
+        } catch (e) {
+          fail(stage, callback.name, 'hook', e);
+          ok = false;
+          return;
+        }
+      }
+      if (lossPending) ok = settleLoss(context);
+    };
+
+    const guards = () => {
+      if (!ok) return;
+      for (const { callback, control, guard } of table.guardsAt(stage, train)) {
+        if (requested.controls?.[control]) continue;
+        let fired: unknown;
+        try {
+          fired = guard.call(callback, ctx);
+        } catch (e) {
+          fail(stage, callback.name, `guard ${control}`, e);
+          ok = false;
+          return;
+        }
+        if (typeof fired !== 'boolean') {
+          // A Promise's own rejection, if any, must not crash the process as well.
+          if (typeof (fired as { then?: unknown } | null)?.then === 'function') (fired as PromiseLike<unknown>).then(undefined, () => {});
+          failWith(
+            new ControlError(
+              `guard ${control} of callback ${callback.name} (read at ${stage}${train ? '' : ' during validation'}) returned ${describeValue(fired)}; ` +
+                'a guard returns true or false (wrap a test that may give another value in Boolean(…))',
+              callback.name,
+              stage,
+              control,
+            ),
           );
+          ok = false;
+          return;
         }
-        // Later hooks of this stage see what earlier ones asked for.
-        if (requested.controls && hasNew(ctx.controls, requested.controls)) {
-          ctx.controls = Object.freeze({ ...context.controls, ...requested.controls });
-        }
-      } catch (e) {
-        fail(stage, callback.name, 'hook', e);
-        return {};
+        if (fired) (requested.controls ??= {})[control] = true;
       }
-    }
-    // Guards are read as the stage is left: its hooks have all run by now.
-    for (const { callback, control, guard } of table.guardsAt(stage, train)) {
-      if (requested.controls?.[control]) continue;
-      let fired: boolean;
-      try {
-        fired = guard.call(callback, ctx) === true;
-      } catch (e) {
-        fail(stage, callback.name, `guard ${control}`, e);
-        return {};
-      }
-      if (fired) (requested.controls ??= {})[control] = true;
-    }
-    if (requested.controls === null && requested.jumpTo === null) return {};
+    };
+
+    policy.stageOrder(hooks, guards);
+    if (!ok || (requested.controls === null && requested.jumpTo === null)) return {};
     const patch: Partial<LoopContext> = {};
-    if (requested.controls) patch.controls = { ...context.controls, ...requested.controls };
+    if (requested.controls) patch.controls = policy.applyControls(context.controls, requested.controls, where);
     if (requested.jumpTo !== null) patch.jumpTo = requested.jumpTo;
     return patch;
   };
 
-  const machine = (opts.machine ?? trainLoopMachine).provide({
+  const machine = baseMachine.provide({
     actions: {
       runHooks: assign(({ context }, params: HookParams) => runHooks(context, params.stage)),
       runJumpToEpoch: ({ context }) => {
         if (pending) return;
         const epoch = context.jumpTo!;
+        // An exception here names trainBegin: the jump belongs to it (contract §1).
         for (const [cb, state] of opts.callbackStates ?? []) {
           try {
             cb.setState(structuredClone(state));
@@ -205,16 +322,16 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
           }
         }
       },
-      startEpoch: doWork('startEpoch', (c) => engine.startEpoch(c.epoch)),
+      orderBatches: doWork('orderBatches', (c) => engine.orderEpoch(c.epoch)),
       loadBatch: doWork('loadBatch', (c) => {
         ctx.lastLossValue = null;
+        lossPending = false;
         engine.loadBatch(c.train, c.batchIndex);
       }),
       forward: doWork('forward', (c) => engine.forward(c.train)),
       computeLoss: doWork('computeLoss', (c) => {
-        const value = engine.computeLoss(c.train);
-        ctx.lastLossValue = value;
-        if (c.train) ctx.smoothLoss = smooth.add(value);
+        engine.computeLoss(c.train);
+        lossPending = true;
       }),
       markLossForBackward: doWork('markLossForBackward', () => engine.markLossForBackward()),
       accumulateGradients: doWork('accumulateGradients', () => engine.accumulateGradients()),
@@ -223,7 +340,10 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       keepGradients: doWork('keepGradients', () => engine.keepGradients()),
       zeroGradients: doWork('zeroGradients', () => engine.zeroGradients()),
       startValidation: doWork('startValidation', () => engine.startValidation()),
-      accumulateMetrics: doWork('accumulateMetrics', () => engine.accumulateMetrics()),
+      accumulateMetrics: doWork('accumulateMetrics', (c) => {
+        if (lossPending && !settleLoss(c)) return;
+        engine.accumulateMetrics();
+      }),
       finalizeMetrics: doWork('finalizeMetrics', () => {
         ctx.lastMetrics = engine.finalizeMetrics();
       }),
@@ -232,14 +352,14 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
         try {
           engine.releaseBatch();
         } catch (e) {
-          fail(context.train ? 'batchEnd' : 'batchEnd', null, 'cleanup', e);
+          fail(stageOf('releaseBatch', context.train), null, workPhase('releaseBatch'), e);
         }
       },
-      releaseRun: () => {
+      releaseRun: ({ context }) => {
         try {
           engine.releaseRun();
         } catch (e) {
-          fail('trainEnd', null, 'cleanup', e);
+          fail(stageOf('releaseRun', context.train), null, workPhase('releaseRun'), e);
         }
       },
     },
@@ -259,9 +379,28 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   const yieldEveryMs = opts.yieldEveryMs ?? 25;
   let lastYield = performance.now();
   const sendNext = () => actor.send(NEXT_EVENT);
+  // A path from an opening to a closing visits no state twice: more steps than states is a cycle.
+  const maxTapeSteps = description.states.length;
+  /** What went wrong with the tape of a custom machine (the real one always closes it). */
+  let tapeProblem: string | null = null;
   const untilTapeCloses = () => {
-    do sendNext();
-    while (pending === null && !actor.getSnapshot().hasTag(TAPE_CLOSES));
+    for (let steps = 1; ; steps++) {
+      sendNext();
+      const snap = actor.getSnapshot();
+      if (pending !== null || snap.hasTag(TAPE_CLOSES)) return;
+      if (snap.status !== 'active') {
+        tapeProblem = `ended in state "${leafPath(snap.value)}" while the gradient tape was open`;
+        return;
+      }
+      if (snap.hasTag(TAPE_OPENS)) {
+        tapeProblem = `reached "${leafPath(snap.value)}", tagged "${TAPE_OPENS}", again before any state tagged "${TAPE_CLOSES}"`;
+        return;
+      }
+      if (steps >= maxTapeSteps) {
+        tapeProblem = `kept the gradient tape open for ${steps} steps (it has ${maxTapeSteps} states) and did not reach a state tagged "${TAPE_CLOSES}"`;
+        return;
+      }
+    }
   };
 
   while (actor.getSnapshot().status === 'active') {
@@ -269,7 +408,18 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       try {
         engine.underTape(untilTapeCloses);
       } catch (e) {
-        fail('backwardBegin', null, 'backward pass', e);
+        // Taking the gradients failed: the last stage whose hooks ran is where (backwardBegin when a loss was marked).
+        fail(ctx.stage, null, 'gradients (backward pass)', e);
+      }
+      if (tapeProblem !== null) {
+        const error = new ConfigError(`the loop machine "${description.id}" ${tapeProblem}; ${TAPE_RULE}`);
+        tapeProblem = null;
+        if (actor.getSnapshot().status !== 'active') {
+          // Nothing left to run trainEnd: release what the run made and say what is wrong.
+          engine.releaseRun();
+          throw error;
+        }
+        failWith(error);
       }
     } else {
       sendNext();
@@ -298,7 +448,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     });
   }
   const status = (typeof snapshot.value === 'string' ? snapshot.value : 'failed') as FinalStatus;
-  return { status, error: firstError, context: snapshot.context, smoothLoss: smooth.getState(), epochsDone };
+  return { status, error: firstError, context: snapshot.context, smoothLoss: smooth.getState(), epochsDone, trainBatches };
 }
 
 export { HookTable };

@@ -9,10 +9,11 @@ import type { LoopEngine } from '../../src/loop/engine.js';
 import type { BatchStep } from './traceChecker.js';
 
 export const FAULTABLE = [
-  'startEpoch',
+  'orderEpoch',
   'loadBatch',
   'forward',
   'computeLoss',
+  'readLoss',
   'underTape',
   'accumulateGradients',
   'step',
@@ -77,8 +78,8 @@ export class FakeEngine implements LoopEngine {
     }
   }
 
-  startEpoch(epoch: number): void {
-    this.enter('startEpoch');
+  orderEpoch(epoch: number): void {
+    this.enter('orderEpoch');
     this.epoch = epoch;
   }
 
@@ -94,10 +95,18 @@ export class FakeEngine implements LoopEngine {
     this.enter('forward');
   }
 
-  computeLoss(train: boolean): number {
+  private loss: number | null = null;
+
+  computeLoss(train: boolean): void {
     this.enter('computeLoss');
     const b = this.current?.batchIndex ?? 0;
-    return train ? 1 / (1 + this.epoch + b) : 0.5 + b / 10;
+    this.loss = train ? 1 / (1 + this.epoch + b) : 0.5 + b / 10;
+  }
+
+  readLoss(): number {
+    this.enter('readLoss');
+    if (this.loss === null) throw new Error('fake readLoss: no loss was computed for this batch');
+    return this.loss;
   }
 
   markLossForBackward(): void {
@@ -181,6 +190,7 @@ export class FakeEngine implements LoopEngine {
   private release() {
     if (this.current?.record) this.current.record.after = [...this.weights];
     this.current = null;
+    this.loss = null;
   }
 
   /** trainEnd: whatever path the run took, nothing may stay held (the contract's "disposed on every path"). */

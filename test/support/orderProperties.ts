@@ -10,7 +10,7 @@ import type { trainLoopMachine } from '../../machines/trainLoop.js';
 import { Callback, type HookResult } from '../../src/loop/callback.js';
 import { newTrainContext, type TrainContext } from '../../src/loop/context.js';
 import { HookTable } from '../../src/loop/hookTable.js';
-import { runLoop } from '../../src/loop/runLoop.js';
+import { runLoop, type DriverPolicy } from '../../src/loop/runLoop.js';
 import { FAKE_LR, FAULTABLE, FakeEngine, fakeGradient, type EngineFaultPlan } from './fakeEngine.js';
 import {
   CONTRACT_CONTROLS,
@@ -282,6 +282,8 @@ export interface Variant {
   machine?: typeof trainLoopMachine;
   /** The hook table to use instead of the real one (mutants of the run order). */
   table?: (callbacks: Callback[]) => HookTable;
+  /** Rules of the driver to break (driver mutants); a factory, so a rule with memory starts fresh each run. */
+  policy?: () => Partial<DriverPolicy>;
 }
 
 export interface ScenarioReport extends CheckResult {
@@ -301,6 +303,7 @@ export async function checkScenario(s: Scenario, variant: Variant = {}): Promise
   let outcome: { status: string; error: unknown };
   let epochsDone = -1;
   let iterations = -1;
+  let trainBatches = -1;
   try {
     const result = await runLoop({
       engine,
@@ -308,10 +311,12 @@ export async function checkScenario(s: Scenario, variant: Variant = {}): Promise
       ctx: bareContext(s.nEpochs, s.nTrain),
       input: { nEpochs: s.nEpochs, nTrainBatches: s.nTrain, nValidBatches: s.nValid, validate: s.validate },
       ...(variant.machine ? { machine: variant.machine } : {}),
+      ...(variant.policy ? { policy: variant.policy() } : {}),
     });
     outcome = { status: result.status, error: result.error };
     epochsDone = result.epochsDone;
     iterations = result.context.iteration;
+    trainBatches = result.trainBatches;
   } catch (e) {
     outcome = { status: `crashed (${e instanceof Error ? e.message : String(e)})`, error: e };
   }
@@ -351,6 +356,8 @@ export async function checkScenario(s: Scenario, variant: Variant = {}): Promise
     if (iterations !== skipped + report.batches.length) {
       v.push(`the loop ends at iteration ${iterations}, but ${skipped} batches were jumped over and ${report.batches.length} train batches ran`);
     }
+    // What fit reports as its iterations: the batches that ran, the jumped-over epochs not counted.
+    if (trainBatches !== report.batches.length) v.push(`the loop reports ${trainBatches} train batches run, the rules say ${report.batches.length}`);
   }
   return { ...report, status: outcome.status, error: outcome.error, trace, guardCalls };
 }
