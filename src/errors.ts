@@ -8,7 +8,8 @@ export type TrainchartErrorCode =
   | 'CONTROL' // a hook returned an unknown control, or one that has no meaning at that stage
   | 'STAGE' // an exception thrown while the loop was in a stage (hook, model, loss, data, optimizer)
   | 'BACKEND' // a requested backend could not be loaded
-  | 'CHECKPOINT'; // a checkpoint could not be read or written
+  | 'CHECKPOINT' // a checkpoint could not be read or written
+  | 'QUEUE'; // the job queue (Redis) could not be reached, or refused an operation
 
 export class TrainchartError extends Error {
   readonly code: TrainchartErrorCode;
@@ -54,6 +55,13 @@ export class BackendError extends TrainchartError {
 export class CheckpointError extends TrainchartError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('CHECKPOINT', message, options);
+  }
+}
+
+/** The sweep queue's Redis could not be reached (or answered with an error). */
+export class QueueError extends TrainchartError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('QUEUE', message, options);
   }
 }
 

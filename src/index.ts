@@ -63,3 +63,14 @@ export { fitOneCycle, oneCycleSchedules, type FitOneCycleOptions } from './oneCy
 export { lrFind, suggestLrs, suggestionMarks, type LrFindOptions, type LrFindResult, type LrSuggestions } from './lrFind.js';
 export { renderVegaLite, renderSvg, svgToPng, plotPaths, plotFont, type PlotFiles, type PlotFont } from './plot/render.js';
 export { lossChartSpec, lrChartSpec, lrFindChartSpec, type Suggestion } from './plot/charts.js';
+export { enqueueSweep, type EnqueueOptions, type EnqueuedSweep } from './sweep/enqueue.js';
+export { startWorker, type WorkerOptions, type SweepWorker } from './sweep/worker.js';
+export { sweepResults, type SweepResults, type RankedRun } from './sweep/results.js';
+export { sweepStatus, type SweepStatus, type RunStatus } from './sweep/status.js';
+export { cancelSweep, type CancelledSweep } from './sweep/cancel.js';
+export { validateSpec, type SweepSpec, type RandomSearch, type ParamRange, type ParamValue } from './sweep/spec.js';
+export { expandSweep, type SweepRun } from './sweep/expand.js';
+export type { RunConfig } from './sweep/runOptions.js';
+export type { SweepConnection } from './sweep/connection.js';
+export type { SweepRunResult } from './sweep/names.js';
+export { sweepChartSpec, type SweepChartData } from './plot/sweepChart.js';

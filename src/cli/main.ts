@@ -3,6 +3,8 @@ import { TrainchartError } from '../errors.js';
 import { trainCommand, TRAIN_HELP } from './train.js';
 import { lrFindCommand } from './lrFind.js';
 import { dryRunCommand } from './dryRun.js';
+import { sweepCommand } from './sweep.js';
+import { workerCommand } from './worker.js';
 
 const USAGE = `Usage: trainchart <command> [options]
 
@@ -10,6 +12,8 @@ Commands:
   train      train a model on the bundled MNIST (the main job)
   lr-find    find a learning rate (fastai's LR finder) and plot loss against lr
   dry-run    print every stage of the loop with its callbacks, controls and guards, without training
+  sweep      enqueue a sweep of runs on a job queue (Redis); status, results, cancel
+  worker     train the runs of the queued sweeps (preemptible: a dead worker's run is resumed elsewhere)
 
 Run \`trainchart <command> --help\` for a command's options.
 `;
@@ -18,6 +22,8 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
   'lr-find': lrFindCommand,
   'dry-run': dryRunCommand,
+  sweep: sweepCommand,
+  worker: workerCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
