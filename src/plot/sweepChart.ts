@@ -31,26 +31,23 @@ export function sweepChartSpec(data: SweepChartData): TopLevelSpec {
     const nums = values.filter((v): v is number => typeof v === 'number');
     const log = numeric && nums.every((v) => v > 0) && (p.log ?? Math.max(...nums) / Math.min(...nums) > 10);
     const rows = runs.map((r) => ({ id: r.id, x: numeric ? r.params[p.name] : String(r.params[p.name]), value: r.value, best: Boolean(r.best) }));
+    const x = numeric
+      ? { field: 'x', type: 'quantitative' as const, title: log ? `${p.name} (log scale)` : p.name, scale: log ? { type: 'log' as const } : { zero: false } }
+      : { field: 'x', type: 'nominal' as const, title: p.name, axis: { labelAngle: 0 } };
+    const y = { field: 'value', type: 'quantitative' as const, title: data.metric, scale: { zero: false } };
+    const tooltip = [{ field: 'id' }, { field: 'x', title: p.name }, { field: 'value', title: data.metric }];
     return {
       width: WIDTH,
       height: HEIGHT,
       data: { values: rows },
-      mark: { type: 'point' as const, filled: true, opacity: 0.85 },
-      encoding: {
-        x: numeric
-          ? { field: 'x', type: 'quantitative' as const, title: log ? `${p.name} (log scale)` : p.name, scale: log ? { type: 'log' as const } : { zero: false } }
-          : { field: 'x', type: 'nominal' as const, title: p.name, axis: { labelAngle: 0 } },
-        y: { field: 'value', type: 'quantitative' as const, title: data.metric, scale: { zero: false } },
-        color: {
-          field: 'best',
-          type: 'nominal' as const,
-          title: null,
-          scale: { domain: [false, true], range: ['#1f77b4', '#d62728'] },
-          legend: null,
+      layer: [
+        { mark: { type: 'point' as const, filled: true, size: 60, opacity: 0.8, color: '#1f77b4' }, encoding: { x, y, tooltip } },
+        {
+          transform: [{ filter: 'datum.best' }],
+          mark: { type: 'point' as const, filled: true, size: 160, color: '#d62728' },
+          encoding: { x, y, tooltip },
         },
-        size: { field: 'best', type: 'nominal' as const, scale: { domain: [false, true], range: [60, 160] }, legend: null },
-        tooltip: [{ field: 'id' }, { field: 'x', title: p.name }, { field: 'value', title: data.metric }],
-      },
+      ],
     };
   });
   return {

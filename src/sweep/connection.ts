@@ -92,14 +92,18 @@ export async function connectChecked(
       enableOfflineQueue: false,
     }),
   );
-  // Errors come back from connect(); without a listener ioredis would also print them.
-  client.on('error', () => {});
+  // The socket's own error (ECONNREFUSED, ENOTFOUND, …) says more than connect()'s rejection
+  // ("Connection is closed"); without a listener ioredis would also print it.
+  let socketError: Error | null = null;
+  client.on('error', (e: Error) => {
+    socketError ??= e;
+  });
   try {
     await withTimeout(client.connect(), timeoutMs);
     await withTimeout(client.ping(), timeoutMs);
   } catch (e) {
     client.disconnect();
-    throw unreachable(c, e);
+    throw unreachable(c, socketError ?? e);
   }
   return { client, owned: true, close: () => quit(client) };
 }

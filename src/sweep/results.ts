@@ -138,13 +138,12 @@ const fmtParam = (v: string | number | boolean) => (typeof v === 'number' && !Nu
 
 /** The ranking as a table for people, with the best configuration spelled out. */
 export function formatResults(results: SweepResults): string {
-  const header = ['rank', 'run', results.metric, 'validLoss', 'accuracy', 'attempts', 'params'];
+  const shown = [...new Set([results.metric, 'validLoss', 'accuracy'])];
+  const header = ['rank', 'run', ...shown, 'attempts', 'params'];
   const rows = results.runs.map((r) => [
     String(r.rank),
     r.id,
-    fmt(r.metrics[results.metric]),
-    fmt(r.metrics.validLoss),
-    fmt(r.metrics.accuracy),
+    ...shown.map((m) => fmt(r.metrics[m])),
     String(r.attempts) + (r.resumedFrom ? ` (resumed at ${r.resumedFrom.iteration})` : ''),
     Object.entries(r.params)
       .map(([k, v]) => `${k}=${fmtParam(v)}`)
