@@ -90,6 +90,9 @@ export async function connectChecked(
       retryStrategy: () => null, // one try: a person is waiting
       maxRetriesPerRequest: 0,
       enableOfflineQueue: false,
+      // Its timer outlives a socket that has already closed (a refused connection), and would
+      // keep the process alive for the default 2 s after the error was reported.
+      disconnectTimeout: 100,
     }),
   );
   // The socket's own error (ECONNREFUSED, ENOTFOUND, …) says more than connect()'s rejection
@@ -102,7 +105,7 @@ export async function connectChecked(
     await withTimeout(client.connect(), timeoutMs);
     await withTimeout(client.ping(), timeoutMs);
   } catch (e) {
-    client.disconnect();
+    if (client.status !== 'end') client.disconnect();
     throw unreachable(c, socketError ?? e);
   }
   return { client, owned: true, close: () => quit(client) };
