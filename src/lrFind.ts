@@ -186,7 +186,8 @@ export function suggestionMarks(result: Pick<LrFindResult, 'suggestions' | 'poin
 /**
  * Runs the LR finder (see callbacks/lrFinder.ts) for enough epochs to cover `numIt` batches
  * (numIt // nBatches + 1, as fastai), then suggests learning rates. The learner is left as it
- * was: weights, optimizer state (lr included) and random streams are restored; its Recorder,
+ * was: weights, optimizer state (lr included), every random stream (nested models' layers too,
+ * and `learn.rng`) and the data loaders' order state are restored; its Recorder,
  * as in fastai, holds the search's record afterwards (for `recorder.plotLrFind`).
  *
  * The search is a mock run, so the learner's other callbacks sit it out (fastai's
