@@ -170,9 +170,9 @@ export class LRFinder extends ParamScheduler {
       optimizer: learn.optimizer.getState(),
       layerRngs: rngStatefulLayers(learn.model).map((layer) => ({ layer, state: structuredClone(layer.getRngState()) })),
       rng: learn.rng.getState(),
-      loaders: [learn.data.train, learn.data.valid]
-        .filter(isStatefulLoader)
-        .map((loader) => ({ loader, state: structuredClone(loader.getState()) })),
+      loaders: [learn.data.train, learn.data.valid].flatMap((loader: unknown) =>
+        isStatefulLoader(loader) ? [{ loader, state: structuredClone(loader.getState()) }] : [],
+      ),
     };
   }
 
