@@ -96,6 +96,12 @@ export class LRFinder extends ParamScheduler {
     if (!(Number.isFinite(startLr) && startLr > 0)) throw new ConfigError(`LRFinder: startLr must be a positive number, got ${startLr}`);
     if (!(Number.isFinite(endLr) && endLr > 0)) throw new ConfigError(`LRFinder: endLr must be a positive number, got ${endLr}`);
     if (!(Number.isInteger(numIt) && numIt > 0)) throw new ConfigError(`LRFinder: numIt must be a positive integer, got ${numIt}`);
+    // A range that does not grow would search downwards or stand still: nothing to suggest from.
+    if (!(startLr < endLr)) {
+      throw new ConfigError(
+        `LRFinder: startLr (${startLr}) must be below endLr (${endLr}): the search raises the lr from startLr towards endLr (defaults 1e-7 and 10)`,
+      );
+    }
     super({ lr: (pos) => startLr * (endLr / startLr) ** pos });
     this.startLr = startLr;
     this.endLr = endLr;
