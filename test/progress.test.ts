@@ -60,7 +60,7 @@ describe('Progress', () => {
     const { chunks, stream } = capture(true, 120);
     await tinyLearner([new Progress({ stream })]).fit(2);
     const rowAfter = (e: number) => {
-      const lastBar = chunks.findLastIndex((c) => c.startsWith(`\repoch ${e}/2 `));
+      const lastBar = chunks.map((c) => c.startsWith(`\repoch ${e}/2 `)).lastIndexOf(true);
       return chunks.slice(lastBar).find((c) => /^\d+\s/.test(c))!;
     };
     expect(rowAfter(1)).toMatch(/^1\s/);
