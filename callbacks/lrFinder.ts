@@ -8,7 +8,7 @@ import type { RngState } from '../src/rng.js';
 import { ParamScheduler } from './paramScheduler.js';
 
 export interface LRFinderOptions {
-  /** Learning rate of the first batch (default 1e-7). */
+  /** Learning rate of the first batch (default 1e-7); must be below endLr. */
   startLr?: number;
   /** The rate the exponential schedule heads for (default 10); see `lrAt`. */
   endLr?: number;
