@@ -4,7 +4,7 @@
  * `--version` prints the package's version.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -55,6 +55,17 @@ describe('trainchart train checks --out before training', () => {
     // Refused before the backend, the data or any training.
     expect(stderr).not.toMatch(/backend|data: MNIST/);
     expect(lastJson(stdout)).toEqual({ status: 'failed', error: expect.stringMatching(message), code: 'CONFIG' });
+  });
+
+  it('a symlink into /proc is refused by where it leads, and an empty --out is refused too', async () => {
+    const link = join(dir, 'to-proc');
+    symlinkSync('/proc/self', link);
+    const viaLink = await cli(['train', ...QUICK, '--out', join(link, 'out')]);
+    expect(viaLink.code).toBe(2);
+    expect(viaLink.stderr).toMatch(/--out .*to-proc\/out: .*to-proc leads to \/proc\/\d+, under \/proc, a virtual file system/);
+    const empty = await cli(['train', ...QUICK, '--out=']);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/--out needs a directory, got an empty string/);
   });
 
   it('--save-best without --out checks runs/train (relative to the working directory) the same way', async () => {
