@@ -39,7 +39,9 @@ describe('the LR finder refuses a range that does not grow', () => {
     expect(() => new LRFinder({ startLr: 0.1, endLr: 0.1 })).toThrow(/startLr \(0\.1\) must be below endLr \(0\.1\)/);
     const learn = lrDrivenLearner(valleyShaped);
     const before = weightsSha256(learn.model);
+    const tensors = tf.memory().numTensors;
     const err = await learn.lrFind({ startLr: 10, endLr: 1e-7 }).catch((e: unknown) => e);
+    expect(tf.memory().numTensors).toBe(tensors);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).code).toBe('CONFIG');
     expect((err as Error).message).toMatch(/startLr \(10\) must be below endLr \(1e-7\)/);
