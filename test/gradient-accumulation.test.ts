@@ -324,6 +324,17 @@ describe('GradientAccumulation with cancelled batches: groups never merge', () =
     expectLinear(guarded, closedForm(10, [[0, 2], [3, 4]], lr));
   });
 
+  it('a skipBackward batch contributes no gradient either: n = 2 with batch 1 skipped gives groups [0, 2] and [3, 4]', async () => {
+    class SkipBackwardAt extends Callback {
+      onBackwardBegin(ctx: TrainContext) {
+        if (ctx.iteration === 1) return { skipBackward: true };
+      }
+    }
+    const learn = linearLearner([new GradientAccumulation({ nBatches: 2 }), new SkipBackwardAt()], 10);
+    await learn.fit(1, { lr });
+    expectLinear(learn, closedForm(10, [[0, 2], [3, 4]], lr));
+  });
+
   it("reduce: 'sum' with a cancelled stepping batch: the next group is n gradients, not the previous group's too", async () => {
     const learn = linearLearner([new GradientAccumulation({ nBatches: 2, reduce: 'sum' }), new CancelAt([1])], 10);
     await learn.fit(1, { lr });
