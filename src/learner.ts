@@ -17,6 +17,7 @@ import { runLoop } from './loop/runLoop.js';
 import { SmoothLoss, type SmoothLossState } from './loop/smoothLoss.js';
 import { resolveMetric, type Metric, type MetricName } from './metrics.js';
 import { stableParamNames } from './models/paramNames.js';
+import { warnUnseeded } from './models/unseeded.js';
 import { createOptimizer, type HyperParams, type Optimizer, type OptimizerKind } from './optim/optimizer.js';
 import { Rng } from './rng.js';
 import { fitOneCycle, type FitOneCycleOptions } from './oneCycle.js';
@@ -117,6 +118,8 @@ export class Learner implements LearnerApi, RecipeLearner {
   /** Did the learner make `progress` itself (so that another Progress takes its place)? */
   #ownProgress = false;
   #disposed = false;
+  /** Unseeded randomness in the model is reported once per learner, at its first fit. */
+  #checkedSeeds = false;
 
   constructor(options: LearnerOptions) {
     if (!options || typeof options !== 'object') throw new ConfigError('new Learner(options): options object is required');
@@ -250,6 +253,11 @@ export class Learner implements LearnerApi, RecipeLearner {
     }
     // Everything is checked before anything changes: a rejected fit leaves the learner as it was.
     this.checkData();
+    if (!this.#checkedSeeds) {
+      // A warning, not an error: the run works, it just cannot be reproduced (src/models/unseeded.ts).
+      this.#checkedSeeds = true;
+      warnUnseeded(this.model);
+    }
 
     // A callback given twice (the learner's own, again for this fit) runs once.
     const extra = [...new Set(options.callbacks ?? [])].filter((cb) => !this.callbacks.includes(cb));

@@ -228,7 +228,7 @@ const API: Record<string, ApiCase> = {
         })(),
       ],
     }),
-  A53: ({ options }) => new Learner(options).validate(),
+  A53: ({ options }) => new Learner({ ...options, data: { train: options.data.train } }).validate(),
   A54: ({ learn }) => learn.predict([1, 2, 3]),
   A55: ({ options }) => {
     const other = new Learner({ ...options, model: tinyModel(9) });
@@ -250,23 +250,31 @@ const API: Record<string, ApiCase> = {
         })(),
       ],
     }),
-  A59: () => {
-    const a = tinyModel(11);
-    const b = tinyModel(12);
+  A59: async () => {
+    const base = { data: tinyProblem(), loss: 'categoricalCrossentropy' as const, recorder: false, optimizer: 'adam' as const };
+    const source = new Learner({ ...base, model: tinyModel(11) });
+    const target = new Learner({ ...base, model: tinyModel(12) });
     try {
-      const source = new Learner({ ...tinyOptions(), model: a, optimizer: 'adam' });
+      await source.fit(1);
       const state = source.optimizer.getState() as { slots: Array<{ param: string }> };
       state.slots.push({ ...state.slots[0]!, param: 'layers.9/kernel' } as never);
-      return new Learner({ ...tinyOptions(), model: b, optimizer: 'adam' }).optimizer.setState(state as never);
+      return target.optimizer.setState(state as never);
     } finally {
-      a.dispose();
-      b.dispose();
+      source.dispose();
+      target.dispose();
     }
   },
-  A60: ({ options }) => {
+  A61: ({ learn }) => learn.lrFind({ startLr: 10, endLr: 1e-7 }),
+  A60: async ({ options }) => {
     const optimizer = createOptimizer('adam');
-    new Learner({ ...options, optimizer });
-    return new Learner({ ...tinyOptions(), optimizer });
+    await new Learner({ ...options, optimizer }).fit(1);
+    const other = tinyOptions();
+    try {
+      return await new Learner({ ...other, optimizer }).fit(1);
+    } finally {
+      other.model.dispose();
+      optimizer.dispose();
+    }
   },
 };
 
@@ -280,6 +288,10 @@ const CLI: Record<string, CliCase> = {
   C07: ['train', '--backend', 'tpu'],
   C08: ['lr-find', '--model', 'vgg'],
   C09: ['train', '--save-model', '/etc/hostname', '--limit-train', '64'],
+  C10: ['train', '--out', '/etc/hostname', '--limit-train', '64'],
+  C11: ['train', '--out', '/proc/trainchart-run', '--limit-train', '64'],
+  C12: ['lr-find', '--start-lr', '1', '--end-lr', '0.1'],
+  C13: ['train', '--out=', '--limit-train', '64'],
 };
 
 function tinyOptions() {

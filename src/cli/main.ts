@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-import { TrainchartError } from '../errors.js';
 import { trainCommand, TRAIN_HELP } from './train.js';
 import { lrFindCommand } from './lrFind.js';
 import { dryRunCommand } from './dryRun.js';
+import { reportFailure, wantsJson } from './report.js';
+import { packageVersion } from './version.js';
 
 const USAGE = `Usage: trainchart <command> [options]
 
@@ -11,7 +12,7 @@ Commands:
   lr-find    find a learning rate (fastai's LR finder) and plot loss against lr
   dry-run    print every stage of the loop with its callbacks, controls and guards, without training
 
-Run \`trainchart <command> --help\` for a command's options.
+Run \`trainchart <command> --help\` for a command's options, \`trainchart --version\` for the version.
 `;
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
@@ -26,6 +27,10 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
   }
+  if (command === '--version' || command === '-v' || command === 'version') {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
   const run = commands[command];
   if (!run) {
     process.stderr.write(`trainchart: unknown command "${command}"\n\n${USAGE}`);
@@ -34,18 +39,13 @@ async function main(argv: string[]): Promise<number> {
   return run(rest);
 }
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => {
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof TrainchartError) {
-      process.stderr.write(`trainchart: ${error.message}\n`);
-      process.exitCode = error.code === 'CONFIG' || error.code === 'DATA' ? 2 : 1;
-    } else {
-      process.stderr.write(`trainchart: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exitCode = 1;
-    }
+    process.exitCode = reportFailure(error, wantsJson(argv));
   },
 );
 
