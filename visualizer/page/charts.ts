@@ -22,6 +22,8 @@ interface ChartSpec {
   data: () => uPlot.AlignedData;
   /** Right-hand axis for this scale, if any. */
   rightScale?: string;
+  /** Draw a dot at every value (few points, as one per epoch). */
+  points?: boolean;
   draw?: (u: uPlot) => void;
 }
 
@@ -46,7 +48,9 @@ class LiveChart {
 
   private options(series: Series[]): uPlot.Options {
     const log = this.log;
-    const scales: uPlot.Scales = { x: { time: false, ...(this.spec.xLog ? { distr: 3 } : {}) } };
+    // One x value alone would get uPlot's default 0…100 range: pad it by half a unit instead.
+    const xRange: uPlot.Scale.Range = (_u, min, max) => (min === max ? [min - 0.5, max + 0.5] : [min, max]);
+    const scales: uPlot.Scales = { x: { time: false, ...(this.spec.xLog ? { distr: 3 } : { range: xRange }) } };
     for (const s of series) {
       const key = s.scale ?? 'y';
       scales[key] = this.spec.logScales.includes(key) && log ? { distr: 3 } : {};
@@ -62,7 +66,7 @@ class LiveChart {
       cursor: { drag: { x: true, y: false } },
       scales,
       axes,
-      series: [{ label: this.spec.xLabel }, ...series.map((s) => ({ label: s.label, scale: s.scale ?? 'y', stroke: s.color, width: s.width ?? 1.5, dash: s.dash, spanGaps: true, points: { show: false } }))],
+      series: [{ label: this.spec.xLabel }, ...series.map((s) => ({ label: s.label, scale: s.scale ?? 'y', stroke: s.color, width: s.width ?? 1.5, dash: s.dash, spanGaps: true, points: { show: this.spec.points ?? false, size: 6 } }))],
       hooks: this.spec.draw ? { draw: [this.spec.draw] } : {},
     };
   }
@@ -152,6 +156,7 @@ export class Charts {
       logScales: ['y'],
       xLabel: 'epoch',
       rightScale: 'metric',
+      points: true,
       series: () => [
         { label: 'train loss', color: COLORS[0]! },
         { label: 'valid loss', color: COLORS[1]! },

@@ -50,6 +50,7 @@ export class Statechart {
     this.container.querySelectorAll('.state[data-path]').forEach((el) => this.nodes.set(el.getAttribute('data-path')!, el));
     const { active, paused, selected } = this;
     this.active = this.paused = this.selected = null;
+    // Re-apply to the new nodes.
     this.setActive(active);
     this.setPaused(paused);
     this.setSelected(selected);
@@ -83,9 +84,13 @@ export class Statechart {
   }
 
   setPaused(path: string | null): void {
+    if (path === this.paused) return;
     if (this.paused) this.nodes.get(this.paused)?.classList.remove('paused');
     this.paused = path;
-    if (path) this.nodes.get(path)?.classList.add('paused');
+    const el = path ? this.nodes.get(path) : undefined;
+    el?.classList.add('paused');
+    // A run paused below the fold of the chart pane: bring the state into view.
+    el?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   }
 
   setSelected(path: string | null): void {

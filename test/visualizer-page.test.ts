@@ -1,0 +1,40 @@
+/**
+ * The visualizer page in headless Chromium against a stand-in server (test/support/mockVizServer.ts,
+ * which walks the real loop machine and speaks the agreed protocol): the page alone, whatever the
+ * state of the real server. The same scenario runs against `trainchart train --viz` in
+ * visualizer-e2e.test.ts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { chromiumMissing, launchChromium } from './support/browser.js';
+import { startMockVizServer, type MockVizServer } from './support/mockVizServer.js';
+import { runVizScenario } from './support/vizScenario.js';
+
+const missing = chromiumMissing();
+
+describe.skipIf(missing !== null)('visualizer page (mock server)', () => {
+  let browser: Browser;
+  let server: MockVizServer | null = null;
+  beforeAll(async () => {
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await server?.close();
+    await browser?.close();
+  });
+
+  it('draws the chart, follows the run, and breaks, steps and resumes from clicks', async () => {
+    server = await startMockVizServer({ nEpochs: 2, nTrainBatches: 16, nValidBatches: 4, breakpoints: [{ stage: 'trainBegin' }] });
+    const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await runVizScenario(page, { url: server.url, nTrainBatches: 16, name: 'visualizer-page' });
+    // What the page sent: the clicks became these protocol messages, in this order.
+    expect(server.received.map((m) => m.type)).toEqual(['break', 'resume', 'step', 'clear', 'break', 'resume', 'clear', 'resume']);
+    expect(server.received[0]).toEqual({ type: 'break', stage: 'lossBegin', path: 'epoch.train.lossBegin' });
+    expect(server.received[3]).toEqual({ type: 'clear', stage: 'lossBegin', path: 'epoch.train.lossBegin' });
+    expect(server.received[6]).toEqual({ type: 'clear' });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});
