@@ -28,6 +28,9 @@ describe.skipIf(missing !== null)('visualizer page (mock server)', () => {
     const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
+    // Works offline: every request the page makes goes to the server that served it.
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
     await runVizScenario(page, { url: server.url, nTrainBatches: 16, name: 'visualizer-page' });
     // What the page sent: the clicks became these protocol messages, in this order.
     expect(server.received.map((m) => m.type)).toEqual(['break', 'resume', 'step', 'clear', 'break', 'resume', 'clear', 'resume']);
@@ -35,6 +38,9 @@ describe.skipIf(missing !== null)('visualizer page (mock server)', () => {
     expect(server.received[3]).toEqual({ type: 'clear', stage: 'lossBegin', path: 'epoch.train.lossBegin' });
     expect(server.received[6]).toEqual({ type: 'clear' });
     expect(errors).toEqual([]);
+    const origin = new URL(server.url).origin;
+    expect(requests.length).toBeGreaterThanOrEqual(3);
+    expect(requests.filter((u) => !u.startsWith(`${origin}/`) && !u.startsWith(`ws://${new URL(server.url).host}/`))).toEqual([]);
     await page.close();
   });
 });

@@ -14,12 +14,12 @@ const PAGE_SOURCES = ['visualizer/page', 'visualizer/chart', 'machines', 'script
 const PAGE_BUILT = 'dist/visualizer/page/app.js';
 const PAGE_FILES = /\.(ts|html|css|mjs)$/;
 
-function newestMtime(dir: string): number {
+function newestMtime(dir: string, files: RegExp = /\.ts$/): number {
   let newest = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path));
-    else if (PAGE_FILES.test(entry.name)) newest = Math.max(newest, statSync(path).mtimeMs);
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path, files));
+    else if (files.test(entry.name)) newest = Math.max(newest, statSync(path).mtimeMs);
   }
   return newest;
 }
@@ -35,6 +35,6 @@ function mtimeOf(path: string): number {
 export default function setup(): void {
   const newest = Math.max(...SOURCES.map((d) => newestMtime(d)));
   if (newest > mtimeOf(BUILT)) execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
-  const newestPage = Math.max(...PAGE_SOURCES.map((d) => newestMtime(d)));
+  const newestPage = Math.max(...PAGE_SOURCES.map((d) => newestMtime(d, PAGE_FILES)));
   if (newestPage > mtimeOf(PAGE_BUILT)) execFileSync(process.execPath, ['scripts/build-page.mjs'], { stdio: 'inherit' });
 }
