@@ -38,9 +38,9 @@ describe.skipIf(missing !== null)('visualizer page (mock server)', () => {
     expect(server.received[3]).toEqual({ type: 'clear', stage: 'lossBegin', path: 'epoch.train.lossBegin' });
     expect(server.received[6]).toEqual({ type: 'clear' });
     expect(errors).toEqual([]);
-    const origin = new URL(server.url).origin;
+    const origin = new URL(server!.url).origin;
     expect(requests.length).toBeGreaterThanOrEqual(3);
-    expect(requests.filter((u) => !u.startsWith(`${origin}/`) && !u.startsWith(`ws://${new URL(server.url).host}/`))).toEqual([]);
+    expect(requests.filter((u) => !u.startsWith(`${origin}/`) && !u.startsWith(`ws://${new URL(server!.url).host}/`))).toEqual([]);
     await page.close();
   });
 });

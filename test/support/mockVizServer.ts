@@ -208,17 +208,24 @@ export async function startMockVizServer(options: MockVizOptions = {}): Promise<
         if (status === 'running') pauseRequested = true;
         break;
       case 'resume':
-        if (status === 'paused') status = 'running';
+        if (status === 'paused') {
+          status = 'running';
+          broadcast({ type: 'resumed', reason: 'resume' });
+        }
         break;
       case 'step':
         if (status === 'paused') {
           stepping = true;
           status = 'running';
+          broadcast({ type: 'resumed', reason: 'step' });
         }
         break;
       case 'stop':
         stopRequested = true;
-        if (status === 'paused') status = 'running';
+        if (status === 'paused') {
+          status = 'running';
+          broadcast({ type: 'resumed', reason: 'stop' });
+        }
         break;
       case 'break':
         breakpoints.push({ stage: String(m.stage), ...(m.path ? { path: String(m.path) } : {}), ...(m.when ? { when: m.when as MockBreakpoint['when'] } : {}) });

@@ -30,6 +30,8 @@ let paused: PausedMessage | null = null;
 let finalPath: string | null = null;
 let totals = { nEpochs: 0, nTrainBatches: 0, nValidBatches: 0 };
 let selected: string | null = null;
+/** Batches of the pass under way, when the server says (state.nBatches). */
+let nBatches: number | null = null;
 
 const statechart = new Statechart($('statechart'), {
   onClick(path, stage) {
@@ -78,8 +80,12 @@ function onMessage(m: ServerMessage) {
       charts.reset();
       charts.addBatches(m.history?.batches ?? []);
       for (const e of m.history?.epochs ?? []) charts.addEpoch(e);
-      if (m.lrfind) charts.setLrFind(m.lrfind);
+      const lrfind = m.history?.lrfind ?? m.lrfind;
+      if (lrfind) charts.setLrFind(lrfind);
       log.note('conn', `connected: run ${m.status}`);
+      for (const item of m.history?.events ?? []) log.add(item);
+      if (m.state) position = { ...m.state, path: normalizePath(m.state.path) };
+      if (TERMINAL.has(m.status)) finalPath = m.status;
       void statechart.draw(m.machine).then(
         () => {
           panel.setData(m.callbacks ?? null, statechart.graph);
@@ -95,7 +101,12 @@ function onMessage(m: ServerMessage) {
     case 'state':
       position = { ...m, path: normalizePath(m.path) };
       status = m.status;
+      if (typeof m.nBatches === 'number') nBatches = m.nBatches;
       if (m.status !== 'paused') paused = null;
+      break;
+    case 'resumed':
+      paused = null;
+      if (status === 'paused') status = 'running';
       break;
     case 'paused':
       paused = { ...m, path: normalizePath(m.path) };
@@ -110,6 +121,7 @@ function onMessage(m: ServerMessage) {
       charts.addEpoch(m);
       break;
     case 'events':
+      if (m.dropped) log.note('dropped', `… ${m.dropped} events not shown`);
       for (const item of m.items ?? []) log.add(item);
       break;
     case 'lrfind':
@@ -123,7 +135,7 @@ function onMessage(m: ServerMessage) {
       paused = null;
       finalPath = m.status;
       connection.finish();
-      log.note('done', `run ${m.status}`);
+      log.note('done', `run ${m.status}${m.error ? `: ${m.error}` : ''}`);
       break;
     case 'error':
       log.note('error', m.message);
@@ -161,7 +173,7 @@ function render() {
     setText('iteration', position.iteration);
     setText('batch', position.batchIndex);
     setText('pass', position.train ? 'train' : 'validation');
-    setText('n-batches', position.train ? totals.nTrainBatches || null : totals.nValidBatches || null);
+    setText('n-batches', nBatches ?? (position.train ? totals.nTrainBatches || null : totals.nValidBatches || null));
     if (position.smoothLoss !== undefined) setText('smooth-loss', fmt(position.smoothLoss));
     if (position.lr !== undefined) setText('lr', fmt(position.lr, 3));
   }

@@ -64,7 +64,10 @@ export interface HelloMessage {
   nTrainBatches?: number;
   nValidBatches?: number;
   breakpoints?: Breakpoint[];
-  history?: { batches?: BatchPoint[]; epochs?: EpochPoint[] };
+  /** The run so far, so a late page fills its charts and log. */
+  history?: { batches?: BatchPoint[]; epochs?: EpochPoint[]; events?: LogItem[]; lrfind?: LrFindData | null };
+  /** The latest state message, if any. */
+  state?: StateMessage | null;
   lrfind?: LrFindData | null;
 }
 
@@ -84,6 +87,9 @@ export interface StateMessage extends Position {
   momentum?: number | null;
   lastLoss?: number | null;
   status: RunStatus;
+  nEpochs?: number;
+  /** Batches of the pass under way (train or validation). */
+  nBatches?: number;
 }
 
 export interface PausedMessage extends Position {
@@ -98,10 +104,11 @@ export type ServerMessage =
   | PausedMessage
   | { type: 'batches'; items: BatchPoint[] }
   | ({ type: 'epoch' } & EpochPoint)
-  | { type: 'events'; items: LogItem[] }
+  | { type: 'events'; items: LogItem[]; dropped?: number }
+  | { type: 'resumed'; reason: 'resume' | 'step' | 'stop' | string }
   | ({ type: 'lrfind' } & LrFindData)
   | { type: 'breakpoints'; items: Breakpoint[] }
-  | { type: 'done'; status: RunStatus }
+  | { type: 'done'; status: RunStatus; error?: string | null }
   | { type: 'error'; message: string };
 
 export type ClientMessage =
@@ -110,6 +117,7 @@ export type ClientMessage =
   | { type: 'step' }
   | { type: 'stop' }
   | { type: 'break'; stage: string; path?: string; when?: Condition }
+  // clear without stage: every breakpoint; with stage: that stage's; with path too: that state's.
   | { type: 'clear'; stage?: string; path?: string };
 
 /** A state path as the page keys it: dotted, whatever form the server sent. */
