@@ -5,6 +5,7 @@
  * contract (/work/shared/spec/loop.md §1) with the nesting of the machine's compound states.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import parseDot, { type Graph, type Stmt } from 'dotparser';
@@ -88,6 +89,11 @@ describe('trainchart chart', () => {
         expect(a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y).toBe(true);
       }
     }
+  });
+
+  it('docs/chart.svg (shown in the README) is what the command prints today', async () => {
+    // Regenerate with: node dist/src/cli/main.js chart --format svg > docs/chart.svg
+    expect(await chart('--format', 'svg')).toBe(readFileSync('docs/chart.svg', 'utf8'));
   });
 
   it('svg --callbacks: each state lists the callbacks whose hook runs there', async () => {

@@ -176,7 +176,8 @@ export async function startMockVizServer(options: MockVizOptions = {}): Promise<
       history.epochs.push(e);
       broadcast(e);
     }
-    if (!pos.stage) return;
+    // A stopped run goes to its end: no more pauses.
+    if (!pos.stage || stopRequested) return;
     const hit = breakpoints.find((b) => (b.path ? b.path === pos.path : b.stage === pos.stage) && holds(hookCtx(), b.when));
     if (hit) pause('breakpoint');
     else if (stepping) pause('step');

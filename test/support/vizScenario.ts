@@ -115,6 +115,8 @@ export async function runVizScenario(page: Page, o: ScenarioOptions): Promise<vo
   expect(points).toBeLessThanOrEqual(o.nTrainBatches);
   expect(await page.locator('#chart-loss canvas').count()).toBeGreaterThan(0);
   expect(await page.locator('#log li').count()).toBeGreaterThan(0);
+  // The viewport first: a full-page shot stretches the viewport, which un-scrolls the chart pane.
+  await page.screenshot({ path: artifactPath(`${o.name}-paused-view.png`) });
   await page.screenshot({ path: artifactPath(`${o.name}-paused.png`), fullPage: true });
 
   // 5. clear every breakpoint and run to the end

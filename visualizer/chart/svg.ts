@@ -29,8 +29,8 @@ export const CHART_STYLE = `
 .tc-chart .breakpoint > .bp-marker { display: inline; }
 .tc-chart .active > .box { fill: #ffe082; stroke: #b58900; stroke-width: 2.2; }
 .tc-chart .compound.active-scope > .box { stroke: #b58900; stroke-width: 1.8; }
-.tc-chart .paused > .box { fill: #ffcdd2; stroke: #d93025; stroke-width: 3; }
 .tc-chart .selected > .box { stroke: #1a73e8; stroke-width: 2.5; }
+.tc-chart .paused > .box { fill: #ffcdd2; stroke: #d93025; stroke-width: 3; }
 .tc-chart .state[data-path] { cursor: pointer; }
 `;
 
@@ -57,7 +57,7 @@ function nodeSvg(n: LaidOutNode): string {
       parts.push(`<text class="callbacks" x="${num(n.x + n.width / 2)}" y="${num(n.y + 31 + i * 13)}" text-anchor="middle">${esc(c)}</text>`);
     });
   }
-  parts.push(`<circle class="bp-marker" cx="${num(n.x + 8)}" cy="${num(n.y + 8)}" r="5"/>`);
+  parts.push(`<circle class="bp-marker" cx="${num(n.x + 7)}" cy="${num(n.y + 7)}" r="4"/>`);
   parts.push('</g>');
   return parts.join('');
 }

@@ -89,8 +89,17 @@ export class Statechart {
     this.paused = path;
     const el = path ? this.nodes.get(path) : undefined;
     el?.classList.add('paused');
-    // A run paused below the fold of the chart pane: bring the state into view.
-    el?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+    if (el) this.reveal(el);
+  }
+
+  /** A run paused out of sight in the scrolled chart pane: scroll the state to its middle. */
+  private reveal(el: Element) {
+    const pane = this.container.parentElement;
+    if (!pane) return;
+    const r = el.getBoundingClientRect();
+    const p = pane.getBoundingClientRect();
+    if (r.top >= p.top && r.bottom <= p.bottom) return;
+    pane.scrollTop += r.top + r.height / 2 - (p.top + p.height / 2);
   }
 
   setSelected(path: string | null): void {
