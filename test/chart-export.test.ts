@@ -152,7 +152,7 @@ describe('trainchart chart', () => {
   });
 
   const missing = chromiumMissing();
-  it.skipIf(missing !== null)('mermaid: Mermaid parses it as a state diagram and renders every stage', async () => {
+  it.skipIf(missing !== null)('mermaid: Mermaid parses it as a state diagram and draws every state inside its composite state', async () => {
     const text = await chart('--format', 'mermaid');
     const mermaidJs = createRequire(import.meta.url).resolve('mermaid/dist/mermaid.min.js');
     const browser = await launchChromium();
@@ -161,21 +161,41 @@ describe('trainchart chart', () => {
       await page.setContent('<!doctype html><html><body></body></html>');
       await page.addScriptTag({ path: mermaidJs });
       type M = { parse(t: string): Promise<{ diagramType: string }>; render(id: string, t: string): Promise<{ svg: string }>; initialize(o: object): void };
-      const result = await page.evaluate(async (t) => {
-        const m = (window as unknown as { mermaid: M }).mermaid;
-        m.initialize({ startOnLoad: false });
-        const parsed = await m.parse(t);
-        const { svg } = await m.render('chart', t);
-        // A control: the parser rejects a broken diagram (an unclosed composite state).
-        const broken = await m.parse('stateDiagram-v2\n  state a {\n    b --> c\n').then(
-          () => 'accepted',
-          () => 'rejected',
-        );
-        return { diagramType: parsed.diagramType, svg, broken };
-      }, text);
+      const nested = Object.entries(NESTED).map(([child, parent]) => [child.replace(/\./g, '_'), parent.replace(/\./g, '_')] as const);
+      const result = await page.evaluate(
+        async ({ t, nested }) => {
+          const m = (window as unknown as { mermaid: M }).mermaid;
+          m.initialize({ startOnLoad: false });
+          const parsed = await m.parse(t);
+          const { svg } = await m.render('chart', t);
+          document.body.innerHTML = svg;
+          // Mermaid draws state `id` as <g id="chart-state-<id>-N">, a composite as a cluster group.
+          const box = (id: string) => document.querySelector(`g[id^="chart-state-${id}-"]`)?.getBoundingClientRect() ?? null;
+          const outside = nested.filter(([child, parent]) => {
+            const c = box(child);
+            const p = box(parent);
+            return !c || !p || c.left < p.left || c.top < p.top || c.right > p.right || c.bottom > p.bottom;
+          });
+          const epoch = box('epoch')!;
+          const topLevelInsideEpoch = ['ready', 'trainBegin', 'trainEnd', 'completed'].filter((id) => {
+            const b = box(id)!;
+            return b.left >= epoch.left && b.right <= epoch.right && b.top >= epoch.top && b.bottom <= epoch.bottom;
+          });
+          // A control: the parser rejects a broken diagram (an unclosed composite state).
+          const broken = await m.parse('stateDiagram-v2\n  state a {\n    b --> c\n').then(
+            () => 'accepted',
+            () => 'rejected',
+          );
+          return { diagramType: parsed.diagramType, svg, broken, outside, topLevelInsideEpoch };
+        },
+        { t: text, nested },
+      );
       expect(result.diagramType).toBe('stateDiagram');
       expect(result.broken).toBe('rejected');
       for (const stage of CONTRACT_STAGES) expect(result.svg).toContain(`>${stage}<`);
+      // Drawn nested as the machine is: every state inside its composite, the top-level ones outside.
+      expect(result.outside).toEqual([]);
+      expect(result.topLevelInsideEpoch).toEqual([]);
     } finally {
       await browser.close();
     }

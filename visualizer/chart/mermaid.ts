@@ -2,6 +2,7 @@
  * The chart graph as a Mermaid `stateDiagram-v2` with nested (composite) states. Mermaid's
  * state ids are global, while the loop has a `batchBegin` in `train` and one in `validation`:
  * ids are the dotted paths with `_` for `.`, and each state is declared with its key as label.
+ * Transitions are written in the block of the lowest composite holding both ends.
  */
 import { edgeLabel, type ChartGraph, type ChartNode } from './graph.js';
 
@@ -21,6 +22,13 @@ export function chartMermaid(graph: ChartGraph): string {
   for (const e of graph.edges) edgesIn.set(e.container, [...(edgesIn.get(e.container) ?? []), e]);
 
   const emit = (parent: string | null, indent: string) => {
+    // Mermaid puts a state in the block where its id appears last: the transitions of a block
+    // come first, the declarations after them, so a state referenced by a transition that
+    // crosses a composite's border still lands inside its own composite.
+    for (const e of edgesIn.get(parent) ?? []) {
+      const label = edgeLabel(e);
+      lines.push(`${indent}${ref(e.source)} --> ${ref(e.target)}${label ? ` : ${text(label)}` : ''}`);
+    }
     for (const n of children.get(parent) ?? []) {
       if (n.kind === 'initial') continue;
       const id = mermaidId(n.id);
@@ -31,14 +39,9 @@ export function chartMermaid(graph: ChartGraph): string {
       } else {
         const label = n.callbacks.length ? `${n.label} (${n.callbacks.join(', ')})` : n.label;
         lines.push(`${indent}state "${text(label).replace(/"/g, "'")}" as ${id}`);
+        if (n.kind === 'final') lines.push(`${indent}${id} --> [*]`);
       }
     }
-    // Transitions inside a composite state are written inside it: Mermaid scopes `[*]` by block.
-    for (const e of edgesIn.get(parent) ?? []) {
-      const label = edgeLabel(e);
-      lines.push(`${indent}${ref(e.source)} --> ${ref(e.target)}${label ? ` : ${text(label)}` : ''}`);
-    }
-    for (const n of children.get(parent) ?? []) if (n.kind === 'final') lines.push(`${indent}${mermaidId(n.id)} --> [*]`);
   };
   emit(null, '  ');
   for (const note of graph.notes) lines.push(`  %% ${note}`);
