@@ -77,7 +77,8 @@ export async function runVizScenario(page: Page, o: ScenarioOptions): Promise<vo
       if (p && seen[seen.length - 1] !== p) seen.push(p);
     };
     note();
-    new MutationObserver(note).observe(document.querySelector('svg')!, { subtree: true, attributes: true, attributeFilter: ['class'] });
+    // The whole document: a redrawn chart (a new hello) must not blind the record.
+    new MutationObserver(note).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
   });
 
   // 2. paused at trainBegin by the server's start-up breakpoint

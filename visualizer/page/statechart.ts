@@ -38,7 +38,13 @@ export class Statechart {
     container.addEventListener('mouseleave', () => handlers.onHover(null));
   }
 
+  private drawn = '';
+
+  /** Draws the machine; a later hello with the same machine (as when a run starts) keeps the drawing. */
   async draw(machine: MachineDescription): Promise<void> {
+    const key = JSON.stringify(machine);
+    if (key === this.drawn) return;
+    this.drawn = key;
     const graph = chartGraph(machine);
     const layout = await layoutChart(graph);
     // Inline SVG parsed in HTML needs no namespace declaration (and the page carries no URL).
