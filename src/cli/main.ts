@@ -3,6 +3,7 @@ import { TrainchartError } from '../errors.js';
 import { trainCommand, TRAIN_HELP } from './train.js';
 import { lrFindCommand } from './lrFind.js';
 import { dryRunCommand } from './dryRun.js';
+import { vizCommand } from './viz.js';
 
 const USAGE = `Usage: trainchart <command> [options]
 
@@ -10,6 +11,7 @@ Commands:
   train      train a model on the bundled MNIST (the main job)
   lr-find    find a learning rate (fastai's LR finder) and plot loss against lr
   dry-run    print every stage of the loop with its callbacks, controls and guards, without training
+  viz        a short demo run shown live in the visualizer (statechart, charts, debugger)
 
 Run \`trainchart <command> --help\` for a command's options.
 `;
@@ -18,6 +20,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
   'lr-find': lrFindCommand,
   'dry-run': dryRunCommand,
+  viz: vizCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

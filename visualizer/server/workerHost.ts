@@ -48,7 +48,11 @@ export class WorkerHost {
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     return new Promise((resolve, reject) => {
       const onMessage = (m: FromWorker) => {
-        if (m.kind === 'listening') resolve(m);
+        if (m.kind === 'listening') {
+          // A training process may end while the server is up: once listening, the worker alone does not keep it alive.
+          worker.unref();
+          resolve(m);
+        }
         else if (m.kind === 'listenError') reject(listenError(o.host, o.port, m.code, m.message));
         else if (m.kind === 'sigint') this.onSigint(m.duringRun);
       };
@@ -56,8 +60,6 @@ export class WorkerHost {
       // After the start, an error ends the worker (DETACHED is set): a paused run goes on, the page is gone.
       worker.on('error', (e) => reject(new ConfigError(`visualizer: the server failed: ${e.message}`, { cause: e })));
       worker.once('exit', (code) => reject(new ConfigError(`visualizer: the server stopped before listening (exit code ${code})`)));
-      // A training process may end while the server is up: the worker alone does not keep it alive.
-      worker.unref();
     });
   }
 
@@ -98,8 +100,12 @@ export class WorkerHost {
     const worker = this.worker;
     if (!worker) return;
     this.post({ kind: 'close' });
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 2000).unref());
+    // Wait for the worker to end (its clients closed), at most 2 s: both keep the process alive meanwhile.
+    worker.ref();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), 2000)));
     if ((await Promise.race([this.exited, timeout])) === 'timeout') await worker.terminate();
+    clearTimeout(timer);
     Atomics.store(this.flags, DETACHED, 1);
     this.control?.close();
     this.worker = null;
