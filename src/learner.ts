@@ -9,6 +9,7 @@ import { ConfigError, DataError } from './errors.js';
 import { checkTargets, resolveLoss, type LossFn, type LossName } from './losses.js';
 import { newTrainContext, type TrainContext } from './loop/context.js';
 import { HookTable } from './loop/hookTable.js';
+import { combineInspect, resolveFitObserver, type FitObserver } from './loop/observer.js';
 import { runLoop, type LoopActor } from './loop/runLoop.js';
 import { SmoothLoss, type SmoothLossState } from './loop/smoothLoss.js';
 import { resolveMetric, type Metric, type MetricName } from './metrics.js';
@@ -54,6 +55,12 @@ export interface FitOptions {
   callbackStates?: Record<string, Record<string, unknown>>;
   /** The smoothed train loss to continue from (from `learn.smoothLossState()`), so a resumed run smooths as if never stopped. */
   smoothLoss?: SmoothLossState;
+  /**
+   * Watch (and debug) the run in the visualizer: a `Visualizer` (from 'trainchart/visualizer'),
+   * which the caller starts and closes, or its options (`{ port, host, break }`), for a server
+   * this fit starts and closes again once the run is done.
+   */
+  viz?: FitObserver | Record<string, unknown>;
 }
 
 export interface FitResult {
@@ -68,7 +75,7 @@ export interface FitResult {
 }
 
 const LEARNER_KEYS = ['model', 'data', 'loss', 'optimizer', 'metrics', 'callbacks', 'seed', 'recorder'] as const;
-const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss'] as const;
+const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss', 'viz'] as const;
 
 /** Unknown option keys are typos until proven otherwise: say so instead of ignoring them. */
 export function checkKeys(where: string, options: object, known: readonly string[]): void {
@@ -224,17 +231,32 @@ export class Learner {
     }
     // Everything is checked before anything changes: a rejected fit leaves the learner as it was.
     this.checkData();
+    const watch = options.viz === undefined ? null : resolveFitObserver(options.viz);
 
     // A callback given twice (the learner's own, again for this fit) runs once.
-    const extra = [...new Set(options.callbacks ?? [])].filter((cb) => !this.callbacks.includes(cb));
+    const extra = [...new Set([...(options.callbacks ?? []), ...(watch?.observer.callbacks ?? [])])].filter(
+      (cb) => !this.callbacks.includes(cb),
+    );
     const callbacks = [...this.callbacks, ...extra];
     const table = new HookTable(callbacks);
     const states = callbackStates ? this.matchStates(callbacks, callbackStates) : undefined;
+    const { train } = this.data;
+    const valid = this.data.valid ?? null;
+    const viz = watch?.observer;
+    if (viz) {
+      // Before anything changes: a server that cannot bind its port rejects the fit as a bad option would.
+      this.running = true;
+      try {
+        await viz.runStarting({ callbacks, nEpochs, nTrainBatches: train.nBatches, nValidBatches: valid?.nBatches ?? 0 });
+      } catch (e) {
+        this.running = false;
+        if (watch.owned) await viz.close();
+        throw e;
+      }
+    }
     for (const cb of extra) cb.attach(this);
     if (options.lr !== undefined) this.lr = options.lr;
     if (options.wd !== undefined) this.wd = options.wd;
-    const { train } = this.data;
-    const valid = this.data.valid ?? null;
     const ctx = this.newContext(nEpochs);
     const smoother = new SmoothLoss(options.smoothLoss);
     this.smoother = smoother;
@@ -249,7 +271,9 @@ export class Learner {
     });
     this.engine = engine;
     this.running = true;
+    let ended = false;
     try {
+      const inspect = combineInspect(options.inspect, viz?.inspect);
       const result = await runLoop({
         engine,
         table,
@@ -264,11 +288,14 @@ export class Learner {
         ...(states ? { callbackStates: states } : {}),
         smoothLoss: smoother,
         ...(options.yieldEveryMs !== undefined ? { yieldEveryMs: options.yieldEveryMs } : {}),
-        ...(options.inspect ? { inspect: options.inspect } : {}),
+        ...(inspect ? { inspect } : {}),
         ...(options.onActor ? { onActor: options.onActor } : {}),
+        ...(viz ? { observer: viz.loopObserver } : {}),
       });
-      if (result.status === 'failed') throw result.error!;
       const c = result.context;
+      ended = true;
+      await viz?.runEnded({ status: result.status, error: result.error, epochs: result.epochsDone, iterations: c.iteration });
+      if (result.status === 'failed') throw result.error!;
       return {
         status: result.status,
         epochs: result.epochsDone,
@@ -276,10 +303,15 @@ export class Learner {
         metrics: ctx.lastMetrics,
         smoothLoss: ctx.smoothLoss,
       };
+    } catch (e) {
+      // The watcher hears of a run that never reached its end too (an internal error of the loop).
+      if (viz && !ended) await viz.runEnded({ status: 'failed', error: e as Error, epochs: 0, iterations: 0 }).catch(() => {});
+      throw e;
     } finally {
       this.running = false;
       this.engine = null;
       for (const cb of extra) cb.attach(null);
+      if (watch?.owned) await watch.observer.close();
     }
   }
 

@@ -4,6 +4,7 @@ import { trainCommand, TRAIN_HELP } from './train.js';
 import { lrFindCommand } from './lrFind.js';
 import { dryRunCommand } from './dryRun.js';
 import { chartCommand } from './chart.js';
+import { vizCommand } from './viz.js';
 
 const USAGE = `Usage: trainchart <command> [options]
 
@@ -12,6 +13,7 @@ Commands:
   lr-find    find a learning rate (fastai's LR finder) and plot loss against lr
   dry-run    print every stage of the loop with its callbacks, controls and guards, without training
   chart      print the loop's statechart as svg, dot, mermaid or json
+  viz        a short demo run shown live in the visualizer (statechart, charts, debugger)
 
 Run \`trainchart <command> --help\` for a command's options.
 `;
@@ -21,6 +23,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   'lr-find': lrFindCommand,
   'dry-run': dryRunCommand,
   chart: chartCommand,
+  viz: vizCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

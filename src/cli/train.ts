@@ -11,6 +11,7 @@ import { cnn, mlp } from '../models/presets.js';
 import type { OptimizerKind } from '../optim/optimizer.js';
 import { weightsSha256 } from '../weightsHash.js';
 import { choiceOption, intOption, parseCommandArgs, positiveNumberOption } from './args.js';
+import { inspectWsFromArgs, startVizFromArgs, VIZ_HELP, VIZ_OPTIONS } from './vizArgs.js';
 
 export const TRAIN_HELP = `Usage: trainchart train [options]
 
@@ -32,7 +33,7 @@ Trains a model on the bundled MNIST (60k train, 10k test) and reports test accur
   --early-stopping P     stop after P epochs without a lower validation loss
   --save-best            save the weights of the epoch with the lowest validation loss to
                          best.weights in --out (default runs/train)
-`;
+${VIZ_HELP}`;
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const v = parseCommandArgs('train', argv, {
@@ -51,6 +52,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     'lr-max': { type: 'string' },
     'early-stopping': { type: 'string' },
     'save-best': { type: 'boolean' },
+    ...VIZ_OPTIONS,
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
@@ -79,6 +81,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const say = (line: string) => human.write(line + '\n');
 
   const backend = await selectBackend(backendChoice, say);
+  // Before the data loads, so a page can connect before the first stage.
+  const stately = inspectWsFromArgs(v);
+  const vizRun = await startVizFromArgs(v, say);
+  const watch = { ...(vizRun ? { viz: vizRun.viz } : {}), ...(stately ? { inspect: stately.inspect } : {}) };
   const started = performance.now();
   const { train, valid } = await mnist({
     batchSize,
@@ -99,7 +105,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     callbacks: [new Progress({ stream: human }), ...(stopper ? [stopper] : []), ...(saver ? [saver] : [])],
     seed,
   });
-  const result = oneCycle ? await learn.fitOneCycle(epochs, { lrMax: lrMax ?? lr }) : await learn.fit(epochs, { lr });
+  const result = oneCycle ? await learn.fitOneCycle(epochs, { lrMax: lrMax ?? lr, ...watch }) : await learn.fit(epochs, { lr, ...watch });
   if (stopper && stopper.stoppedEpoch !== null) {
     say(`early stopping: no lower validation loss for ${patience} epoch(s), stopped after epoch ${stopper.stoppedEpoch + 1}`);
   }
@@ -126,6 +132,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     // Only with the flags that make them meaningful, so a plain run's summary is unchanged.
     ...(oneCycle ? { lrMax: lrMax ?? lr } : {}),
     ...(saver ? { bestWeights: saver.lastSaved } : {}),
+    ...(vizRun ? { visualizer: vizRun.viz.url } : {}),
   };
   const outDir = typeof v.out === 'string' ? v.out : undefined;
   if (outDir) {
@@ -140,5 +147,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (json) process.stdout.write(JSON.stringify(summary) + '\n');
   model.dispose();
   learn.optimizer.dispose();
-  return 0;
+  await stately?.close();
+  return vizRun ? vizRun.finish() : 0;
 }

@@ -22,6 +22,7 @@ import { ControlError, StageError, TrainchartError } from '../errors.js';
 import type { TrainContext } from './context.js';
 import type { LoopEngine } from './engine.js';
 import { HookTable, mergeHookResult, type Requested } from './hookTable.js';
+import type { LoopObserver } from './observer.js';
 import { SmoothLoss, type SmoothLossState } from './smoothLoss.js';
 
 export type LoopActor = Actor<typeof trainLoopMachine>;
@@ -49,6 +50,12 @@ export interface RunLoopOptions {
   onActor?: (actor: LoopActor) => void;
   /** The loop machine to drive instead of `trainLoopMachine`: for tests of mutants and for custom loops. */
   machine?: typeof trainLoopMachine;
+  /**
+   * Looks at the loop after every event sent has settled (the state entered has run its hooks,
+   * its way out is not taken yet). Synchronous and may block: the visualizer's breakpoints wait
+   * there, inside the tape too. Generic: the loop does not know who watches (src/loop/observer.ts).
+   */
+  observer?: LoopObserver;
 }
 
 export interface LoopResult {
@@ -258,7 +265,11 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
 
   const yieldEveryMs = opts.yieldEveryMs ?? 25;
   let lastYield = performance.now();
-  const sendNext = () => actor.send(NEXT_EVENT);
+  const observer = opts.observer;
+  const sendNext = () => {
+    actor.send(NEXT_EVENT);
+    observer?.afterEvent(actor.getSnapshot(), ctx);
+  };
   const untilTapeCloses = () => {
     do sendNext();
     while (pending === null && !actor.getSnapshot().hasTag(TAPE_CLOSES));
@@ -282,6 +293,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       const stage = error instanceof StageError || error instanceof ControlError ? (error.stage as Stage) : ctx.stage;
       const callback = error instanceof StageError ? error.callback : error instanceof ControlError ? error.callback : null;
       actor.send({ type: 'FAIL', failure: { stage, callback, message: error.message } });
+      observer?.afterEvent(actor.getSnapshot(), ctx);
     }
     if (performance.now() - lastYield >= yieldEveryMs) {
       await yieldToEventLoop();
