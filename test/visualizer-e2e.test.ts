@@ -71,5 +71,6 @@ describe.skipIf(missing !== null)('visualizer end to end (trainchart train --viz
     // `train --viz` exits once the run is done (after sending `done`).
     const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running 20 s after done'), 20_000))]);
     expect(code, output.text).toBe(0);
-  });
+    // About 15 s alone; the margin is for a loaded machine, not for waiting on anything.
+  }, 120_000);
 });
