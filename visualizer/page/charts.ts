@@ -93,7 +93,13 @@ class LiveChart {
     ) as uPlot.AlignedData;
     this.points = raw[0]?.length ?? 0;
     this.spec.el.dataset.points = String(this.points);
-    if (series.length === 0 || this.points === 0) return;
+    if (series.length === 0 || this.points === 0) {
+      // A new run (a fresh hello) with no history yet: no stale curve from the last one.
+      this.plot?.destroy();
+      this.plot = null;
+      this.seriesKey = '';
+      return;
+    }
     const key = series.map((s) => `${s.label}/${s.scale}`).join('|');
     if (!this.plot || key !== this.seriesKey) {
       this.plot?.destroy();
