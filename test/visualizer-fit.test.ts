@@ -34,6 +34,29 @@ describe('fit(n, { viz })', () => {
     await viz.close();
   });
 
+  it('showLrFind sends the lrfind message, kept for late clients; non-finite losses travel as null', async () => {
+    const viz = new Visualizer({ port: 0 });
+    const url = await viz.start();
+    const early = await VizClient.open(wsUrl(url));
+    await early.next((m) => m.type === 'hello');
+    viz.showLrFind({ lrs: [1e-4, 1e-3, 1e-2], losses: [2.3, 1.1, Number.NaN], suggestions: { valley: 1e-3, steep: Number.NaN } });
+    const expected = { type: 'lrfind', lrs: [1e-4, 1e-3, 1e-2], losses: [2.3, 1.1, null], suggestions: { valley: 1e-3, steep: null } };
+    expect(await early.next((m) => m.type === 'lrfind')).toEqual(expected);
+    const late = await VizClient.open(wsUrl(url));
+    expect((await late.next((m) => m.type === 'hello')).history).toMatchObject({ lrfind: expected });
+    early.close();
+    late.close();
+    await viz.close();
+  });
+
+  it('one Visualizer watches one fit at a time', async () => {
+    const viz = new Visualizer({ port: 0 });
+    const first = tinyLearner([]).fit(2, { viz });
+    await expect(tinyLearner([]).fit(1, { viz })).rejects.toThrow(/already watching a run/);
+    expect((await first).status).toBe('completed');
+    await viz.close();
+  });
+
   it('plain options: fit starts a server, says where, and closes it when the run is done', async () => {
     const lines: string[] = [];
     const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
