@@ -4,8 +4,9 @@
 //
 //   node test/support/vizTrain.mjs '{"epochs":1,"samples":192,"batchSize":16,"sleepMs":0,"break":"lossBegin"}'
 //
-// Prints `visualizer: URL` once listening, `ready` once it may be driven (after `waitFor` clients
-// connected, if given), and the fit's result as the last line: `result: {json}`.
+// Prints `visualizer: URL` once listening, `ready` once training starts (with `waitForGo`, after a
+// line on stdin), `finished` after the fit (with `waitAfter`, it then serves until another line),
+// and the fit's result as the last line: `result: {json}`.
 import * as tf from '@tensorflow/tfjs';
 import { Callback, DataLoader, Learner, selectBackend } from '../../dist/src/index.js';
 import { Visualizer } from '../../dist/visualizer/index.js';
@@ -68,5 +69,12 @@ process.stdout.write('ready\n');
 const started = performance.now();
 const result = await learn.fit(cfg.epochs, { viz, lr: 0.01 });
 const seconds = (performance.now() - started) / 1000;
+// The test may look at the finished run's server before it closes.
+if (cfg.waitAfter) {
+  process.stdout.write('finished\n');
+  process.stdin.resume();
+  await new Promise((resolve) => process.stdin.once('data', resolve));
+  process.stdin.pause();
+}
 await viz.close();
 process.stdout.write(`result: ${JSON.stringify({ ...result, seconds })}\n`);

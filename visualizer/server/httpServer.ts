@@ -13,18 +13,21 @@ export const WS_PATH = '/ws';
 
 /**
  * Sent with every page response. The page is a bundle served from here: its scripts, styles and
- * socket are all same-origin; framing is refused so no other site can overlay it (clickjacking
- * the stop button).
+ * socket are all same-origin (the socket named explicitly too, for browsers whose 'self' does not
+ * cover ws:); framing is refused so no other site can overlay it (clickjacking the stop button).
+ * `host` is the request's Host, already checked against the bound address.
  */
-const PAGE_HEADERS = {
-  'X-Content-Type-Options': 'nosniff',
-  'X-Frame-Options': 'DENY',
-  'Cache-Control': 'no-store',
-  'Referrer-Policy': 'no-referrer',
-  'Content-Security-Policy':
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
-    "font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-};
+function pageHeaders(host: string): Record<string, string> {
+  return {
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'DENY',
+    'Cache-Control': 'no-store',
+    'Referrer-Policy': 'no-referrer',
+    'Content-Security-Policy':
+      "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+      `font-src 'self' data:; connect-src 'self' ws://${host}; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`,
+  };
+}
 
 function refuse(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', Connection: 'close' });
@@ -64,7 +67,7 @@ export function createVizServer(
     if (path === WS_PATH.slice(1)) return refuse(res, 426, `upgrade required: ${WS_PATH} is the WebSocket endpoint`);
     const file = path === null ? null : files.get(path);
     if (!file) return refuse(res, 404, 'not found');
-    res.writeHead(200, { ...PAGE_HEADERS, 'Content-Type': file.type, 'Content-Length': file.body.length });
+    res.writeHead(200, { ...pageHeaders(req.headers.host!), 'Content-Type': file.type, 'Content-Length': file.body.length });
     res.end(req.method === 'HEAD' ? undefined : file.body);
   };
   const server = createServer(handle);

@@ -219,14 +219,20 @@ export class Visualizer extends EventEmitter implements FitObserver {
   }
 
   async runStarting(run: FitRunInfo): Promise<void> {
-    await this.start();
+    if (this.running) throw new ConfigError('visualizer: already watching a run; one Visualizer watches one fit at a time');
+    this.running = true;
+    try {
+      await this.start();
+    } catch (e) {
+      this.running = false;
+      throw e;
+    }
     this.debugger.startRun();
     this.probe.reset();
     this.log.reset();
     this.sigintsThisRun = 0;
     this.snapshot = null;
     this.ctx = null;
-    this.running = true;
     this.runStatus = 'running';
     this.host.post({
       kind: 'run',

@@ -29,6 +29,12 @@ const MAX_BATCHES = 20_000;
 const MAX_EVENTS = 200;
 /** A client this far behind misses state, batch and event messages until it catches up (never hello, paused, done). */
 const SLOW_CLIENT_BYTES = 4 * 1024 * 1024;
+/**
+ * The protocol promises at least 4 state messages a second while running. The training thread
+ * sends one every stateIntervalMs, but only between stages: inside one long stage (a big batch's
+ * forward pass) it cannot, so the latest state is repeated after this long without one.
+ */
+const STATE_HEARTBEAT_MS = 240;
 
 let status: RunStatus = init.status;
 let breakpoints: Breakpoint[] = init.breakpoints;
@@ -43,6 +49,7 @@ let lrfind: LrFindMessage | null = null;
 let lastState: StateMessage | null = null;
 let lastPaused: PausedMessage | null = null;
 let lastDone: DoneMessage | null = null;
+let lastStateSentAt = 0;
 
 const clients = new Set<WebSocket>();
 const runActive = () => status === 'running' || status === 'paused';
@@ -171,6 +178,7 @@ function onMain(m: ToWorker): void {
       }
       if (m.state) {
         lastState = m.state;
+        lastStateSentAt = performance.now();
         broadcast(m.state, true);
       }
       return;
@@ -199,9 +207,17 @@ function onMain(m: ToWorker): void {
   }
 }
 
+const heartbeat = setInterval(() => {
+  if (status !== 'running' || !lastState || performance.now() - lastStateSentAt < STATE_HEARTBEAT_MS) return;
+  lastStateSentAt = performance.now();
+  broadcast(lastState, true);
+}, 60);
+heartbeat.unref();
+
 let stopSigint: (() => void) | null = null;
 
 function close(): void {
+  clearInterval(heartbeat);
   stopSigint?.();
   Atomics.store(flags, DETACHED, 1);
   signalControl(flags);
