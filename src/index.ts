@@ -61,5 +61,8 @@ export {
 } from './schedule/annealers.js';
 export { fitOneCycle, oneCycleSchedules, type FitOneCycleOptions } from './oneCycle.js';
 export { lrFind, suggestLrs, suggestionMarks, type LrFindOptions, type LrFindResult, type LrSuggestions } from './lrFind.js';
+// The package entry sits on top of every layer: it also offers the visualizer (whose module
+// registers how fit turns `{ viz: { port } }` into a server).
+export { Visualizer, PortInUseError, type VisualizerOptions } from '../visualizer/index.js';
 export { renderVegaLite, renderSvg, svgToPng, plotPaths, plotFont, type PlotFiles, type PlotFont } from './plot/render.js';
 export { lossChartSpec, lrChartSpec, lrFindChartSpec, type Suggestion } from './plot/charts.js';

@@ -4,6 +4,8 @@ import { lrFindCommand } from './lrFind.js';
 import { dryRunCommand } from './dryRun.js';
 import { reportFailure, wantsJson } from './report.js';
 import { packageVersion } from './version.js';
+import { chartCommand } from './chart.js';
+import { vizCommand } from './viz.js';
 
 const USAGE = `Usage: trainchart <command> [options]
 
@@ -11,6 +13,8 @@ Commands:
   train      train a model on the bundled MNIST (the main job)
   lr-find    find a learning rate (fastai's LR finder) and plot loss against lr
   dry-run    print every stage of the loop with its callbacks, controls and guards, without training
+  chart      print the loop's statechart as svg, dot, mermaid or json
+  viz        a short demo run shown live in the visualizer (statechart, charts, debugger)
 
 Run \`trainchart <command> --help\` for a command's options, \`trainchart --version\` for the version.
 `;
@@ -19,6 +23,8 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
   'lr-find': lrFindCommand,
   'dry-run': dryRunCommand,
+  chart: chartCommand,
+  viz: vizCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -13,6 +13,7 @@ import type { OptimizerKind } from '../optim/optimizer.js';
 import { weightsSha256 } from '../weightsHash.js';
 import { choiceOption, intOption, parseCommandArgs, positiveNumberOption, withOptionalValue } from './args.js';
 import { prepareOutputDir } from './outputDir.js';
+import { inspectWsFromArgs, startVizFromArgs, VIZ_HELP, VIZ_OPTIONS } from './vizArgs.js';
 
 export const TRAIN_HELP = `Usage: trainchart train [options]
 
@@ -36,7 +37,7 @@ Trains a model on the bundled MNIST (60k train, 10k test) and reports test accur
                          best.weights in --out (default runs/train)
   --save-model [DIR]     export the trained model in TensorFlow.js's format (model.json + weights,
                          for tf.loadLayersModel) to DIR (default: model in --out, runs/train/model)
-`;
+${VIZ_HELP}`;
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const v = parseCommandArgs('train', withOptionalValue(argv, '--save-model'), {
@@ -56,6 +57,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     'early-stopping': { type: 'string' },
     'save-best': { type: 'boolean' },
     'save-model': { type: 'string' },
+    ...VIZ_OPTIONS,
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
@@ -92,6 +94,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const say = (line: string) => human.write(line + '\n');
 
   const backend = await selectBackend(backendChoice, say);
+  // Before the data loads, so a page can connect before the first stage.
+  const stately = inspectWsFromArgs(v);
+  const vizRun = await startVizFromArgs(v, say);
+  const watch = { ...(vizRun ? { viz: vizRun.viz } : {}), ...(stately ? { inspect: stately.inspect } : {}) };
   const started = performance.now();
   const { train, valid } = await mnist({
     batchSize,
@@ -112,7 +118,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     callbacks: [new Progress({ stream: human }), ...(stopper ? [stopper] : []), ...(saver ? [saver] : [])],
     seed,
   });
-  const result = oneCycle ? await learn.fitOneCycle(epochs, { lrMax: lrMax ?? lr }) : await learn.fit(epochs, { lr });
+  const result = oneCycle ? await learn.fitOneCycle(epochs, { lrMax: lrMax ?? lr, ...watch }) : await learn.fit(epochs, { lr, ...watch });
   // Epochs as people count them: 1-based, "epoch N of M" (the JSON and files keep 0-based indices).
   if (stopper && stopper.stoppedEpoch !== null) {
     say(`early stopping: no lower validation loss for ${patience} epoch(s), stopped after epoch ${stopper.stoppedEpoch + 1} of ${epochs}`);
@@ -143,6 +149,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     ...(oneCycle ? { lrMax: lrMax ?? lr } : {}),
     ...(saver ? { bestWeights: saver.lastSaved } : {}),
     ...(exported ? { modelDir: exported.dir } : {}),
+    ...(vizRun ? { visualizer: vizRun.viz.url } : {}),
   };
   if (outDir) {
     // Checked (and created) before training; written atomically, so a crash leaves no half file.
@@ -156,5 +163,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (json) process.stdout.write(JSON.stringify(summary) + '\n');
   model.dispose();
   learn.optimizer.dispose();
-  return 0;
+  await stately?.close();
+  return vizRun ? vizRun.finish() : 0;
 }
