@@ -310,20 +310,15 @@ function backpropKernel(kernelName: string, backendName: string): tf.KernelConfi
 }
 
 /**
- * Registers the forward-convolution gradient for the `Conv2D` kernel (keeping the previous one,
- * see {@link stockConv2dGradient}) and, for every loaded backend that has a `Conv2D` kernel
- * but lacks `Conv2DBackpropFilter` / `Conv2DBackpropInput` (wasm lacks the former), registers
- * those kernels built from the same maths. The kernels matter because tfjs-layers' Conv2D with
- * a linear activation goes through `tf.fused.conv2d`, whose own gradient calls them directly.
- * Idempotent; call it again after loading a backend.
+ * For every loaded backend that has a `Conv2D` kernel but lacks `Conv2DBackpropFilter` /
+ * `Conv2DBackpropInput` (wasm lacks the former), registers those kernels built from the
+ * forward-convolution maths. The kernels matter because tfjs-layers' Conv2D with a linear
+ * activation goes through `tf.fused.conv2d`, whose own gradient calls them directly, and
+ * because tfjs's stock Conv2D gradient calls them too: with them, CNNs train on wasm whichever
+ * Conv2D gradient is registered. Idempotent; call it again after loading a backend.
  */
-export function registerConv2dGradient(): void {
+export function registerConv2dBackpropKernels(): void {
   withTfjsWarningsMuted(() => {
-    const current = tf.getGradient(CONV2D);
-    if (current !== gradConfig) {
-      if (stock === undefined) stock = current;
-      tf.registerGradient(gradConfig);
-    }
     for (const backendName of KNOWN_BACKENDS) {
       if (tf.getKernel(CONV2D, backendName) === undefined) continue;
       for (const kernelName of [BACKPROP_FILTER, BACKPROP_INPUT]) {
@@ -333,4 +328,32 @@ export function registerConv2dGradient(): void {
       }
     }
   });
+}
+
+/**
+ * Registers the forward-convolution gradient for the `Conv2D` kernel (keeping the previous one,
+ * see {@link stockConv2dGradient}) and the missing backprop kernels
+ * ({@link registerConv2dBackpropKernels}). Idempotent; call it again after loading a backend.
+ */
+export function registerConv2dGradient(): void {
+  withTfjsWarningsMuted(() => {
+    const current = tf.getGradient(CONV2D);
+    if (current !== gradConfig) {
+      if (stock === undefined) stock = current;
+      tf.registerGradient(gradConfig);
+    }
+  });
+  registerConv2dBackpropKernels();
+}
+
+/**
+ * Puts tfjs's own Conv2D gradient back (after {@link registerConv2dGradient} replaced it),
+ * keeping the missing backprop kernels so that CNNs still train on wasm. Used to measure what
+ * trainchart's gradient gains (see kernelSet.ts).
+ */
+export function restoreStockConv2dGradient(): void {
+  withTfjsWarningsMuted(() => {
+    if (stock !== undefined && tf.getGradient(CONV2D) !== stock) tf.registerGradient(stock);
+  });
+  registerConv2dBackpropKernels();
 }
