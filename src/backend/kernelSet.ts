@@ -9,6 +9,9 @@
  *   - wasm `BatchMatMul` and `_FusedMatMul` that never take the stock slow path for transposed
  *     or batched operands (wasmMatMul.ts, wasmFusedMatMul.ts) — the backward pass of every
  *     Dense layer is made of those;
+ *   - wasm `MaxPoolGrad` in one pass (wasmMaxPoolGrad.ts), `Sum` over leading axes without a
+ *     transpose (wasmSum.ts: every bias gradient), `Identity` and same-dtype `Cast` without a
+ *     copy (wasmSharedCopies.ts);
  *   - a `BatchMatMul` gradient that handles broadcast batch dimensions (matMulGradient.ts);
  *   - a `Conv2D` gradient made of forward convolutions (conv2dGradient.ts).
  * - 'stock': tfjs's own kernels and gradients for all of the above, so that a benchmark can
@@ -29,17 +32,36 @@ import { registerConv2dGradient, restoreStockConv2dGradient, withTfjsWarningsMut
 import { matMulGradConfig } from './matMulGradient.js';
 import { BATCH_MAT_MUL, wasmBatchMatMulKernel } from './wasmMatMul.js';
 import { FUSED_MAT_MUL, wasmFusedMatMulKernel } from './wasmFusedMatMul.js';
+import { MAX_POOL_GRAD, wasmMaxPoolGradKernel } from './wasmMaxPoolGrad.js';
+import { CAST, IDENTITY, wasmCastKernel, wasmIdentityKernel } from './wasmSharedCopies.js';
+import { SUM, wasmSumKernel } from './wasmSum.js';
 
 export type KernelSet = 'stock' | 'trainchart';
 
 export const KERNEL_SETS: readonly KernelSet[] = ['stock', 'trainchart'];
 
+/** A wasm kernel trainchart replaces, built from the stock one(s) it falls back on. */
+interface WasmReplacement {
+  kernelName: string;
+  make(stock: tf.KernelConfig, stockOf: (kernelName: string) => tf.KernelConfig): tf.KernelConfig;
+}
+
+const WASM_REPLACEMENTS: readonly WasmReplacement[] = [
+  { kernelName: BATCH_MAT_MUL, make: (s) => wasmBatchMatMulKernel(s) },
+  { kernelName: FUSED_MAT_MUL, make: (s, stockOf) => wasmFusedMatMulKernel(s, stockOf(BATCH_MAT_MUL)) },
+  { kernelName: MAX_POOL_GRAD, make: (s) => wasmMaxPoolGradKernel(s) },
+  { kernelName: IDENTITY, make: (s) => wasmIdentityKernel(s) },
+  { kernelName: CAST, make: (s) => wasmCastKernel(s) },
+  { kernelName: SUM, make: (s) => wasmSumKernel(s) },
+];
+
 let current: KernelSet = 'trainchart';
 
 /** tfjs's registrations, captured the first time trainchart replaces each one. */
-const stock: { matMulGrad?: tf.GradConfig; wasmMatMul?: tf.KernelConfig; wasmFused?: tf.KernelConfig } = {};
+let stockMatMulGrad: tf.GradConfig | undefined;
+const stockWasm = new Map<string, tf.KernelConfig>();
 /** trainchart's wasm kernels, made once from the stock ones they call. */
-let ours: { matMul: tf.KernelConfig; fused: tf.KernelConfig } | undefined;
+const oursWasm = new Map<string, tf.KernelConfig>();
 
 function replaceKernel(config: tf.KernelConfig): void {
   if (tf.getKernel(config.kernelName, config.backendName) === config) return;
@@ -51,29 +73,25 @@ function installTrainchart(): void {
   registerConv2dGradient();
   const grad = tf.getGradient(BATCH_MAT_MUL);
   if (grad !== matMulGradConfig) {
-    stock.matMulGrad ??= grad;
+    stockMatMulGrad ??= grad;
     tf.registerGradient(matMulGradConfig);
   }
   // The wasm kernels exist once @tensorflow/tfjs-backend-wasm has been imported.
-  const matMul = tf.getKernel(BATCH_MAT_MUL, 'wasm');
-  const fused = tf.getKernel(FUSED_MAT_MUL, 'wasm');
-  if (matMul === undefined || fused === undefined) return;
-  if (ours === undefined) {
-    stock.wasmMatMul = matMul;
-    stock.wasmFused = fused;
-    ours = { matMul: wasmBatchMatMulKernel(matMul), fused: wasmFusedMatMulKernel(fused, matMul) };
+  if (oursWasm.size === 0) {
+    if (WASM_REPLACEMENTS.some((r) => tf.getKernel(r.kernelName, 'wasm') === undefined)) return;
+    for (const r of WASM_REPLACEMENTS) stockWasm.set(r.kernelName, tf.getKernel(r.kernelName, 'wasm'));
+    const stockOf = (name: string) => stockWasm.get(name)!;
+    for (const r of WASM_REPLACEMENTS) oursWasm.set(r.kernelName, r.make(stockOf(r.kernelName), stockOf));
   }
-  replaceKernel(ours.matMul);
-  replaceKernel(ours.fused);
+  for (const k of oursWasm.values()) replaceKernel(k);
 }
 
 function installStock(): void {
   restoreStockConv2dGradient();
-  if (stock.matMulGrad !== undefined && tf.getGradient(BATCH_MAT_MUL) !== stock.matMulGrad) {
-    tf.registerGradient(stock.matMulGrad);
+  if (stockMatMulGrad !== undefined && tf.getGradient(BATCH_MAT_MUL) !== stockMatMulGrad) {
+    tf.registerGradient(stockMatMulGrad);
   }
-  if (stock.wasmMatMul !== undefined) replaceKernel(stock.wasmMatMul);
-  if (stock.wasmFused !== undefined) replaceKernel(stock.wasmFused);
+  for (const k of stockWasm.values()) replaceKernel(k);
 }
 
 /**
