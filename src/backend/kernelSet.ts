@@ -13,7 +13,8 @@
  *     transpose (wasmSum.ts: every bias gradient), `Identity` and same-dtype `Cast` without a
  *     copy (wasmSharedCopies.ts);
  *   - a `BatchMatMul` gradient that handles broadcast batch dimensions (matMulGradient.ts);
- *   - a `Conv2D` gradient made of forward convolutions (conv2dGradient.ts).
+ *   - a `Conv2D` gradient made of forward convolutions (conv2dGradient.ts), whose filter part
+ *     on wasm is one patch matrix product when the filter has few taps (wasmConv2dFilterGrad.ts).
  * - 'stock': tfjs's own kernels and gradients for all of the above, so that a benchmark can
  *   run its peers (a tfjs hand loop, `model.fit`) as users of plain tfjs would, and measure
  *   what trainchart's set gains, in the same process.
@@ -28,13 +29,19 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors.js';
-import { registerConv2dGradient, restoreStockConv2dGradient, withTfjsWarningsMuted } from './conv2dGradient.js';
+import {
+  adoptBackpropFilterKernel,
+  registerConv2dGradient,
+  restoreStockConv2dGradient,
+  withTfjsWarningsMuted,
+} from './conv2dGradient.js';
 import { matMulGradConfig } from './matMulGradient.js';
 import { BATCH_MAT_MUL, wasmBatchMatMulKernel } from './wasmMatMul.js';
 import { FUSED_MAT_MUL, wasmFusedMatMulKernel } from './wasmFusedMatMul.js';
 import { MAX_POOL_GRAD, wasmMaxPoolGradKernel } from './wasmMaxPoolGrad.js';
 import { CAST, IDENTITY, wasmCastKernel, wasmIdentityKernel } from './wasmSharedCopies.js';
 import { SUM, wasmSumKernel } from './wasmSum.js';
+import { CONV2D_BACKPROP_FILTER, wasmConv2dFilterGradKernel } from './wasmConv2dFilterGrad.js';
 
 export type KernelSet = 'stock' | 'trainchart';
 
@@ -53,6 +60,15 @@ const WASM_REPLACEMENTS: readonly WasmReplacement[] = [
   { kernelName: IDENTITY, make: (s) => wasmIdentityKernel(s) },
   { kernelName: CAST, make: (s) => wasmCastKernel(s) },
   { kernelName: SUM, make: (s) => wasmSumKernel(s) },
+  {
+    // Replaces trainchart's own forward-convolution fill-in (wasm has no stock one).
+    kernelName: CONV2D_BACKPROP_FILTER,
+    make: (s) => {
+      const k = wasmConv2dFilterGradKernel(s);
+      adoptBackpropFilterKernel(k);
+      return k;
+    },
+  },
 ];
 
 let current: KernelSet = 'trainchart';
