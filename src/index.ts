@@ -22,6 +22,14 @@ export { resolveLoss, type LossName, type LossFn } from './losses.js';
 export { resolveMetric, type Metric, type MetricName } from './metrics.js';
 export { selectBackend, type BackendChoice, type BackendInfo } from './backend/selectBackend.js';
 export { registerConv2dGradient } from './backend/conv2dGradient.js';
+export {
+  setKernelSet,
+  getKernelSet,
+  useStockKernels,
+  useTrainchartKernels,
+  KERNEL_SETS,
+  type KernelSet,
+} from './backend/kernelSet.js';
 export { Rng, type RngState } from './rng.js';
 export { weightsSha256 } from './weightsHash.js';
 export { saveWeights, loadWeights, readWeights, type WeightsHeader, type WeightEntry } from './io/weightsFile.js';
