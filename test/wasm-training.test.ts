@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { selectBackend } from '../src/backend/selectBackend.js';
 import { getKernelSet, setKernelSet, type KernelSet } from '../src/backend/kernelSet.js';
-import { Callback } from '../src/callback.js';
+import { Callback } from '../src/loop/callback.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { Learner } from '../src/learner.js';
 import { mnist } from '../src/data/index.js';
