@@ -2,10 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { Callback, type HookResult } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
 import type { TrainContext } from '../src/loop/context.js';
+import { rngStatefulLayers, type RngStatefulLayer } from '../src/models/seededDropout.js';
+import type { RngState } from '../src/rng.js';
 import { ParamScheduler } from './paramScheduler.js';
 
 export interface LRFinderOptions {
-  /** Learning rate of the first batch (default 1e-7). */
+  /** Learning rate of the first batch (default 1e-7); must be below endLr. */
   startLr?: number;
   /** The rate the exponential schedule heads for (default 10); see `lrAt`. */
   endLr?: number;
@@ -21,19 +23,22 @@ export type LRFinderStop = 'numIt' | 'diverged' | 'nan';
 interface Snapshot {
   weights: Array<{ values: tf.TypedArray; shape: number[]; dtype: tf.DataType }>;
   optimizer: object;
-  layerRngs: Array<{ layer: RngLayer; state: unknown }>;
-  rng: unknown;
+  /** Every random stream of the model, nested models' included (`rngStatefulLayers`). */
+  layerRngs: Array<{ layer: RngStatefulLayer; state: RngState }>;
+  rng: RngState;
+  /** The data loaders' order state (epoch, seed), for those that have one. */
+  loaders: Array<{ loader: StatefulLoader; state: unknown }>;
 }
 
-/** Layers with a random stream of their own (SeededDropout): duck-typed, as any such layer qualifies. */
-interface RngLayer {
-  getRngState(): unknown;
-  setRngState(state: unknown): void;
+/** A data loader whose order can be saved and put back (DataLoader's getState/setState). */
+interface StatefulLoader {
+  getState(): unknown;
+  setState(state: unknown): void;
 }
 
-function isRngLayer<T>(layer: T): layer is T & RngLayer {
-  const l = layer as Partial<RngLayer>;
-  return typeof l.getRngState === 'function' && typeof l.setRngState === 'function';
+function isStatefulLoader(loader: unknown): loader is StatefulLoader {
+  const l = loader as Partial<StatefulLoader> | null;
+  return typeof l?.getState === 'function' && typeof l.setState === 'function';
 }
 
 /**
@@ -47,9 +52,10 @@ function isRngLayer<T>(layer: T): layer is T & RngLayer {
  *   > 4× the best smoothed loss so far or NaN (fastai v1's NaN check; v2 misses a NaN).
  * - No validation pass runs.
  * - At trainEnd, success or failure, the weights (all of them, trainable or not), the whole
- *   optimizer state (buffers, hyper-parameters — so the lr too —, per-variable step counts), the random
- *   streams of the model's layers and `learn.rng` are put back exactly as they were. An
- *   optimizer that had no buffers yet loses the ones the search created.
+ *   optimizer state (buffers, hyper-parameters — so the lr too —, per-variable step counts), every random
+ *   stream of the model (`rngStatefulLayers`: nested models' layers too), `learn.rng` and the
+ *   data loaders' order state are put back exactly as they were. An optimizer that had no
+ *   buffers yet loses the ones the search created.
  * - The finder's own order is 0, so that its lr is set early in each batchBegin; a callback
  *   with a higher order could still change the weights at trainEnd after that restore
  *   (EarlyStopping's restoreBest does). Put `finder.restorer` in the same fit, and the restore
@@ -89,6 +95,12 @@ export class LRFinder extends ParamScheduler {
     if (!(Number.isFinite(startLr) && startLr > 0)) throw new ConfigError(`LRFinder: startLr must be a positive number, got ${startLr}`);
     if (!(Number.isFinite(endLr) && endLr > 0)) throw new ConfigError(`LRFinder: endLr must be a positive number, got ${endLr}`);
     if (!(Number.isInteger(numIt) && numIt > 0)) throw new ConfigError(`LRFinder: numIt must be a positive integer, got ${numIt}`);
+    // A range that does not grow would search downwards or stand still: nothing to suggest from.
+    if (!(startLr < endLr)) {
+      throw new ConfigError(
+        `LRFinder: startLr (${startLr}) must be below endLr (${endLr}): the search raises the lr from startLr towards endLr (defaults 1e-7 and 10)`,
+      );
+    }
     super({ lr: (pos) => startLr * (endLr / startLr) ** pos });
     this.startLr = startLr;
     this.endLr = endLr;
@@ -161,8 +173,11 @@ export class LRFinder extends ParamScheduler {
         return { values: v.dataSync().slice(), shape: [...v.shape], dtype: v.dtype };
       }),
       optimizer: learn.optimizer.getState(),
-      layerRngs: learn.model.layers.filter(isRngLayer).map((layer) => ({ layer, state: structuredClone(layer.getRngState()) })),
+      layerRngs: rngStatefulLayers(learn.model).map((layer) => ({ layer, state: structuredClone(layer.getRngState()) })),
       rng: learn.rng.getState(),
+      loaders: [learn.data.train, learn.data.valid].flatMap((loader: unknown) =>
+        isStatefulLoader(loader) ? [{ loader, state: structuredClone(loader.getState()) }] : [],
+      ),
     };
   }
 
@@ -175,7 +190,8 @@ export class LRFinder extends ParamScheduler {
     });
     learn.optimizer.setState(saved.optimizer);
     for (const { layer, state } of saved.layerRngs) layer.setRngState(state);
-    learn.rng.setState(saved.rng as ReturnType<typeof learn.rng.getState>);
+    learn.rng.setState(saved.rng);
+    for (const { loader, state } of saved.loaders) loader.setState(state);
   }
 }
 

@@ -20,8 +20,12 @@ const REDRAW_MS = 100;
  * and, when the epoch ends, the bar is replaced by the epoch's row of a metrics table
  *   `epoch       train_loss  valid_loss  accuracy    time`
  *   `1           0.3412      0.2211      0.9372      00:07`
- * Elsewhere (a pipe, a CI log): the same table, plus one plain line per quarter of each
- * train pass, so logs stay readable and short.
+ * Elsewhere (a pipe, a CI log): the same table and nothing else — its rows are the per-epoch
+ * progress summaries, so the table stays contiguous and a log is as short as the run is long
+ * in epochs. (No lines within an epoch: they would land between the table's rows.)
+ *
+ * Epochs are counted as people count them, from 1, in the bar and in the table alike
+ * (Keras's convention; `ctx.epoch`, the Recorder, CSVLogger and the JSON output stay 0-based).
  *
  * `train_loss` is the mean of the epoch's raw train losses (as the Recorder's), computed here
  * so the table does not depend on a Recorder being attached.
@@ -37,7 +41,6 @@ export class Progress extends Callback {
   #headerDone = false;
   #barShown = false;
   #lastDraw = 0;
-  #lastQuarter = 0;
   #passStart = 0;
   #epochStart = 0;
   #lossSum = 0;
@@ -61,7 +64,6 @@ export class Progress extends Callback {
 
   onEpochBegin(): void {
     this.#epochStart = this.#passStart = performance.now();
-    this.#lastQuarter = 0;
     this.#lossSum = 0;
     this.#lossCount = 0;
     this.#valid = null;
@@ -81,30 +83,24 @@ export class Progress extends Callback {
       this.#lossSum += loss;
       this.#lossCount += 1;
     }
+    // Off a terminal the table's rows are the only progress lines (see the class comment).
+    if (!this.#tty) return;
     const done = ctx.batchIndex + 1;
     const n = Math.max(1, ctx.nBatches);
-    const label = `epoch ${ctx.epoch + 1}/${ctx.nEpochs} ${ctx.train ? 'train' : 'valid'}`;
     const now = performance.now();
+    if (done !== 1 && done !== n && now - this.#lastDraw < REDRAW_MS) return;
+    this.#lastDraw = now;
+    const label = `epoch ${ctx.epoch + 1}/${ctx.nEpochs} ${ctx.train ? 'train' : 'valid'}`;
     const elapsed = (now - this.#passStart) / 1000;
-    if (this.#tty) {
-      if (done !== 1 && done !== n && now - this.#lastDraw < REDRAW_MS) return;
-      this.#lastDraw = now;
-      const width = this.barWidth();
-      const filled = Math.min(width, Math.round((width * done) / n));
-      const remaining = (elapsed / done) * (n - done);
-      const loss = ctx.train && Number.isFinite(ctx.smoothLoss) ? ` loss ${ctx.smoothLoss.toFixed(4)}` : '';
-      const bar = `|${'█'.repeat(filled)}${'-'.repeat(width - filled)}|`;
-      this.#out.write(
-        `\r${label} ${bar} ${Math.floor((100 * done) / n)}% [${done}/${n} ${clock(elapsed)}<${clock(remaining)}${loss}]\x1b[K`,
-      );
-      this.#barShown = true;
-    } else if (ctx.train) {
-      const quarter = Math.floor((4 * done) / n);
-      if (quarter <= this.#lastQuarter) return;
-      this.#lastQuarter = quarter;
-      const smooth = Number.isFinite(ctx.smoothLoss) ? ` smooth loss ${ctx.smoothLoss.toFixed(4)}` : '';
-      this.#out.write(`${label} ${Math.floor((100 * done) / n)}% (${done}/${n})${smooth} ${clock(elapsed)}\n`);
-    }
+    const width = this.barWidth();
+    const filled = Math.min(width, Math.round((width * done) / n));
+    const remaining = (elapsed / done) * (n - done);
+    const smooth = ctx.train && Number.isFinite(ctx.smoothLoss) ? ` loss ${ctx.smoothLoss.toFixed(4)}` : '';
+    const bar = `|${'█'.repeat(filled)}${'-'.repeat(width - filled)}|`;
+    this.#out.write(
+      `\r${label} ${bar} ${Math.floor((100 * done) / n)}% [${done}/${n} ${clock(elapsed)}<${clock(remaining)}${smooth}]\x1b[K`,
+    );
+    this.#barShown = true;
   }
 
   onEpochEnd(ctx: TrainContext): void {
@@ -114,7 +110,7 @@ export class Progress extends Callback {
       this.writeRow(this.#columns);
     }
     const values: Record<string, string> = {
-      epoch: String(ctx.epoch), // 0-based, as fastai's table, the Recorder and CSVLogger
+      epoch: String(ctx.epoch + 1), // 1-based, as the bar above it (and Keras): this table is read by people
       train_loss: this.#lossCount ? (this.#lossSum / this.#lossCount).toFixed(4) : '',
       time: clock((performance.now() - this.#epochStart) / 1000),
     };

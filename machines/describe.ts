@@ -35,6 +35,8 @@ export interface StateInfo {
 
 export interface MachineDescription {
   id: string;
+  /** The top-level initial state (`ready`), as `StateInfo.initial` is for compound states. */
+  initial: string | null;
   states: StateInfo[];
   transitions: TransitionInfo[];
 }
@@ -82,7 +84,8 @@ export function describeMachine(machine: AnyStateMachine): MachineDescription {
     for (const child of Object.values(node.states) as AnyStateNode[]) visit(child, node);
   };
   visit(machine.root, null);
-  return { id: machine.id, states, transitions };
+  const rootInitial = machine.root.initial?.target?.[0];
+  return { id: machine.id, initial: rootInitial ? pathOf(rootInitial) : null, states, transitions };
 }
 
 /** The stage a state value is in (`null` for the internal states ready, jump, gradients and the final ones). */

@@ -3,6 +3,7 @@ import type { InspectionEvent, Observer } from 'xstate';
 import type { Recorder } from '../callbacks/recorder.js';
 import type { FinalStatus } from '../machines/trainLoop.js';
 import type { Callback } from './loop/callback.js';
+import type { FitObserver } from './loop/observer.js';
 import type { LearnerApi } from './loop/learnerApi.js';
 import type { LoopActor } from './loop/runLoop.js';
 import type { SmoothLossState } from './loop/smoothLoss.js';
@@ -24,6 +25,12 @@ export interface FitOptions {
   callbackStates?: Record<string, Record<string, unknown>>;
   /** The smoothed train loss to continue from (from `learn.smoothLossState()`), so a resumed run smooths as if never stopped. */
   smoothLoss?: SmoothLossState;
+  /**
+   * Watch (and debug) the run in the visualizer: a `Visualizer` (from 'trainchart/visualizer'),
+   * which the caller starts and closes, or its options (`{ port, host, break }`), for a server
+   * this fit starts and closes again once the run is done.
+   */
+  viz?: FitObserver | Record<string, unknown>;
 }
 
 export interface FitResult {

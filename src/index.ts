@@ -22,6 +22,14 @@ export { resolveLoss, type LossName, type LossFn } from './losses.js';
 export { resolveMetric, type Metric, type MetricName } from './metrics.js';
 export { selectBackend, type BackendChoice, type BackendInfo } from './backend/selectBackend.js';
 export { registerConv2dGradient } from './backend/conv2dGradient.js';
+export {
+  setKernelSet,
+  getKernelSet,
+  useStockKernels,
+  useTrainchartKernels,
+  KERNEL_SETS,
+  type KernelSet,
+} from './backend/kernelSet.js';
 export { Rng, type RngState } from './rng.js';
 export { weightsSha256 } from './weightsHash.js';
 export { saveWeights, loadWeights, readWeights, type WeightsHeader, type WeightEntry } from './io/weightsFile.js';
@@ -61,6 +69,9 @@ export {
 } from './schedule/annealers.js';
 export { fitOneCycle, oneCycleSchedules, type FitOneCycleOptions } from './oneCycle.js';
 export { lrFind, suggestLrs, suggestionMarks, type LrFindOptions, type LrFindResult, type LrSuggestions } from './lrFind.js';
+// The package entry sits on top of every layer: it also offers the visualizer (whose module
+// registers how fit turns `{ viz: { port } }` into a server).
+export { Visualizer, PortInUseError, type VisualizerOptions } from '../visualizer/index.js';
 export { renderVegaLite, renderSvg, svgToPng, plotPaths, plotFont, type PlotFiles, type PlotFont } from './plot/render.js';
 export { lossChartSpec, lrChartSpec, lrFindChartSpec, type Suggestion } from './plot/charts.js';
 export { enqueueSweep, type EnqueueOptions, type EnqueuedSweep } from './sweep/enqueue.js';

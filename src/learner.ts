@@ -13,10 +13,12 @@ import { newTrainContext, type TrainContext } from './loop/context.js';
 import type { LearnerApi } from './loop/learnerApi.js';
 import type { RecipeLearner } from './fitOptions.js';
 import { HookTable } from './loop/hookTable.js';
+import { combineInspect, resolveFitObserver, type FitObserver } from './loop/observer.js';
 import { runLoop } from './loop/runLoop.js';
 import { SmoothLoss, type SmoothLossState } from './loop/smoothLoss.js';
 import { resolveMetric, type Metric, type MetricName } from './metrics.js';
 import { stableParamNames } from './models/paramNames.js';
+import { warnUnseeded } from './models/unseeded.js';
 import { createOptimizer, type HyperParams, type Optimizer, type OptimizerKind } from './optim/optimizer.js';
 import { Rng } from './rng.js';
 import { fitOneCycle, type FitOneCycleOptions } from './oneCycle.js';
@@ -53,7 +55,7 @@ export interface LearnerOptions {
 }
 
 const LEARNER_KEYS = ['model', 'data', 'loss', 'optimizer', 'metrics', 'callbacks', 'seed', 'recorder', 'progress'] as const;
-const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss'] as const;
+const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss', 'viz'] as const;
 
 /** `Name`, or `Name#2`, `Name#3` … for further callbacks of the same name, in the order given. */
 function stateKeys(callbacks: readonly Callback[]): Map<Callback, string> {
@@ -117,6 +119,8 @@ export class Learner implements LearnerApi, RecipeLearner {
   /** Did the learner make `progress` itself (so that another Progress takes its place)? */
   #ownProgress = false;
   #disposed = false;
+  /** Unseeded randomness in the model is reported once per learner, at its first fit. */
+  #checkedSeeds = false;
 
   constructor(options: LearnerOptions) {
     if (!options || typeof options !== 'object') throw new ConfigError('new Learner(options): options object is required');
@@ -250,20 +254,40 @@ export class Learner implements LearnerApi, RecipeLearner {
     }
     // Everything is checked before anything changes: a rejected fit leaves the learner as it was.
     this.checkData();
+    if (!this.#checkedSeeds) {
+      // A warning, not an error: the run works, it just cannot be reproduced (src/models/unseeded.ts).
+      this.#checkedSeeds = true;
+      warnUnseeded(this.model);
+    }
+    const watch = options.viz === undefined ? null : resolveFitObserver(options.viz);
 
     // A callback given twice (the learner's own, again for this fit) runs once.
-    const extra = [...new Set(options.callbacks ?? [])].filter((cb) => !this.callbacks.includes(cb));
+    const extra = [...new Set([...(options.callbacks ?? []), ...(watch?.observer.callbacks ?? [])])].filter(
+      (cb) => !this.callbacks.includes(cb),
+    );
     const callbacks = this.withoutSecondProgress([...this.callbacks, ...extra]);
     const table = new HookTable(callbacks);
     const states = callbackStates ? this.matchStates(callbacks, callbackStates) : undefined;
     // Attached for this fit only, unless already this learner's (lrFind sets some of its own aside).
     const attachHere = extra.filter((cb) => cb.attachedTo !== this);
     for (const cb of attachHere) cb.checkAttachable(this);
+    const { train } = this.data;
+    const valid = this.data.valid ?? null;
+    const viz = watch?.observer;
+    if (viz) {
+      // Before anything changes: a server that cannot bind its port rejects the fit as a bad option would.
+      this.running = true;
+      try {
+        await viz.runStarting({ callbacks, nEpochs, nTrainBatches: train.nBatches, nValidBatches: valid?.nBatches ?? 0 });
+      } catch (e) {
+        this.running = false;
+        if (watch.owned) await viz.close();
+        throw e;
+      }
+    }
     for (const cb of attachHere) cb.attach(this);
     if (options.lr !== undefined) this.lr = options.lr;
     if (options.wd !== undefined) this.wd = options.wd;
-    const { train } = this.data;
-    const valid = this.data.valid ?? null;
     const ctx = this.newContext(nEpochs);
     const smoother = new SmoothLoss(options.smoothLoss);
     this.smoother = smoother;
@@ -278,7 +302,9 @@ export class Learner implements LearnerApi, RecipeLearner {
     });
     this.engine = engine;
     this.running = true;
+    let ended = false;
     try {
+      const inspect = combineInspect(options.inspect, viz?.inspect);
       const result = await runLoop({
         engine,
         table,
@@ -293,9 +319,13 @@ export class Learner implements LearnerApi, RecipeLearner {
         ...(states ? { callbackStates: states } : {}),
         smoothLoss: smoother,
         ...(options.yieldEveryMs !== undefined ? { yieldEveryMs: options.yieldEveryMs } : {}),
-        ...(options.inspect ? { inspect: options.inspect } : {}),
+        ...(inspect ? { inspect } : {}),
         ...(options.onActor ? { onActor: options.onActor } : {}),
+        ...(viz ? { observer: viz.loopObserver } : {}),
       });
+      const c = result.context;
+      ended = true;
+      await viz?.runEnded({ status: result.status, error: result.error, epochs: result.epochsDone, iterations: c.iteration });
       if (result.status === 'failed') throw result.error!;
       return {
         status: result.status,
@@ -304,10 +334,15 @@ export class Learner implements LearnerApi, RecipeLearner {
         metrics: ctx.lastMetrics,
         smoothLoss: ctx.smoothLoss,
       };
+    } catch (e) {
+      // The watcher hears of a run that never reached its end too (an internal error of the loop).
+      if (viz && !ended) await viz.runEnded({ status: 'failed', error: e as Error, epochs: 0, iterations: 0 }).catch(() => {});
+      throw e;
     } finally {
       this.running = false;
       this.engine = null;
       for (const cb of attachHere) cb.attach(null);
+      if (watch?.owned) await watch.observer.close();
     }
   }
 

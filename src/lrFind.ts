@@ -40,9 +40,10 @@ export interface LrFindResult {
   rawLosses: number[];
   suggestions: LrSuggestions;
   /**
-   * Where fastai's plot_lr_find marks each suggestion: valley, steep and minimum at a point of
-   * the curve (minimum at the lowest loss, whose tenth is the suggestion), slide at the
-   * suggestion with its loss interpolated. Plot with `suggestionMarks(result)`.
+   * Where the plot marks each suggestion: at the suggested lr itself, on the curve — valley and
+   * steep at a point of it, minimum and slide with the loss interpolated on log10(lr). (fastai's
+   * plot_lr_find marks minimum at the lowest loss, a tenfold from the value it names; here
+   * marker and legend agree.) Plot with `suggestionMarks(result)`.
    */
   points: Record<keyof LrSuggestions, Suggested['point']>;
   /** The suggestion fastai's lr_find returns by default. */
@@ -50,7 +51,21 @@ export interface LrFindResult {
   /** Batches run, and why the search stopped (null: it ran out of epochs before numIt). */
   iterations: number;
   stopReason: LRFinderStop | null;
+  /**
+   * Why no suggestion is meaningful, and what to change; null when they are. Set when fewer
+   * than `MIN_SUGGESTION_POINTS` points are left for the rules (too few batches, or a loss that
+   * diverged at once), or when the smoothed loss never fell below where it started. The
+   * suggestions are still computed as fastai does, but they say nothing then.
+   */
+  warning: string | null;
 }
+
+/**
+ * The fewest points of fastai's suggestion window ([numIt//10 : −5], cut at the first NaN)
+ * from which a suggestion means anything: with fewer, the longest decreasing stretch that
+ * `valley` looks for is a few batches of noise, and `slide` (15 points wide) cannot run.
+ */
+export const MIN_SUGGESTION_POINTS = 10;
 
 /** One suggestion, with the point fastai marks on its plot. */
 export interface Suggested {
@@ -131,12 +146,17 @@ function lossNear(lrs: readonly number[], losses: readonly number[], lr: number)
   return losses[k]!;
 }
 
-/** fastai's `minimum`: a tenth of the lr with the lowest loss; the point marks that lowest loss. */
+/**
+ * fastai's `minimum`: a tenth of the lr with the lowest loss. fastai's plot marks the lowest
+ * loss itself, so its marker sits a tenfold away from the value it stands for; here the point
+ * is the suggestion itself, on the curve (loss interpolated on log10(lr), as `slide`'s), so
+ * the plot's marker and legend name the same lr.
+ */
 export function minimum(lrs: readonly number[], losses: readonly number[]): Suggested {
   const i = argmin(losses);
   if (i < 0) return NONE;
-  const lrMin = lrs[i]!;
-  return { lr: lrMin / 10, point: { lr: lrMin, loss: lossNear(lrs, losses, lrMin) } };
+  const lr = lrs[i]! / 10;
+  return { lr, point: { lr, loss: interp(Math.log10(lr), lrs.map(Math.log10), losses) } };
 }
 
 /**
@@ -152,6 +172,18 @@ export function steep(lrs: readonly number[], losses: readonly number[]): Sugges
   return { lr, point: { lr, loss: lossNear(lrs, losses, lr) } };
 }
 
+/** fastai's window of the curve the rules read: `[numIt // 10 : −5]`, cut at the first NaN loss. */
+function suggestionWindow(lrs: readonly number[], losses: readonly number[], numIt: number) {
+  let l = lrs.slice(Math.floor(numIt / 10), -5);
+  let y = losses.slice(Math.floor(numIt / 10), -5);
+  const firstNaN = y.findIndex((v) => Number.isNaN(v));
+  if (firstNaN >= 0) {
+    l = l.slice(0, firstNaN);
+    y = y.slice(0, firstNaN);
+  }
+  return { l, y, cutAtNaN: firstNaN >= 0 };
+}
+
 /**
  * The four suggestions from a finder's lrs and smoothed losses, on the part fastai uses:
  * `[numIt // 10 : -5]`, cut at the first NaN loss. Any rule without enough points gives NaN.
@@ -161,18 +193,54 @@ export function suggestLrs(
   losses: readonly number[],
   numIt: number,
 ): { suggestions: LrSuggestions; points: Record<keyof LrSuggestions, Suggested['point']> } {
-  let l = lrs.slice(Math.floor(numIt / 10), -5);
-  let y = losses.slice(Math.floor(numIt / 10), -5);
-  const firstNaN = y.findIndex((v) => Number.isNaN(v));
-  if (firstNaN >= 0) {
-    l = l.slice(0, firstNaN);
-    y = y.slice(0, firstNaN);
-  }
+  const { l, y } = suggestionWindow(lrs, losses, numIt);
   const all = { valley: valley(l, y), steep: steep(l, y), minimum: minimum(l, y), slide: slide(l, y) };
   return {
     suggestions: { valley: all.valley.lr, steep: all.steep.lr, minimum: all.minimum.lr, slide: all.slide.lr },
     points: { valley: all.valley.point, steep: all.steep.point, minimum: all.minimum.point, slide: all.slide.point },
   };
+}
+
+/** The smallest numIt whose window [numIt//10 : −5] holds MIN_SUGGESTION_POINTS points when the search runs to the end. */
+function leastNumIt(): number {
+  let n = 1;
+  while (n - Math.floor(n / 10) - 5 < MIN_SUGGESTION_POINTS) n++;
+  return n;
+}
+
+const lrText = (lr: number) => (Number.isFinite(lr) ? lr.toExponential(2).replace(/\.?0+e/, 'e') : String(lr));
+
+/**
+ * Why a finder's curve gives no meaningful suggestion (see `LrFindResult.warning`), or null.
+ * `startLr` and `numIt` are the search's options, `stopReason` why it ended.
+ */
+export function suggestionWarning(
+  lrs: readonly number[],
+  losses: readonly number[],
+  options: { numIt: number; startLr: number; stopReason: LRFinderStop | null },
+): string | null {
+  const { numIt, startLr, stopReason } = options;
+  const { l, y, cutAtNaN } = suggestionWindow(lrs, losses, numIt);
+  const n = l.length;
+  const points = `${n} point${n === 1 ? '' : 's'}`;
+  if (n < MIN_SUGGESTION_POINTS) {
+    const window = `fastai's window [numIt//10 : −5] of the curve${cutAtNaN ? ', cut at the first NaN loss,' : ''} keeps ${points} (need ≥ ${MIN_SUGGESTION_POINTS})`;
+    if (stopReason === 'diverged' || stopReason === 'nan') {
+      const at = lrs.length ? ` (at lr ${lrText(lrs[lrs.length - 1]!)})` : '';
+      return (
+        `the loss ${stopReason === 'nan' ? 'became NaN' : 'diverged'} after ${lrs.length} of ${numIt} batches${at}; ${window}: ` +
+        `lower startLr (now ${lrText(startLr)}), or check the model, loss and data`
+      );
+    }
+    return `only ${lrs.length} batches ran; ${window}: raise numIt to at least ${leastNumIt()} (fastai's default is 100)`;
+  }
+  if (!(Math.min(...y) < y[0]!)) {
+    return (
+      `the smoothed loss never fell below its value at lr ${lrText(l[0]!)} (tried up to lr ${lrText(l[n - 1]!)}): no lr in that range trains this model; ` +
+      `lower startLr (now ${lrText(startLr)}), or check the model, loss and data`
+    );
+  }
+  return null;
 }
 
 /**
@@ -187,7 +255,8 @@ export function suggestionMarks(result: Pick<LrFindResult, 'suggestions' | 'poin
 /**
  * Runs the LR finder (see callbacks/lrFinder.ts) for enough epochs to cover `numIt` batches
  * (numIt // nBatches + 1, as fastai), then suggests learning rates. The learner is left as it
- * was: weights, optimizer state (lr included) and random streams are restored; its Recorder,
+ * was: weights, optimizer state (lr included), every random stream (nested models' layers too,
+ * and `learn.rng`) and the data loaders' order state are restored; its Recorder,
  * as in fastai, holds the search's record afterwards (for `recorder.plotLrFind`).
  *
  * The search is a mock run, so the learner's other callbacks sit it out (fastai's
@@ -237,6 +306,7 @@ export async function lrFind(learn: RecipeLearner, options: LrFindOptions = {}):
     learn.callbacks.splice(0, learn.callbacks.length, ...own, ...addedMeanwhile);
   }
   const { suggestions, points } = suggestLrs(finder.lrs, finder.losses, numIt);
+  const warning = suggestionWarning(finder.lrs, finder.losses, { numIt, startLr: finder.startLr, stopReason: finder.stopReason });
   return {
     lrs: [...finder.lrs],
     losses: [...finder.losses],
@@ -246,5 +316,6 @@ export async function lrFind(learn: RecipeLearner, options: LrFindOptions = {}):
     recommended: 'valley',
     iterations: finder.lrs.length,
     stopReason: finder.stopReason,
+    warning,
   };
 }

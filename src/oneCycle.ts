@@ -40,6 +40,7 @@ const ONE_CYCLE_KEYS = [
   'startEpoch',
   'callbackStates',
   'smoothLoss',
+  'viz',
 ] as const satisfies ReadonlyArray<keyof FitOneCycleOptions>;
 // A type error unless every option is in the list: one left out would be refused as unknown.
 const allOneCycleKeys: Exclude<keyof FitOneCycleOptions, (typeof ONE_CYCLE_KEYS)[number]> extends never ? true : never = true;

@@ -27,7 +27,7 @@ describe('trainchart train --one-cycle / --early-stopping / --save-best (the CLI
     expect(summary.lrMax).toBe(0.005);
     expect(summary.bestWeights).toBe(join(out, 'best.weights'));
     expect(existsSync(join(out, 'best.weights'))).toBe(true);
-    expect(stderr).toMatch(/saved the best weights \(epoch \d, validLoss \d\.\d{4}\) to /);
+    expect(stderr).toMatch(/saved the best weights \(epoch \d of 2, validLoss \d\.\d{4}\) to /);
     // The file holds weights of the CLI's model architecture.
     const { header } = readWeights(join(out, 'best.weights'));
     await tf.setBackend('cpu');

@@ -11,7 +11,7 @@
  * stderr, and never a stack trace.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -62,6 +62,23 @@ class Noop extends Callback {}
 const hookReturning = (value: unknown, hook = 'onEpochBegin') => {
   const cb = new (class extends Callback {})();
   (cb as unknown as Record<string, unknown>)[hook] = () => value;
+  return cb;
+};
+
+/** A callback that sets `learn.grads` at a stage where it has no meaning. */
+const gradsSetterAt = (hook: string) => {
+  const cb = new (class GradsSetter extends Callback {})();
+  (cb as unknown as Record<string, unknown>)[hook] = (ctx: { train: boolean; learn: { params: tf.Variable[] } }) => {
+    if (!ctx.train) return;
+    const zeros: tf.NamedTensorMap = {};
+    for (const p of ctx.learn.params) zeros[p.name] = tf.zerosLike(p);
+    try {
+      cb.learn.grads = zeros;
+    } catch (e) {
+      tf.dispose(zeros); // refused: the map is still the caller's to free
+      throw e;
+    }
+  };
   return cb;
 };
 
@@ -167,6 +184,98 @@ const API: Record<string, ApiCase> = {
   A42: ({ learn }) => learn.lrFind({ numItt: 5 } as never),
   A43: ({ learn }) => learn.fitOneCycle(1, { lrMaxx: 1e-2 } as never),
   A44: ({ learn }) => learn.fit(1, { callbacks: [hookReturning({ skipBackward: true }, 'onBatchBegin')] }),
+  A45: ({ learn }) => learn.fit(1, { callbacks: [gradsSetterAt('onStepEnd')] }),
+  A46: ({ learn }) => {
+    learn.grads = {};
+  },
+  A47: ({ learn, options }) => {
+    const shared = new Noop();
+    learn.addCallback(shared);
+    try {
+      return new Learner({ ...options, callbacks: [shared] });
+    } finally {
+      learn.removeCallback(shared);
+    }
+  },
+  A48: ({ learn }) => learn.fit(2, { startEpoch: 2 }),
+  A49: ({ learn }) => {
+    const cb = new Noop();
+    cb.guards = { stopTraining: (() => 1) as never };
+    return learn.fit(1, { callbacks: [cb] });
+  },
+  A50: ({ learn }) => {
+    const cb = new Noop();
+    cb.guards = {
+      stopTraining: () => {
+        throw new Error('guard tripped');
+      },
+    };
+    return learn.fit(1, { callbacks: [cb] });
+  },
+  A51: ({ learn }) =>
+    learn.fit(1, {
+      callbacks: [
+        new (class FieldTypo extends Callback {
+          onEpochEnds = () => {};
+        })(),
+      ],
+    }),
+  A52: ({ learn }) =>
+    learn.fit(1, {
+      callbacks: [
+        new (class NotAFunction extends Callback {
+          onEpochEnd = 3 as never;
+        })(),
+      ],
+    }),
+  A53: ({ options }) => new Learner({ ...options, data: { train: options.data.train } }).validate(),
+  A54: ({ learn }) => learn.predict([1, 2, 3]),
+  A55: ({ options }) => {
+    const other = new Learner({ ...options, model: tinyModel(9) });
+    other.dispose();
+    return other.fit(1);
+  },
+  A56: ({ learn, dir }) => {
+    writeFileSync(join(dir, 'model'), 'not a directory');
+    return learn.exportModel(join(dir, 'model'));
+  },
+  A57: ({ options }) => new Learner({ ...options, progress: 1 as never }),
+  A58: ({ learn }) =>
+    learn.fit(1, {
+      callbacks: [
+        new (class PredictsMidFit extends Callback {
+          onEpochEnd() {
+            (this.learn as Learner).predict([1, 2, 3, 4]);
+          }
+        })(),
+      ],
+    }),
+  A59: async () => {
+    const base = { data: tinyProblem(), loss: 'categoricalCrossentropy' as const, recorder: false, optimizer: 'adam' as const };
+    const source = new Learner({ ...base, model: tinyModel(11) });
+    const target = new Learner({ ...base, model: tinyModel(12) });
+    try {
+      await source.fit(1);
+      const state = source.optimizer.getState() as { slots: Array<{ param: string }> };
+      state.slots.push({ ...state.slots[0]!, param: 'layers.9/kernel' } as never);
+      return target.optimizer.setState(state as never);
+    } finally {
+      source.dispose();
+      target.dispose();
+    }
+  },
+  A61: ({ learn }) => learn.lrFind({ startLr: 10, endLr: 1e-7 }),
+  A60: async ({ options }) => {
+    const optimizer = createOptimizer('adam');
+    await new Learner({ ...options, optimizer }).fit(1);
+    const other = tinyOptions();
+    try {
+      return await new Learner({ ...other, optimizer }).fit(1);
+    } finally {
+      other.model.dispose();
+      optimizer.dispose();
+    }
+  },
 };
 
 const CLI: Record<string, CliCase> = {
@@ -178,6 +287,11 @@ const CLI: Record<string, CliCase> = {
   C06: ['train', '--lr=-1'],
   C07: ['train', '--backend', 'tpu'],
   C08: ['lr-find', '--model', 'vgg'],
+  C09: ['train', '--save-model', '/etc/hostname', '--limit-train', '64'],
+  C10: ['train', '--out', '/etc/hostname', '--limit-train', '64'],
+  C11: ['train', '--out', '/proc/trainchart-run', '--limit-train', '64'],
+  C12: ['lr-find', '--start-lr', '1', '--end-lr', '0.1'],
+  C13: ['train', '--out=', '--limit-train', '64'],
 };
 
 function tinyOptions() {

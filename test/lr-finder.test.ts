@@ -344,10 +344,12 @@ describe('suggestions (fastai v2 valley, steep, minimum, slide)', () => {
     expect(steep(lrs, losses)).toEqual({ lr: lrs[5], point: { lr: lrs[5], loss: 2.2 } });
   });
 
-  it('minimum: the lowest loss 1.0 is at lrs[7] = 10^-1.5; the suggestion is a tenth of it', () => {
+  it('minimum: the lowest loss 1.0 is at lrs[7] = 10^-1.5; the suggestion is a tenth of it, marked there on the curve', () => {
     const m = minimum(lrs, losses);
     expectRel(m.lr, 10 ** -1.5 / 10);
-    expect(m.point).toEqual({ lr: lrs[7], loss: 1.0 });
+    // A tenth of lrs[7] is lrs[5] = 10^-2.5, so the marker sits on that point of the curve.
+    expect(m.point.lr).toBe(m.lr);
+    expectRel(m.point.loss, 2.2, 1e-9);
   });
 
   it('slide: on a straight line every gradient is equal, so the rule stops at once at lrs[n − 1 − 15]', () => {
@@ -371,14 +373,16 @@ describe('suggestions (fastai v2 valley, steep, minimum, slide)', () => {
     expectRel(suggestions.steep, 0.0004786300923226385, 1e-9);
     expectRel(points.steep.loss, 1.3662939017218598, 1e-9);
     expectRel(suggestions.minimum, 0.0002511886431509582, 1e-9);
-    expectRel(points.minimum.lr, 0.002511886431509582, 1e-9);
-    expectRel(points.minimum.loss, 0.7967803323698046, 1e-9);
+    // fastai marks minimum at the lowest loss (lr 0.0025118…, loss 0.79678…); here it is marked
+    // at the suggestion, its loss interpolated as numpy.interp does on log10(lr).
+    expect(points.minimum.lr).toBe(suggestions.minimum);
+    expectRel(points.minimum.loss, 1.6522126274663322, 1e-9);
     expectRel(suggestions.slide, 0.007585775750291836, 1e-9);
     expectRel(points.slide.loss, 0.9425720564336156, 1e-9);
   });
 });
 
-describe('the LR finder plot marks each suggestion where fastai\'s plot_lr_find does', () => {
+describe('the LR finder plot marks each suggestion at the lr its legend names', () => {
   type Mark = { name: string; lr: number; loss: number; label: string };
   /** The suggestion marks of an lrFindChartSpec (its second layer's data). */
   function marksOf(spec: ReturnType<typeof lrFindChartSpec>): Record<string, Mark> {
@@ -387,21 +391,17 @@ describe('the LR finder plot marks each suggestion where fastai\'s plot_lr_find 
     return Object.fromEntries(values.map((m) => [m.name, m]));
   }
 
-  it('minimum at (lrMin, its loss) — ten times the suggested lr —, valley and steep at their curve points, slide at its interpolated loss', () => {
+  it('every mark at its suggested lr (minimum too, a tenth of the lowest loss’s lr, not at the lowest point as fastai), valley and steep on curve points', () => {
     const { numIt, curveLrs, curve } = fastaiCurve();
     const { suggestions, points } = suggestLrs(curveLrs, curve, numIt);
     const marks = marksOf(lrFindChartSpec({ lrs: curveLrs, losses: curve, suggestions: suggestionMarks({ suggestions, points }) }));
     expect(Object.keys(marks).sort()).toEqual(['minimum', 'slide', 'steep', 'valley']);
 
-    // fastai: lr_min = lrs[argmin], marked at (lr_min, loss there); the suggestion is lr_min / 10.
     const window = curve.slice(numIt / 10, 93);
     const iMin = numIt / 10 + window.indexOf(Math.min(...window));
-    expect(marks.minimum!.lr).toBe(curveLrs[iMin]);
-    expect(marks.minimum!.loss).toBe(curve[iMin]);
-    expectRel(marks.minimum!.lr, 10 * suggestions.minimum);
-    expect(marks.minimum!.label).toBe(`minimum: ${suggestions.minimum.toExponential(2)}`);
+    expectRel(marks.minimum!.lr, curveLrs[iMin]! / 10);
 
-    for (const name of ['valley', 'steep', 'slide'] as const) {
+    for (const name of ['valley', 'steep', 'minimum', 'slide'] as const) {
       expect(marks[name]!.lr, name).toBe(suggestions[name]);
       expect({ lr: marks[name]!.lr, loss: marks[name]!.loss }, name).toEqual(points[name]);
       expect(marks[name]!.label).toBe(`${name}: ${suggestions[name].toExponential(2)}`);
@@ -423,7 +423,7 @@ describe('the LR finder plot marks each suggestion where fastai\'s plot_lr_find 
     const { suggestions, points } = suggestLrs(res.lrs, res.losses, 60);
     expect(res.suggestions).toEqual(suggestions);
     expect(res.points).toEqual(points);
-    expectRel(res.points.minimum.lr, 10 * res.suggestions.minimum);
+    expect(res.points.minimum.lr).toBe(res.suggestions.minimum);
     expect(suggestionMarks(res).minimum).toEqual({ lr: res.suggestions.minimum, point: res.points.minimum });
   });
 });

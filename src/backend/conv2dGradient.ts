@@ -253,6 +253,35 @@ export function conv2dInputGrad(
   });
 }
 
+/** `Conv2DBackpropFilter` kernels trainchart registered (fill-ins, and faster ones for wasm). */
+const ownFilterKernels = new WeakSet<tf.KernelConfig>();
+
+/**
+ * Marks a `Conv2DBackpropFilter` kernel as trainchart's own, so that the Conv2D gradient
+ * routes the filter derivative through it (see {@link filterGrad}).
+ * @internal
+ */
+export function adoptBackpropFilterKernel(config: tf.KernelConfig): void {
+  ownFilterKernels.add(config);
+}
+
+/**
+ * The filter derivative for the gradient below. Where the backend's `Conv2DBackpropFilter` is
+ * one trainchart registered (wasm, which has none of its own), it goes through that kernel, so
+ * that a faster one registered for the backend (wasmConv2dFilterGrad.ts) is used; elsewhere
+ * (the backend's own kernel, often slower) it is the forward-convolution form directly. The
+ * kernel has no dilations attribute, so dilated convolutions always take the direct form.
+ */
+function filterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: [number, number, number, number], a: Conv2DAttrs): tf.Tensor4D {
+  const [dh, dw] = pair(a.dilations);
+  const kernel = tf.getKernel(BACKPROP_FILTER, tf.getBackend());
+  if (dh === 1 && dw === 1 && kernel !== undefined && ownFilterKernels.has(kernel)) {
+    const attrs = { strides: a.strides, pad: a.pad, dataFormat: a.dataFormat, dimRoundingMode: a.dimRoundingMode, filterShape };
+    return tf.engine().runKernel(BACKPROP_FILTER, { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  }
+  return conv2dFilterGrad(x, dy, filterShape, a);
+}
+
 const gradConfig: tf.GradConfig = {
   kernelName: CONV2D,
   inputsToSave: ['x', 'filter'],
@@ -262,7 +291,7 @@ const gradConfig: tf.GradConfig = {
     const dy4 = dy as tf.Tensor4D;
     return {
       x: () => conv2dInputGrad(x.shape, dy4, filter, a),
-      filter: () => conv2dFilterGrad(x, dy4, filter.shape, a),
+      filter: () => filterGrad(x, dy4, filter.shape, a),
     };
   },
 };
@@ -310,12 +339,32 @@ function backpropKernel(kernelName: string, backendName: string): tf.KernelConfi
 }
 
 /**
+ * For every loaded backend that has a `Conv2D` kernel but lacks `Conv2DBackpropFilter` /
+ * `Conv2DBackpropInput` (wasm lacks the former), registers those kernels built from the
+ * forward-convolution maths. The kernels matter because tfjs-layers' Conv2D with a linear
+ * activation goes through `tf.fused.conv2d`, whose own gradient calls them directly, and
+ * because tfjs's stock Conv2D gradient calls them too: with them, CNNs train on wasm whichever
+ * Conv2D gradient is registered. Idempotent; call it again after loading a backend.
+ */
+export function registerConv2dBackpropKernels(): void {
+  withTfjsWarningsMuted(() => {
+    for (const backendName of KNOWN_BACKENDS) {
+      if (tf.getKernel(CONV2D, backendName) === undefined) continue;
+      for (const kernelName of [BACKPROP_FILTER, BACKPROP_INPUT]) {
+        if (tf.getKernel(kernelName, backendName) === undefined) {
+          const config = backpropKernel(kernelName, backendName);
+          if (kernelName === BACKPROP_FILTER) adoptBackpropFilterKernel(config);
+          tf.registerKernel(config);
+        }
+      }
+    }
+  });
+}
+
+/**
  * Registers the forward-convolution gradient for the `Conv2D` kernel (keeping the previous one,
- * see {@link stockConv2dGradient}) and, for every loaded backend that has a `Conv2D` kernel
- * but lacks `Conv2DBackpropFilter` / `Conv2DBackpropInput` (wasm lacks the former), registers
- * those kernels built from the same maths. The kernels matter because tfjs-layers' Conv2D with
- * a linear activation goes through `tf.fused.conv2d`, whose own gradient calls them directly.
- * Idempotent; call it again after loading a backend.
+ * see {@link stockConv2dGradient}) and the missing backprop kernels
+ * ({@link registerConv2dBackpropKernels}). Idempotent; call it again after loading a backend.
  */
 export function registerConv2dGradient(): void {
   withTfjsWarningsMuted(() => {
@@ -324,13 +373,18 @@ export function registerConv2dGradient(): void {
       if (stock === undefined) stock = current;
       tf.registerGradient(gradConfig);
     }
-    for (const backendName of KNOWN_BACKENDS) {
-      if (tf.getKernel(CONV2D, backendName) === undefined) continue;
-      for (const kernelName of [BACKPROP_FILTER, BACKPROP_INPUT]) {
-        if (tf.getKernel(kernelName, backendName) === undefined) {
-          tf.registerKernel(backpropKernel(kernelName, backendName));
-        }
-      }
-    }
   });
+  registerConv2dBackpropKernels();
+}
+
+/**
+ * Puts tfjs's own Conv2D gradient back (after {@link registerConv2dGradient} replaced it),
+ * keeping the missing backprop kernels so that CNNs still train on wasm. Used to measure what
+ * trainchart's gradient gains (see kernelSet.ts).
+ */
+export function restoreStockConv2dGradient(): void {
+  withTfjsWarningsMuted(() => {
+    if (stock !== undefined && tf.getGradient(CONV2D) !== stock) tf.registerGradient(stock);
+  });
+  registerConv2dBackpropKernels();
 }

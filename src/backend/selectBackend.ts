@@ -7,7 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendError } from '../errors.js';
-import { registerConv2dGradient, withTfjsWarningsMuted } from './conv2dGradient.js';
+import { withTfjsWarningsMuted } from './conv2dGradient.js';
+import { applyKernelSet } from './kernelSet.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -35,6 +36,9 @@ const firstLine = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0]
  * tfjs warns about it on the console; the caller reports failures itself, so keep it quiet.
  */
 async function activate(name: string): Promise<boolean> {
+  // Already the active, initialised backend: nothing to do. (tf.setBackend would keep the
+  // instance but re-run every kernel's setup and reset the profiler.)
+  if (tf.getBackend() === name && tf.findBackend(name) != null) return true;
   const env = tf.env();
   const previous = env.getBool('IS_TEST');
   env.set('IS_TEST', true);
@@ -95,7 +99,9 @@ function consumeCpuBanner(): void {
  * - 'auto': @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node, then wasm, then cpu.
  * - 'tensorflow' | 'wasm' | 'cpu': that backend, or a `BackendError` saying why it failed.
  *
- * Always registers trainchart's Conv2D gradient (CNN training on wasm needs it). `log` gets
+ * Then installs trainchart's kernels and gradients (see kernelSet.ts: a wasm matmul that is ~10×
+ * faster on the transposed products of every backward pass, a Conv2D gradient that lets CNNs
+ * train on wasm), or tfjs's stock ones after `setKernelSet('stock')`. `log` gets
  * `backend: <name>` and, when the backend is not native, a line with how to get one.
  * Safe to call more than once.
  */
@@ -137,8 +143,9 @@ export async function selectBackend(
     name = 'cpu';
   }
 
-  // After the backend is loaded, so that kernels it lacks are filled in too.
-  registerConv2dGradient();
+  // After the backend is loaded, so that its kernels are replaced (and those it lacks filled
+  // in) too. fit never does this: registration happens here, once per backend choice.
+  applyKernelSet();
 
   const native = name === 'tensorflow';
   const info: BackendInfo = { name, native, hint: native ? null : NATIVE_HINT };

@@ -5,14 +5,17 @@ import { Learner } from '../learner.js';
 import { suggestionMarks } from '../lrFind.js';
 import { cnn, mlp } from '../models/presets.js';
 import type { OptimizerKind } from '../optim/optimizer.js';
+import { ConfigError } from '../errors.js';
 import { choiceOption, intOption, parseCommandArgs, positiveNumberOption } from './args.js';
+import { prepareOutputDir } from './outputDir.js';
 
 export const LR_FIND_HELP = `Usage: trainchart lr-find [options]
 
 Runs the LR finder on the bundled MNIST: a mock training whose learning rate grows
 exponentially from --start-lr to --end-lr, then suggests learning rates (fastai's valley,
 steep, minimum, slide; valley is the recommended one) and plots loss against lr.
-The model and optimizer are left untouched.
+The model and optimizer are left untouched. When the curve gives no meaningful suggestion
+(too few batches, a loss that diverges at once or never falls) it says why and exits with 1.
 
   --model mlp|cnn        model preset (default mlp)
   --batch-size B         batch size (default 64)
@@ -55,7 +58,12 @@ export async function lrFindCommand(argv: string[]): Promise<number> {
   const endLr = positiveNumberOption('end-lr', v['end-lr'], 10);
   const numIt = intOption('num-it', v['num-it'], 100);
   const backendChoice = choiceOption<BackendChoice>('backend', v.backend, ['auto', 'tensorflow', 'wasm', 'cpu'], 'auto');
+  // Checked here, before any data is loaded (LRFinder checks it too, for API users).
+  if (!(startLr < endLr)) {
+    throw new ConfigError(`--start-lr (${startLr}) must be below --end-lr (${endLr}): the search raises the lr from one to the other`);
+  }
   const outDir = typeof v.out === 'string' ? v.out : 'runs/lr-find';
+  prepareOutputDir(outDir, '--out');
   const json = Boolean(v.json);
   // With --json, stdout carries only the result; everything for people goes to stderr.
   const human = json ? process.stderr : process.stdout;
@@ -74,12 +82,18 @@ export async function lrFindCommand(argv: string[]): Promise<number> {
     title: `LR finder: ${modelName}, ${optimizer}, batch ${batchSize}`,
   });
   say(`${result.iterations} batches from lr ${startLr} (stopped: ${result.stopReason ?? 'out of data'}), ${seconds.toFixed(2)}s on ${backend.name}`);
-  for (const [name, lr] of Object.entries(result.suggestions)) {
-    say(`  ${name.padEnd(8)} ${lr.toExponential(2)}${name === result.recommended ? '   ← recommended' : ''}`);
+  if (result.warning === null) {
+    for (const [name, lr] of Object.entries(result.suggestions)) {
+      say(`  ${name.padEnd(8)} ${lr.toExponential(2)}${name === result.recommended ? '   ← recommended' : ''}`);
+    }
   }
   say(`wrote ${plot.svg} and ${plot.png}`);
+  // No number to recommend: say why on stderr (also without --json) and fail, so a script
+  // never trains with a NaN or the search's own start lr.
+  if (result.warning !== null) process.stderr.write(`trainchart: lr-find found no meaningful learning rate: ${result.warning}\n`);
   if (json) {
     const summary = {
+      warning: result.warning,
       lrs: result.lrs,
       losses: result.losses,
       suggestions: result.suggestions,
@@ -98,5 +112,5 @@ export async function lrFindCommand(argv: string[]): Promise<number> {
   }
   model.dispose();
   learn.optimizer.dispose();
-  return 0;
+  return result.warning === null ? 0 : 1;
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-import { TrainchartError } from '../errors.js';
 import { trainCommand, TRAIN_HELP } from './train.js';
 import { lrFindCommand } from './lrFind.js';
 import { dryRunCommand } from './dryRun.js';
+import { reportFailure, wantsJson } from './report.js';
+import { packageVersion } from './version.js';
+import { chartCommand } from './chart.js';
+import { vizCommand } from './viz.js';
 import { sweepCommand } from './sweep.js';
 import { workerCommand } from './worker.js';
 
@@ -12,16 +15,20 @@ Commands:
   train      train a model on the bundled MNIST (the main job)
   lr-find    find a learning rate (fastai's LR finder) and plot loss against lr
   dry-run    print every stage of the loop with its callbacks, controls and guards, without training
+  chart      print the loop's statechart as svg, dot, mermaid or json
+  viz        a short demo run shown live in the visualizer (statechart, charts, debugger)
   sweep      enqueue a sweep of runs on a job queue (Redis); status, results, cancel
   worker     train the runs of the queued sweeps (preemptible: a dead worker's run is resumed elsewhere)
 
-Run \`trainchart <command> --help\` for a command's options.
+Run \`trainchart <command> --help\` for a command's options, \`trainchart --version\` for the version.
 `;
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
   'lr-find': lrFindCommand,
   'dry-run': dryRunCommand,
+  chart: chartCommand,
+  viz: vizCommand,
   sweep: sweepCommand,
   worker: workerCommand,
 };
@@ -32,6 +39,10 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
   }
+  if (command === '--version' || command === '-v' || command === 'version') {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
   const run = commands[command];
   if (!run) {
     process.stderr.write(`trainchart: unknown command "${command}"\n\n${USAGE}`);
@@ -40,18 +51,13 @@ async function main(argv: string[]): Promise<number> {
   return run(rest);
 }
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => {
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof TrainchartError) {
-      process.stderr.write(`trainchart: ${error.message}\n`);
-      process.exitCode = error.code === 'CONFIG' || error.code === 'DATA' ? 2 : 1;
-    } else {
-      process.stderr.write(`trainchart: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exitCode = 1;
-    }
+    process.exitCode = reportFailure(error, wantsJson(argv));
   },
 );
 

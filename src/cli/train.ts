@@ -1,4 +1,3 @@
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EarlyStopping } from '../../callbacks/earlyStopping.js';
 import { Progress } from '../../callbacks/progress.js';
@@ -7,11 +6,14 @@ import { selectBackend, type BackendChoice } from '../backend/selectBackend.js';
 import { mnist } from '../data/mnist.js';
 import { ConfigError } from '../errors.js';
 import { checkModelDir, exportModel } from '../io/tfjsModelFiles.js';
+import { writeFileAtomic } from '../io/atomicWrite.js';
 import { Learner } from '../learner.js';
 import { cnn, mlp } from '../models/presets.js';
 import type { OptimizerKind } from '../optim/optimizer.js';
 import { weightsSha256 } from '../weightsHash.js';
 import { choiceOption, intOption, parseCommandArgs, positiveNumberOption, withOptionalValue } from './args.js';
+import { prepareOutputDir } from './outputDir.js';
+import { inspectWsFromArgs, startVizFromArgs, VIZ_HELP, VIZ_OPTIONS } from './vizArgs.js';
 
 export const TRAIN_HELP = `Usage: trainchart train [options]
 
@@ -35,7 +37,7 @@ Trains a model on the bundled MNIST (60k train, 10k test) and reports test accur
                          best.weights in --out (default runs/train)
   --save-model [DIR]     export the trained model in TensorFlow.js's format (model.json + weights,
                          for tf.loadLayersModel) to DIR (default: model in --out, runs/train/model)
-`;
+${VIZ_HELP}`;
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const v = parseCommandArgs('train', withOptionalValue(argv, '--save-model'), {
@@ -55,6 +57,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     'early-stopping': { type: 'string' },
     'save-best': { type: 'boolean' },
     'save-model': { type: 'string' },
+    ...VIZ_OPTIONS,
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
@@ -77,17 +80,24 @@ export async function trainCommand(argv: string[]): Promise<number> {
     throw new ConfigError('--lr-max sets the peak of the one-cycle schedule: add --one-cycle, or use --lr for a constant lr');
   }
   const patience = v['early-stopping'] === undefined ? undefined : intOption('early-stopping', v['early-stopping'], 1, 1);
-  const saveDir = v['save-best'] ? (typeof v.out === 'string' ? v.out : join('runs', 'train')) : undefined;
+  const outDir = typeof v.out === 'string' ? v.out : undefined;
+  const saveDir = v['save-best'] ? (outDir ?? join('runs', 'train')) : undefined;
   const rawModelDir = v['save-model'];
   const modelDir: string | undefined =
-    typeof rawModelDir !== 'string' ? undefined : rawModelDir !== '' ? rawModelDir : join(typeof v.out === 'string' ? v.out : join('runs', 'train'), 'model');
-  // Before any training: a run must not end in a directory that cannot take its model.
+    typeof rawModelDir !== 'string' ? undefined : rawModelDir !== '' ? rawModelDir : join(outDir ?? join('runs', 'train'), 'model');
+  // Before any training: a directory the results cannot be written to fails now, not at the end.
+  if (outDir !== undefined) prepareOutputDir(outDir, '--out');
+  if (saveDir !== undefined && saveDir !== outDir) prepareOutputDir(saveDir, '--save-best', 'give --out DIR for the best weights');
   if (modelDir !== undefined) checkModelDir(modelDir, '--save-model');
   // With --json, stdout carries only the result; everything for people goes to stderr.
   const human = json ? process.stderr : process.stdout;
   const say = (line: string) => human.write(line + '\n');
 
   const backend = await selectBackend(backendChoice, say);
+  // Before the data loads, so a page can connect before the first stage.
+  const stately = inspectWsFromArgs(v);
+  const vizRun = await startVizFromArgs(v, say);
+  const watch = { ...(vizRun ? { viz: vizRun.viz } : {}), ...(stately ? { inspect: stately.inspect } : {}) };
   const started = performance.now();
   const { train, valid } = await mnist({
     batchSize,
@@ -108,12 +118,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
     callbacks: [new Progress({ stream: human }), ...(stopper ? [stopper] : []), ...(saver ? [saver] : [])],
     seed,
   });
-  const result = oneCycle ? await learn.fitOneCycle(epochs, { lrMax: lrMax ?? lr }) : await learn.fit(epochs, { lr });
+  const result = oneCycle ? await learn.fitOneCycle(epochs, { lrMax: lrMax ?? lr, ...watch }) : await learn.fit(epochs, { lr, ...watch });
+  // Epochs as people count them: 1-based, "epoch N of M" (the JSON and files keep 0-based indices).
   if (stopper && stopper.stoppedEpoch !== null) {
-    say(`early stopping: no lower validation loss for ${patience} epoch(s), stopped after epoch ${stopper.stoppedEpoch + 1}`);
+    say(`early stopping: no lower validation loss for ${patience} epoch(s), stopped after epoch ${stopper.stoppedEpoch + 1} of ${epochs}`);
   }
   if (saver?.lastSaved) {
-    say(`saved the best weights (epoch ${saver.bestEpoch! + 1}, validLoss ${saver.best!.toFixed(4)}) to ${saver.lastSaved}`);
+    say(`saved the best weights (epoch ${saver.bestEpoch! + 1} of ${epochs}, validLoss ${saver.best!.toFixed(4)}) to ${saver.lastSaved}`);
   }
   const exported = modelDir === undefined ? null : await exportModel(model, modelDir);
   if (exported) say(`exported the model (TensorFlow.js format) to ${exported.modelJson}`);
@@ -138,12 +149,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
     ...(oneCycle ? { lrMax: lrMax ?? lr } : {}),
     ...(saver ? { bestWeights: saver.lastSaved } : {}),
     ...(exported ? { modelDir: exported.dir } : {}),
+    ...(vizRun ? { visualizer: vizRun.viz.url } : {}),
   };
-  const outDir = typeof v.out === 'string' ? v.out : undefined;
   if (outDir) {
-    await mkdir(outDir, { recursive: true });
-    await writeFile(join(outDir, 'result.json'), JSON.stringify(summary, null, 2) + '\n');
-    await writeFile(join(outDir, 'history.json'), JSON.stringify(learn.recorder!.epochs, null, 2) + '\n');
+    // Checked (and created) before training; written atomically, so a crash leaves no half file.
+    writeFileAtomic(join(outDir, 'result.json'), JSON.stringify(summary, null, 2) + '\n');
+    writeFileAtomic(join(outDir, 'history.json'), JSON.stringify(learn.recorder!.epochs, null, 2) + '\n');
     say(`wrote ${join(outDir, 'result.json')} and history.json`);
   }
   say(
@@ -152,5 +163,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (json) process.stdout.write(JSON.stringify(summary) + '\n');
   model.dispose();
   learn.optimizer.dispose();
-  return 0;
+  await stately?.close();
+  return vizRun ? vizRun.finish() : 0;
 }

@@ -25,6 +25,7 @@ import { ConfigError, ControlError, StageError, TrainchartError } from '../error
 import type { TrainContext } from './context.js';
 import type { LoopEngine } from './engine.js';
 import { HookTable, mergeHookResult, type Requested } from './hookTable.js';
+import type { LoopObserver } from './observer.js';
 import { SmoothLoss, type SmoothLossState } from './smoothLoss.js';
 
 export type LoopActor = Actor<typeof trainLoopMachine>;
@@ -57,6 +58,12 @@ export interface RunLoopOptions {
    * driver with a broken one, to show the property tests catch it. Never set in real use.
    */
   policy?: Partial<DriverPolicy>;
+  /**
+   * Looks at the loop after every event sent has settled (the state entered has run its hooks,
+   * its way out is not taken yet). Synchronous and may block: the visualizer's breakpoints wait
+   * there, inside the tape too. Generic: the loop does not know who watches (src/loop/observer.ts).
+   */
+  observer?: LoopObserver;
 }
 
 /**
@@ -378,7 +385,11 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
 
   const yieldEveryMs = opts.yieldEveryMs ?? 25;
   let lastYield = performance.now();
-  const sendNext = () => actor.send(NEXT_EVENT);
+  const observer = opts.observer;
+  const sendNext = () => {
+    actor.send(NEXT_EVENT);
+    observer?.afterEvent(actor.getSnapshot(), ctx);
+  };
   // A path from an opening to a closing visits no state twice: more steps than states is a cycle.
   const maxTapeSteps = description.states.length;
   /** What went wrong with the tape of a custom machine (the real one always closes it). */
@@ -432,6 +443,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       const stage = error instanceof StageError || error instanceof ControlError ? (error.stage as Stage) : ctx.stage;
       const callback = error instanceof StageError ? error.callback : error instanceof ControlError ? error.callback : null;
       actor.send({ type: 'FAIL', failure: { stage, callback, message: error.message } });
+      observer?.afterEvent(actor.getSnapshot(), ctx);
     }
     if (performance.now() - lastYield >= yieldEveryMs) {
       await yieldToEventLoop();

@@ -78,26 +78,43 @@ export class SeededDropout extends tf.layers.Layer implements RngStatefulLayer {
 
 tf.serialization.registerClass(SeededDropout);
 
+/** Does `layer` own a random stream that can be saved and restored (SeededDropout, or a user's own)? */
+function hasRngState(layer: unknown): layer is tf.layers.Layer & Omit<RngStatefulLayer, 'name'> {
+  const l = layer as Partial<RngStatefulLayer> | null;
+  return typeof l?.getRngState === 'function' && typeof l.setRngState === 'function';
+}
+
 /**
- * Every layer of `model` (nested models included) that owns a random stream, so a checkpoint
- * can save and restore them. Names of layers inside nested models are prefixed with the
- * nested model's name ("inner/dropout").
+ * Every layer of `model` that owns a random stream, so a checkpoint (or the LR finder) can
+ * save and restore them all. Any layer with `getRngState`/`setRngState` qualifies (duck-typed:
+ * a user's own noise layer too, and a SeededDropout from another copy of this package).
+ * It looks inside nested models (a LayersModel used as a layer, at any depth) and inside
+ * wrapper layers (`tf.layers.timeDistributed`, `bidirectional`: their `layer`), and lists a
+ * layer reached twice (shared between branches) once. Names of layers inside nested models
+ * are prefixed with the nested model's name ("inner/dropout").
  */
 export function rngStatefulLayers(model: tf.LayersModel): RngStatefulLayer[] {
   const found: RngStatefulLayer[] = [];
-  const visit = (m: tf.LayersModel, prefix: string) => {
-    for (const layer of m.layers) {
-      if (layer instanceof SeededDropout) {
-        found.push({
-          name: prefix + layer.name,
-          getRngState: () => layer.getRngState(),
-          setRngState: (s) => layer.setRngState(s),
-        });
-      } else if (layer instanceof tf.LayersModel) {
-        visit(layer, `${prefix}${layer.name}/`);
-      }
+  const seen = new Set<unknown>();
+  const visit = (layer: tf.layers.Layer, prefix: string) => {
+    if (seen.has(layer)) return;
+    seen.add(layer);
+    if (hasRngState(layer)) {
+      found.push({
+        name: prefix + layer.name,
+        getRngState: () => layer.getRngState(),
+        setRngState: (s) => layer.setRngState(s),
+      });
+    }
+    if (layer instanceof tf.LayersModel) {
+      for (const inner of layer.layers) visit(inner, `${prefix}${layer.name}/`);
+    }
+    // Wrappers (TimeDistributed, Bidirectional) hold the layer they apply; Bidirectional two.
+    const wrapped = layer as unknown as { layer?: unknown; forwardLayer?: unknown; backwardLayer?: unknown };
+    for (const inner of [wrapped.layer, wrapped.forwardLayer, wrapped.backwardLayer]) {
+      if (inner instanceof tf.layers.Layer) visit(inner, `${prefix}${layer.name}/`);
     }
   };
-  visit(model, '');
+  for (const layer of model.layers) visit(layer, '');
   return found;
 }

@@ -3,6 +3,7 @@
  * losses against iterations, the hyper-parameter schedule, and the LR finder's loss against
  * a log-scale learning rate with the suggestions marked.
  */
+import { ConfigError } from '../errors.js';
 import { interp } from '../numeric.js';
 import { renderVegaLite, type PlotFiles, type TopLevelSpec } from './render.js';
 
@@ -109,9 +110,11 @@ export function lrChartSpec(data: LrChartData): TopLevelSpec {
 }
 
 /**
- * A suggested learning rate, marked at the suggestion on the curve (a number), at the given
- * loss (`{ lr, loss }`), or at a point of its own (`{ lr, point }`): fastai's plot_lr_find marks
- * `minimum` at the lowest loss, a tenfold above the suggested lr (see `suggestionMarks`).
+ * A suggested learning rate, marked at that lr — so the legend's value and the marker agree —
+ * on the curve (a number: loss interpolated on log10(lr)), at the given loss (`{ lr, loss }`),
+ * or at a point (`{ lr, point }`, as `suggestionMarks` gives) whose lr must be the suggestion's:
+ * one elsewhere is a ConfigError. (fastai's plot_lr_find marks `minimum` at the lowest loss,
+ * a tenfold from the value it names; here it is marked at its value.)
  */
 export type Suggestion = number | { lr: number; loss: number } | { lr: number; point: { lr: number; loss: number } };
 
@@ -136,11 +139,16 @@ export function lrFindChartSpec(data: LrFindChartData): TopLevelSpec {
   ).filter((r) => r.lr > 0);
   const logLrs = curve.map((r) => Math.log10(r.lr));
   const losses = curve.map((r) => r.loss);
-  // Each mark sits at (lr, loss); its label gives the suggested value, which for `minimum` is
-  // not the lr it is drawn at.
+  // Each mark sits at (lr, loss), lr being the suggested value its label gives.
   const marks = Object.entries(data.suggestions ?? {})
     .map(([name, s]) => {
       const suggested = typeof s === 'number' ? s : s.lr;
+      if (typeof s !== 'number' && 'point' in s && s.point.lr !== s.lr && Number.isFinite(s.lr)) {
+        throw new ConfigError(
+          `lrFindChartSpec: suggestion ${name} is marked at lr ${s.point.lr.toExponential()} but names ${s.lr.toExponential()}; ` +
+            'a marker must sit at the lr its legend gives: give point.lr equal to lr, or a number to place it on the curve',
+        );
+      }
       const at =
         typeof s === 'number'
           ? { lr: s, loss: interp(Math.log10(s), logLrs, losses) }

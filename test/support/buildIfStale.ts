@@ -9,24 +9,32 @@ import { join } from 'node:path';
 
 const SOURCES = ['src', 'machines', 'callbacks', 'visualizer'];
 const BUILT = 'dist/src/cli/main.js';
+// The visualizer page is bundled by esbuild (scripts/build-page.mjs), not by tsc.
+const PAGE_SOURCES = ['visualizer/page', 'visualizer/chart', 'machines', 'scripts'];
+const PAGE_BUILT = 'dist/visualizer/page/app.js';
+const PAGE_FILES = /\.(ts|html|css|mjs)$/;
 
-function newestMtime(dir: string): number {
+function newestMtime(dir: string, files: RegExp = /\.ts$/): number {
   let newest = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path, files));
+    else if (files.test(entry.name)) newest = Math.max(newest, statSync(path).mtimeMs);
   }
   return newest;
 }
 
-export default function setup(): void {
-  let built = 0;
+function mtimeOf(path: string): number {
   try {
-    built = statSync(BUILT).mtimeMs;
+    return statSync(path).mtimeMs;
   } catch {
-    built = 0;
+    return 0;
   }
+}
+
+export default function setup(): void {
   const newest = Math.max(...SOURCES.map((d) => newestMtime(d)));
-  if (newest > built) execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  if (newest > mtimeOf(BUILT)) execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  const newestPage = Math.max(...PAGE_SOURCES.map((d) => newestMtime(d, PAGE_FILES)));
+  if (newestPage > mtimeOf(PAGE_BUILT)) execFileSync(process.execPath, ['scripts/build-page.mjs'], { stdio: 'inherit' });
 }

@@ -1,0 +1,99 @@
+/**
+ * How the loop is watched from outside, without the loop or the Learner knowing who watches.
+ * The visualizer (visualizer/, a layer above the Learner) implements these interfaces; the
+ * loop and `fit` only call them. Two levels:
+ *
+ * - `LoopObserver` is runLoop's observation point: a synchronous call after every event the
+ *   driver sends has settled. A debugger blocks there to pause the run in any stage.
+ * - `FitObserver` is what `fit(n, { viz })` takes: the LoopObserver, plus the callbacks and the
+ *   inspection observer the watcher needs in the run, plus start and end of the run.
+ *
+ * `fit(n, { viz: { port } })` (plain options) needs an object the Learner cannot build without
+ * importing the layer above it, so the visualizer registers a factory here when its module is
+ * loaded (`trainchart/visualizer`, which the package entry `trainchart` imports).
+ */
+import type { InspectionEvent, Observer, SnapshotFrom } from 'xstate';
+import type { FinalStatus, trainLoopMachine } from '../../machines/trainLoop.js';
+import type { Callback } from './callback.js';
+import { ConfigError } from '../errors.js';
+import type { TrainContext } from './context.js';
+
+export type LoopSnapshot = SnapshotFrom<typeof trainLoopMachine>;
+
+export interface LoopObserver {
+  /**
+   * After each event sent to the loop's actor has been handled: the state just entered has run
+   * its entry actions (work, hooks, guards), its way out has not been taken. Synchronous; it may
+   * block (a breakpoint waits here, even inside the gradient tape). It must not throw.
+   */
+  afterEvent(snapshot: LoopSnapshot, ctx: TrainContext): void;
+}
+
+/** What a fit is about to run, for its observer. */
+export interface FitRunInfo {
+  /** Every callback of the run (the learner's, the fit's and the observer's own). */
+  callbacks: readonly Callback[];
+  nEpochs: number;
+  nTrainBatches: number;
+  nValidBatches: number;
+}
+
+export interface FitRunEnd {
+  status: FinalStatus;
+  error: Error | null;
+  epochs: number;
+  iterations: number;
+}
+
+/** What `fit(n, { viz })` takes (the visualizer's `Visualizer` implements it). */
+export interface FitObserver {
+  /** Callbacks the observer needs in the run (e.g. a guard that stops the run on request). */
+  readonly callbacks: readonly Callback[];
+  readonly loopObserver: LoopObserver;
+  readonly inspect?: (event: InspectionEvent) => void;
+  /** Before the first stage; may be async (a server binds its port here). */
+  runStarting(run: FitRunInfo): Promise<void>;
+  /** After the last stage (also when the run failed), before fit returns or rejects. */
+  runEnded(end: FitRunEnd): Promise<void>;
+  /** Called by fit only for an observer fit made itself from plain options. */
+  close(): Promise<void>;
+}
+
+type FitObserverFactory = (options: Record<string, unknown>) => FitObserver;
+let factory: FitObserverFactory | null = null;
+
+/** The visualizer module registers how plain `viz` options become a FitObserver. */
+export function registerFitObserverFactory(make: FitObserverFactory): void {
+  factory = make;
+}
+
+function isFitObserver(v: object): v is FitObserver {
+  const o = v as Partial<FitObserver>;
+  return typeof o.runStarting === 'function' && typeof o.runEnded === 'function' && typeof o.loopObserver === 'object';
+}
+
+/** fit's `viz` option: an observer object (the caller owns it) or plain options (fit owns what it makes of them). */
+export function resolveFitObserver(viz: unknown): { observer: FitObserver; owned: boolean } {
+  if (typeof viz !== 'object' || viz === null || Array.isArray(viz)) {
+    throw new ConfigError(`fit: viz must be a Visualizer or options such as { port: 0 }, got ${JSON.stringify(viz)}`);
+  }
+  if (isFitObserver(viz)) return { observer: viz, owned: false };
+  if (!factory) {
+    throw new ConfigError(
+      "fit: viz options need the visualizer module: import { Visualizer } from 'trainchart/visualizer' (or from 'trainchart') and pass new Visualizer(options)",
+    );
+  }
+  return { observer: factory(viz as Record<string, unknown>), owned: true };
+}
+
+type Inspect = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+
+/** One inspection observer that feeds both (either may be absent). */
+export function combineInspect(a: Inspect | undefined, b: Inspect | undefined): Inspect | undefined {
+  if (!a || !b) return a ?? b;
+  const call = (i: Inspect, e: InspectionEvent) => (typeof i === 'function' ? i(e) : i.next?.(e));
+  return (event: InspectionEvent) => {
+    call(a, event);
+    call(b, event);
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * `fit(n, { viz })`: a Visualizer object or plain options. Watching must not change the run
+ * (same hook trace as without), plain options make a server that fit closes again, and bad
+ * options or a taken port reject the fit before anything changes. No breakpoints here, so the
+ * run never blocks and everything can live in this thread.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { createServer } from 'node:net';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { ConfigError } from '../src/errors.js';
+import { PortInUseError, Visualizer } from '../visualizer/index.js';
+import { TraceCallback, tinyLearner, type TraceEntry } from './support/tracing.js';
+import { VizClient, wsUrl } from './support/vizClient.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('fit(n, { viz })', () => {
+  it('the run is the same with a Visualizer watching: same hooks in the same order, same result', async () => {
+    const plainTrace: TraceEntry[] = [];
+    const plain = await tinyLearner([new TraceCallback('t', plainTrace)]).fit(2);
+    const viz = new Visualizer({ port: 0 });
+    const client = await VizClient.open(wsUrl(await viz.start()));
+    const watchedTrace: TraceEntry[] = [];
+    const learn = tinyLearner([new TraceCallback('t', watchedTrace)]);
+    const watched = await learn.fit(2, { viz });
+    expect(watchedTrace).toEqual(plainTrace);
+    expect(watched).toEqual(plain);
+    // The visualizer's own callback ran in the fit only.
+    expect(learn.callbacks.map((c) => c.name)).toEqual(['t']);
+    expect(await client.next((m) => m.type === 'done')).toMatchObject({ status: 'completed', epochs: 2, iterations: 6 });
+    client.close();
+    await viz.close();
+  });
+
+  it('showLrFind sends the lrfind message, kept for late clients; non-finite losses travel as null', async () => {
+    const viz = new Visualizer({ port: 0 });
+    const url = await viz.start();
+    const early = await VizClient.open(wsUrl(url));
+    await early.next((m) => m.type === 'hello');
+    viz.showLrFind({ lrs: [1e-4, 1e-3, 1e-2], losses: [2.3, 1.1, Number.NaN], suggestions: { valley: 1e-3, steep: Number.NaN } });
+    const expected = { type: 'lrfind', lrs: [1e-4, 1e-3, 1e-2], losses: [2.3, 1.1, null], suggestions: { valley: 1e-3, steep: null } };
+    expect(await early.next((m) => m.type === 'lrfind')).toEqual(expected);
+    const late = await VizClient.open(wsUrl(url));
+    expect((await late.next((m) => m.type === 'hello')).history).toMatchObject({ lrfind: expected });
+    early.close();
+    late.close();
+    await viz.close();
+  });
+
+  it('one Visualizer watches one fit at a time', async () => {
+    const viz = new Visualizer({ port: 0 });
+    const first = tinyLearner([]).fit(2, { viz });
+    await expect(tinyLearner([]).fit(1, { viz })).rejects.toThrow(/already watching a run/);
+    expect((await first).status).toBe('completed');
+    await viz.close();
+  });
+
+  it('plain options: fit starts a server, says where, and closes it when the run is done', async () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    let result;
+    try {
+      result = await tinyLearner([]).fit(1, { viz: { port: 0 } });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(result.status).toBe('completed');
+    const url = lines.join('').match(/visualizer: (http:\/\/127\.0\.0\.1:(\d+)\/)/);
+    expect(url).not.toBeNull();
+    await expect(VizClient.open(wsUrl(url![1]!))).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('bad viz options reject the fit with a ConfigError and change nothing', async () => {
+    const learn = tinyLearner([]);
+    const lr = learn.lr;
+    await expect(learn.fit(1, { lr: 0.5, viz: { prot: 1 } })).rejects.toThrow(/visualizer: unknown option "prot"/);
+    await expect(learn.fit(1, { viz: 'yes' as never })).rejects.toThrow(ConfigError);
+    expect(learn.lr).toBe(lr);
+  });
+
+  it('a taken port rejects the fit with PortInUseError; the learner can fit again', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    const learn = tinyLearner([]);
+    try {
+      await expect(learn.fit(1, { lr: 0.5, viz: { port, onListening: () => {} } })).rejects.toBeInstanceOf(PortInUseError);
+      expect(learn.lr).not.toBe(0.5);
+      expect((await learn.fit(1)).status).toBe('completed');
+    } finally {
+      blocker.close();
+    }
+  });
+});
