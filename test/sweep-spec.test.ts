@@ -195,11 +195,21 @@ describe.skipIf(mode === 'skip')('refusals that involve the queue (a real redis-
     expect(await redis.client.dbsize()).toBe(0);
   });
 
-  it('a runs directory that cannot be written: the worker exits 2 before taking a job', async () => {
+  it('a runs directory that cannot be written: `sweep --runs` enqueues nothing, the worker exits 2 before taking a job', async () => {
     await redis.client.flushall();
-    await enqueueSweep(ok, { connection: redis.url });
     const file = join(tmp, 'a-file');
     writeFileSync(file, 'not a directory');
+    const e = await enqueueSweep(ok, { connection: redis.url, runsDir: join(file, 'runs') }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as Error).message).toContain('is not a writable directory');
+    expect((e as Error).message).toContain('nothing was enqueued');
+    const specFile = join(tmp, 'ok-runs.json');
+    writeFileSync(specFile, JSON.stringify(ok));
+    const enq = (await run('node', [CLI, 'sweep', specFile, '--redis', redis.url, '--runs', join(file, 'runs')]).catch((x: unknown) => x)) as { code: number; stderr: string };
+    expect(enq.code).toBe(2);
+    expect(enq.stderr).toContain('ENOTDIR');
+    expect(await redis.client.dbsize()).toBe(0);
+    await enqueueSweep(ok, { connection: redis.url });
     const cli = (await run('node', [CLI, 'worker', '--redis', redis.url, '--runs', join(file, 'runs')]).catch((x: unknown) => x)) as { code: number; stderr: string };
     expect(cli.code).toBe(2);
     expect(cli.stderr).toContain('is not a writable directory');

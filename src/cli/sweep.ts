@@ -10,13 +10,14 @@ import type { OptionSpec } from './args.js';
 export const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
 
 export const SWEEP_HELP = `Usage:
-  trainchart sweep SPEC.json --redis URL [--name NAME] [--replace] [--json]
+  trainchart sweep SPEC.json --redis URL [--name NAME] [--replace] [--runs DIR] [--json]
   trainchart sweep status NAME --redis URL [--json]
   trainchart sweep results NAME --redis URL [--json | --csv] [--metric M] [--plot PATH]
   trainchart sweep cancel NAME --redis URL
 
 sweep SPEC.json   checks the spec and enqueues its runs (grid × seeded random search), then returns;
                   \`trainchart worker\` trains them. An existing sweep name is refused unless --replace.
+                  --runs DIR: the workers' runs directory, checked writable before anything is enqueued.
 status NAME       a table of the runs: state, epoch, iteration, best validation loss, attempts, worker
 results NAME      the finished runs ranked by --metric (default ${DEFAULT_METRIC}; accuracy ranks highest
                   first), the best configuration; --json one line { runs, best }, --csv a table;
@@ -113,6 +114,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
     redis: { type: 'string' },
     name: { type: 'string' },
     replace: { type: 'boolean' },
+    runs: { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -128,12 +130,13 @@ export async function sweepCommand(argv: string[]): Promise<number> {
     connection: redisOf(v),
     ...(typeof v.name === 'string' ? { name: v.name } : {}),
     ...(v.replace ? { replace: true } : {}),
+    ...(typeof v.runs === 'string' ? { runsDir: v.runs } : {}),
   });
   if (v.json) {
     process.stdout.write(JSON.stringify({ name: enqueued.name, runs: enqueued.runs.map((r) => ({ id: r.id, params: r.params })), jobIds: enqueued.jobIds }) + '\n');
   } else {
     process.stdout.write(
-      `sweep ${enqueued.name}: enqueued ${enqueued.runs.length} run(s); train them with \`trainchart worker --redis ${redisOf(v)} --runs DIR\`, ` +
+      `sweep ${enqueued.name}: enqueued ${enqueued.runs.length} run(s); train them with \`trainchart worker --redis ${redisOf(v)} --runs ${typeof v.runs === 'string' ? v.runs : 'DIR'}\`, ` +
         `follow with \`trainchart sweep status ${enqueued.name}\`\n`,
     );
   }

@@ -6,10 +6,12 @@
  * one `addBulk` (a MULTI: all of them or none). `replace` first removes the old sweep's jobs,
  * refusing while any of them is running.
  */
+import { resolve } from 'node:path';
 import { ConfigError, QueueError } from '../errors.js';
 import type { SweepConnection } from './connection.js';
 import { expandSweep, type SweepRun } from './expand.js';
 import { jobId, RUN_JOB_NAME, sweepKey, type RunJobData, type SweepRecord } from './names.js';
+import { checkRunsDir } from './runFiles.js';
 import { readSweep, withSession, type SweepSession } from './session.js';
 import { validateSpec, type SweepSpec } from './spec.js';
 
@@ -19,6 +21,12 @@ export interface EnqueueOptions {
   name?: string;
   /** Replace an existing sweep of that name (its runs that have not finished are removed). Default false. */
   replace?: boolean;
+  /**
+   * The runs directory the workers will use, when it is known here (same path on this machine):
+   * checked writable before anything is enqueued, and recorded in the sweep (shown by status).
+   * Each worker's own `runsDir` is what it writes to.
+   */
+  runsDir?: string;
   /**
    * Tries of a run that fails with an error (default 3; a bad configuration is not retried).
    * A worker that dies is not a failure: its run is handed over (see `startWorker`).
@@ -59,7 +67,14 @@ export async function enqueueSweep(spec: SweepSpec | unknown, options: EnqueueOp
   const checked = validateSpec(spec, options.name);
   const runs = expandSweep(checked);
   const name = checked.name;
-  const record: SweepRecord = { name, spec: checked, runs, createdAt: Date.now() };
+  if (options.runsDir !== undefined) checkRunsDir(options.runsDir, 'nothing was enqueued');
+  const record: SweepRecord = {
+    name,
+    spec: checked,
+    runs,
+    createdAt: Date.now(),
+    ...(options.runsDir !== undefined ? { runsDir: resolve(options.runsDir) } : {}),
+  };
   const ids = runs.map((r) => jobId(name, r.id));
 
   return withSession(options.connection, async (session) => {

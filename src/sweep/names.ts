@@ -35,6 +35,8 @@ export interface SweepRecord {
   runs: SweepRun[];
   /** ms since the epoch. */
   createdAt: number;
+  /** The runs directory given when it was enqueued (informative: each worker writes to its own --runs). */
+  runsDir?: string;
 }
 
 /** What a run's job carries (all a worker needs: no other shared state). */

@@ -73,9 +73,10 @@ export function readCompletions(dir: string): Array<Record<string, unknown>> {
 
 /**
  * The runs directory exists (created if missing) and takes a file: checked before a worker
- * takes any job, so a bad --runs fails at once instead of failing every run it would take.
+ * takes any job (and before a sweep given --runs is enqueued), so a bad --runs fails at once
+ * instead of failing every run.
  */
-export function checkRunsDir(runsDir: string): void {
+export function checkRunsDir(runsDir: string, consequence = 'no job was taken'): void {
   const probe = join(runsDir, `.trainchart-probe-${process.pid}`);
   try {
     fs.mkdirSync(runsDir, { recursive: true });
@@ -85,7 +86,7 @@ export function checkRunsDir(runsDir: string): void {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
     throw new ConfigError(
       `--runs ${runsDir} is not a writable directory (${code}: ${(e as Error).message}): ` +
-        'give a directory this worker can create and write (on several machines: one they all share); no job was taken',
+        `give a directory that can be created and written (on several machines: one the workers share); ${consequence}`,
       { cause: e },
     );
   }

@@ -28,6 +28,8 @@ export interface SweepStatus {
   runs: RunStatus[];
   /** How many runs are in each state. */
   counts: Partial<Record<RunState, number>>;
+  /** The runs directory given at enqueue time, if one was. */
+  runsDir: string | null;
 }
 
 export async function sweepStatus(name: string, options: { connection: SweepConnection }): Promise<SweepStatus> {
@@ -52,7 +54,7 @@ export async function sweepStatus(name: string, options: { connection: SweepConn
     });
     const counts: Partial<Record<RunState, number>> = {};
     for (const r of runs) counts[r.state] = (counts[r.state] ?? 0) + 1;
-    return { name: record.name, runs, counts };
+    return { name: record.name, runs, counts, runsDir: record.runsDir ?? null };
   });
 }
 
@@ -79,5 +81,6 @@ export function formatStatus(status: SweepStatus): string {
   const counts = Object.entries(status.counts)
     .map(([s, n]) => `${n} ${s}`)
     .join(', ');
-  return [`sweep ${status.name}: ${status.runs.length} runs (${counts})`, line(header), ...rows.map(line)].join('\n') + '\n';
+  const where = status.runsDir ? `, runs in ${status.runsDir}` : '';
+  return [`sweep ${status.name}: ${status.runs.length} runs (${counts})${where}`, line(header), ...rows.map(line)].join('\n') + '\n';
 }
