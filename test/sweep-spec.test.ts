@@ -225,6 +225,25 @@ describe.skipIf(mode === 'skip')('refusals that involve the queue (a real redis-
     }
   });
 
+  it('an unknown sweep, a metric no run has, a --redis that is not a URL: exit 2 with what to type', async () => {
+    await redis.client.flushall();
+    await enqueueSweep(ok, { connection: redis.url });
+    for (const [args, words] of [
+      [['sweep', 'status', 'nope', '--redis', redis.url], ['no sweep named "nope"', 'there are: ok']],
+      [['sweep', 'results', 'nope', '--redis', redis.url], ['no sweep named "nope"']],
+      [['sweep', 'status', 'ok', '--redis', 'localhost:6379'], ['--redis must be a redis:// (or rediss://) URL']],
+      [['sweep', 'results', 'ok', '--redis', 'not a url'], ['--redis must be a URL such as redis://127.0.0.1:6379']],
+      [['sweep', 'status', '--redis', redis.url], ['give one sweep name']],
+    ] as const) {
+      const cli = (await run('node', [CLI, ...args]).catch((x: unknown) => x)) as { code: number; stderr: string };
+      expect(cli.code, args.join(' ')).toBe(2);
+      for (const w of words) expect(cli.stderr).toContain(w);
+    }
+    // No run has finished yet: nothing to rank, and no metric can be wrong.
+    const { stdout } = await run('node', [CLI, 'sweep', 'results', 'ok', '--redis', redis.url, '--json', '--metric', 'f1']);
+    expect(JSON.parse(stdout)).toMatchObject({ runs: [], best: null, pending: { waiting: 2 } });
+  });
+
   it('an existing sweep name is refused unless replace; replace removes the old runs; cancel removes what has not run', async () => {
     await redis.client.flushall();
     const first = await enqueueSweep(ok, { connection: redis.url });

@@ -8,7 +8,7 @@
  * not reach; only then does it go on (a worker with BullMQ's own retrying connections).
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { QueueError } from '../errors.js';
+import { ConfigError, QueueError } from '../errors.js';
 
 /** `redis://[user:pass@]host:port[/db]`, ioredis options, or a connected ioredis client (yours: never closed here). */
 export type SweepConnection = string | RedisOptions | Redis;
@@ -41,10 +41,10 @@ export function redisOptions(c: string | RedisOptions, extra: RedisOptions = {})
   try {
     url = new URL(c);
   } catch {
-    throw new QueueError(`--redis must be a URL such as redis://127.0.0.1:6379, got "${c}"`);
+    throw new ConfigError(`--redis must be a URL such as redis://127.0.0.1:6379, got "${c}"`);
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-    throw new QueueError(`--redis must be a redis:// (or rediss://) URL, got "${c}"`);
+    throw new ConfigError(`--redis must be a redis:// (or rediss://) URL, got "${c}"`);
   }
   const db = url.pathname.replace(/^\//, '');
   return {
