@@ -61,7 +61,7 @@ describe('a bad spec is refused, naming the field', () => {
     ['an option both fixed and varied', { name: 'a', base: { lr: 0.1 }, grid: { lr: [0.2] } }, ['grid.lr is also set at base.lr']],
     ['an option in grid and random', { name: 'a', grid: { lr: [0.2] }, random: { n: 2, space: { lr: [0.1, 0.3] } } }, ['random.space.lr is also set at grid.lr']],
     ['lrMax without oneCycle', { name: 'a', base: { lrMax: 0.01 }, grid: { lr: [0.1] } }, ['lrMax sets the peak of the one-cycle schedule', 'oneCycle']],
-    ['a million runs', { name: 'a', grid: { seed: Array.from({ length: 200 }, (_, i) => i) }, random: { n: 100, space: { lr: { min: 1e-4, max: 1 } } } }, ['20000 runs', 'more than 10000']],
+    ['more than 10 000 runs', { name: 'a', grid: { seed: Array.from({ length: 200 }, (_, i) => i) }, random: { n: 100, space: { lr: { min: 1e-4, max: 1 } } } }, ['20000 runs', 'more than 10000']],
   ];
   for (const [what, spec, words] of cases) {
     it(what, () => {
