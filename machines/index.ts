@@ -2,3 +2,4 @@ export * from './stages.js';
 export * from './controls.js';
 export * from './trainLoop.js';
 export * from './describe.js';
+export * from './resume.js';

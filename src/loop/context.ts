@@ -46,6 +46,18 @@ export interface TrainContext {
   learn: Learner;
 }
 
+/**
+ * Where a run starts when it jumps or resumes, as `jumpToEpoch(epoch, at)` receives it:
+ * `batchIndex` is the next train batch of `epoch` (> 0 when a checkpoint taken mid-epoch is
+ * resumed: the batches before it have run, and so did the epoch's epochBegin), `iteration` the
+ * train batches of the run done before it.
+ */
+export interface JumpPosition {
+  epoch: number;
+  batchIndex: number;
+  iteration: number;
+}
+
 /** A fresh context for a run of `nEpochs` whose train pass has `nBatches` batches. */
 export function newTrainContext(learn: Learner, nEpochs: number, nBatches: number): TrainContext {
   return {

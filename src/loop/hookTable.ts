@@ -28,6 +28,8 @@ export class HookTable {
   private readonly hooks = new Map<Stage, BoundHook[]>();
   private readonly guards = new Map<string, BoundGuard[]>();
   readonly jumpers: Callback[];
+  /** Callbacks told about quiet points (`atQuietPoint`), in run order. */
+  readonly quietObservers: Callback[];
 
   constructor(readonly callbacks: readonly Callback[]) {
     for (const cb of callbacks) validateCallback(cb);
@@ -53,6 +55,7 @@ export class HookTable {
       }
     }
     this.jumpers = sorted.filter((cb) => typeof cb.jumpToEpoch === 'function');
+    this.quietObservers = sorted.filter((cb) => typeof cb.atQuietPoint === 'function');
   }
 
   hooksAt(stage: Stage): readonly BoundHook[] {
@@ -98,6 +101,9 @@ function validateCallback(cb: unknown) {
     if (typeof hook === 'function' && hook.constructor?.name === 'AsyncFunction') {
       throw new ConfigError(`callback ${cb.name}: ${name} is async; hooks must be synchronous (they run inside the loop's state transitions)`);
     }
+  }
+  if (typeof cb.atQuietPoint === 'function' && cb.atQuietPoint.constructor?.name === 'AsyncFunction') {
+    throw new ConfigError(`callback ${cb.name}: atQuietPoint is async; it must be synchronous (the run waits at the quiet point until it returns)`);
   }
   for (const [name] of ownMethods(cb)) {
     if (/^on[A-Z]/.test(name) && !HOOK_NAMES.has(name)) {

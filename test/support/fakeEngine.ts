@@ -82,8 +82,10 @@ export class FakeEngine implements LoopEngine {
     this.epoch = epoch;
   }
 
-  loadBatch(train: boolean, batchIndex: number): void {
+  loadBatch(train: boolean, batchIndex: number, epoch: number): void {
     this.enter('loadBatch');
+    // A batch is named by (epoch, index): a resumed half-done epoch has no startEpoch call.
+    if (train) this.epoch = epoch;
     if (this.current) this.leaks.push(`batch ${this.current.batchIndex} was still held when batch ${batchIndex} was loaded`);
     const record = train ? { epoch: this.epoch, batchIndex, before: [...this.weights], after: null, contributors: null } : null;
     if (record) this.steps.push(record);
