@@ -5,7 +5,11 @@ export { Learner } from './learner.js';
 export type { LearnerOptions, LearnerData, FitOptions, FitResult } from './learner.js';
 export { Callback } from './callback.js';
 export type { Hook, HookResult, Guard, Guards } from './callback.js';
-export type { TrainContext } from './loop/context.js';
+export type { TrainContext, JumpPosition } from './loop/context.js';
+export type { QuietPoint } from './loop/quietPoint.js';
+export { listCheckpoints, readCheckpoint, resolveCheckpoint, writeCheckpoint, CHECKPOINT_FORMAT_VERSION } from './checkpoint/index.js';
+export type { CheckpointInfo, LoadedCheckpoint, CapturedRun, FitRecipe, WriteCheckpointOptions, WrittenCheckpoint } from './checkpoint/index.js';
+export type { ResumedFrom } from './resume.js';
 export type { LoopEngine } from './loop/engine.js';
 export { runLoop, type RunLoopOptions, type LoopResult, type LoopActor } from './loop/runLoop.js';
 export { HookTable } from './loop/hookTable.js';
@@ -32,6 +36,9 @@ export {
   CONTROL_NAMES,
   trainLoopMachine,
   describeMachine,
+  QUIET,
+  resumePointOf,
+  type ResumePoint,
   type Stage,
   type Control,
   type ControlName,

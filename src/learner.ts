@@ -17,6 +17,9 @@ import { Rng } from './rng.js';
 import { fitOneCycle, type FitOneCycleOptions } from './oneCycle.js';
 import { lrFind, type LrFindOptions, type LrFindResult } from './lrFind.js';
 import { describeLoop } from './dryRun.js';
+import { callbackStateKeys } from './callbackKeys.js';
+import type { FitRecipe } from './checkpoint/capture.js';
+import { captureRun, FIT_RECIPE, prepareResume, type PreparedResume, type ResumedFrom } from './resume.js';
 
 export interface LearnerData {
   train: DataLoader;
@@ -54,6 +57,15 @@ export interface FitOptions {
   callbackStates?: Record<string, Record<string, unknown>>;
   /** The smoothed train loss to continue from (from `learn.smoothLossState()`), so a resumed run smooths as if never stopped. */
   smoothLoss?: SmoothLossState;
+  /**
+   * Resume from a checkpoint (docs/checkpoints.md): a run directory (the Checkpoint callback's
+   * `dir`: its latest checkpoint) or one checkpoint's directory. `nEpochs` is the run's total.
+   * Hyper-parameters, weights, optimizer, callback states and every random stream come back
+   * from it, so `lr`/`wd` may not be given; the callbacks must be those of the original run.
+   */
+  resumeFrom?: string;
+  /** Aborting it stops the run after the current batch, as `learn.stop()` does. */
+  signal?: AbortSignal;
 }
 
 export interface FitResult {
@@ -65,10 +77,12 @@ export interface FitResult {
   /** Validation loss and metrics of the last validation pass (null if none ran). */
   metrics: Record<string, number> | null;
   smoothLoss: number;
+  /** The checkpoint this fit resumed from (`resumeFrom`), or null for a fit from the start. */
+  resumedFrom: ResumedFrom | null;
 }
 
 const LEARNER_KEYS = ['model', 'data', 'loss', 'optimizer', 'metrics', 'callbacks', 'seed', 'recorder'] as const;
-const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss'] as const;
+const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss', 'resumeFrom', 'signal'] as const;
 
 /** Unknown option keys are typos until proven otherwise: say so instead of ignoring them. */
 export function checkKeys(where: string, options: object, known: readonly string[]): void {
@@ -80,16 +94,7 @@ export function checkKeys(where: string, options: object, known: readonly string
 }
 
 /** `Name`, or `Name#2`, `Name#3` … for further callbacks of the same name, in the order given. */
-function stateKeys(callbacks: readonly Callback[]): Map<Callback, string> {
-  const seen = new Map<string, number>();
-  const keys = new Map<Callback, string>();
-  for (const cb of callbacks) {
-    const n = (seen.get(cb.name) ?? 0) + 1;
-    seen.set(cb.name, n);
-    keys.set(cb, n === 1 ? cb.name : `${cb.name}#${n}`);
-  }
-  return keys;
-}
+const stateKeys = callbackStateKeys;
 
 function describeValue(v: unknown): string {
   return typeof v === 'number' ? String(v) : `${JSON.stringify(v)} (a ${typeof v}, not a number)`;
@@ -117,6 +122,7 @@ export class Learner {
   private engine: TfEngine | null = null;
   private smoother: SmoothLoss | null = null;
   private running = false;
+  private stopRequested = false;
 
   constructor(options: LearnerOptions) {
     if (!options || typeof options !== 'object') throw new ConfigError('new Learner(options): options object is required');
@@ -222,6 +228,12 @@ export class Learner {
     if (callbackStates !== undefined && !(startEpoch! > 0)) {
       throw new ConfigError('fit: callbackStates are restored when the run jumps to its start epoch; give startEpoch > 0 with them');
     }
+    const { resumeFrom, signal } = options;
+    if (resumeFrom !== undefined) this.checkResumeOptions(options);
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new ConfigError(`fit: signal must be an AbortSignal (e.g. new AbortController().signal), got ${describeValue(signal)}`);
+    }
+    const recipe: FitRecipe = (options as { [FIT_RECIPE]?: FitRecipe })[FIT_RECIPE] ?? { kind: 'fit' };
     // Everything is checked before anything changes: a rejected fit leaves the learner as it was.
     this.checkData();
 
@@ -230,6 +242,8 @@ export class Learner {
     const callbacks = [...this.callbacks, ...extra];
     const table = new HookTable(callbacks);
     const states = callbackStates ? this.matchStates(callbacks, callbackStates) : undefined;
+    // A checkpoint is read, verified and checked against this fit before anything changes.
+    const resumed: PreparedResume | null = resumeFrom !== undefined ? prepareResume(this, callbacks, nEpochs, recipe, resumeFrom) : null;
     for (const cb of extra) cb.attach(this);
     if (options.lr !== undefined) this.lr = options.lr;
     if (options.wd !== undefined) this.wd = options.wd;
@@ -249,6 +263,11 @@ export class Learner {
     });
     this.engine = engine;
     this.running = true;
+    this.stopRequested = false;
+    const onAbort = () => this.stop();
+    if (signal?.aborted) this.stop();
+    signal?.addEventListener('abort', onAbort);
+    const parts = { engine, smoother, ctx };
     try {
       const result = await runLoop({
         engine,
@@ -260,8 +279,12 @@ export class Learner {
           nValidBatches: valid?.nBatches ?? 0,
           validate: valid !== null,
           ...(startEpoch !== undefined ? { startEpoch } : {}),
+          ...(resumed ? { resume: resumed.point } : {}),
         },
         ...(states ? { callbackStates: states } : {}),
+        ...(resumed ? { callbackStates: resumed.callbackStates, resume: { restore: () => resumed.restore(parts) } } : {}),
+        stopRequested: () => this.stopRequested,
+        capture: (point) => captureRun(this, callbacks, recipe, point, parts),
         smoothLoss: smoother,
         ...(options.yieldEveryMs !== undefined ? { yieldEveryMs: options.yieldEveryMs } : {}),
         ...(options.inspect ? { inspect: options.inspect } : {}),
@@ -272,15 +295,27 @@ export class Learner {
       return {
         status: result.status,
         epochs: result.epochsDone,
-        iterations: c.iteration,
+        // A resumed fit trains only what the checkpoint had not: the run's total minus its iteration.
+        iterations: c.iteration - (resumed?.point.iteration ?? 0),
         metrics: ctx.lastMetrics,
         smoothLoss: ctx.smoothLoss,
+        resumedFrom: resumed ? { ...resumed.resumedFrom } : null,
       };
     } finally {
+      signal?.removeEventListener('abort', onAbort);
       this.running = false;
       this.engine = null;
       for (const cb of extra) cb.attach(null);
     }
+  }
+
+  /**
+   * Ends the running fit after its current batch, through the machine's own stopTraining path
+   * (trainEnd runs, the status is `stopped`); a Checkpoint callback writes its stop checkpoint
+   * at that batch boundary. Outside a fit it does nothing.
+   */
+  stop(): void {
+    if (this.running) this.stopRequested = true;
   }
 
   /** fastai's fit_one_cycle: cosine lr warm-up to `lrMax` then annealing, momentum the other way (src/oneCycle.ts). */
@@ -326,6 +361,24 @@ export class Learner {
       if (key in states) byCallback.set(cb, states[key]!);
     });
     return byCallback;
+  }
+
+  /** resumeFrom's companions: hyper-parameters and the older resume options come from the checkpoint. */
+  private checkResumeOptions(options: FitOptions): void {
+    if (typeof options.resumeFrom !== 'string' || options.resumeFrom === '') {
+      throw new ConfigError(`fit: resumeFrom must be a directory path (a checkpoint, or the Checkpoint callback's dir), got ${describeValue(options.resumeFrom)}`);
+    }
+    const given = (['lr', 'wd'] as const).filter((k) => options[k] !== undefined);
+    if (given.length) {
+      throw new ConfigError(
+        `fit: ${given.join(' and ')} cannot be given with resumeFrom: the hyper-parameters come back from the checkpoint ` +
+          '(change them in a callback, or start a new run)',
+      );
+    }
+    const older = (['startEpoch', 'callbackStates', 'smoothLoss'] as const).filter((k) => options[k] !== undefined);
+    if (older.length) {
+      throw new ConfigError(`fit: ${older.join(', ')} cannot be given with resumeFrom: the checkpoint holds where the run was and every state`);
+    }
   }
 
   private newContext(nEpochs: number): TrainContext {

@@ -56,6 +56,12 @@ export interface JumpPosition {
   epoch: number;
   batchIndex: number;
   iteration: number;
+  /**
+   * The jump resumes a checkpoint: weights, hyper-parameters and every callback's state were
+   * just restored as the run left them, so there is nothing to set up, only what a previous
+   * run did past this point to forget (a plain `epoch: N` jump has no such state).
+   */
+  fromCheckpoint: boolean;
 }
 
 /** A fresh context for a run of `nEpochs` whose train pass has `nBatches` batches. */

@@ -221,7 +221,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
         if (pending) return;
         // A resumed run jumps to the checkpoint's epoch (also 0); a plain jump to `epoch: N`.
         const epoch = context.resume ? context.resume.epoch : context.jumpTo!;
-        const at = { epoch, batchIndex: context.batchIndex, iteration: context.iteration };
+        const at = { epoch, batchIndex: context.batchIndex, iteration: context.iteration, fromCheckpoint: context.resume !== null };
         ctx.epoch = epoch;
         ctx.batchIndex = at.batchIndex;
         ctx.iteration = at.iteration;
