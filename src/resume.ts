@@ -194,7 +194,7 @@ function checkWeights(loaded: LoadedCheckpoint, model: tf.LayersModel): void {
   const file = join(loaded.path, MANIFEST_FILE);
   const saved = loaded.run.model.weights;
   const now = model.weights;
-  const where = `cannot resume from ${loaded.path}: the model is another architecture`;
+  const where = `cannot resume from ${file}: the model is another architecture`;
   if (saved.length !== now.length) throw checkpointError('mismatch', file, `${where}: ${saved.length} weights in the checkpoint, ${now.length} in this model`);
   now.forEach((w, i) => {
     const s = saved[i]!;
@@ -218,7 +218,7 @@ function tryOn(loaded: LoadedCheckpoint, learn: ResumableLearner, states: Map<Ca
   try {
     optimizer.setState(structuredClone(loaded.run.optimizer.state) as never);
   } catch (e) {
-    throw checkpointError('mismatch', file, `cannot resume from ${loaded.path}: its optimizer state does not fit this optimizer: ${(e as Error).message}`, e);
+    throw checkpointError('mismatch', file, `cannot resume from ${file}: its optimizer state does not fit this optimizer: ${(e as Error).message}`, e);
   } finally {
     optimizer.setState(before);
     Object.assign(optimizer.hp, hp);
@@ -228,7 +228,7 @@ function tryOn(loaded: LoadedCheckpoint, learn: ResumableLearner, states: Map<Ca
     try {
       cb.setState(structuredClone(state));
     } catch (e) {
-      throw checkpointError('mismatch', file, `cannot resume from ${loaded.path}: callback ${cb.name} refuses its saved state: ${(e as Error).message}`, e);
+      throw checkpointError('mismatch', file, `cannot resume from ${file}: callback ${cb.name} refuses its saved state: ${(e as Error).message}`, e);
     } finally {
       cb.setState(mine);
     }

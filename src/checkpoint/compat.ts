@@ -73,7 +73,7 @@ export function checkResumable(loaded: LoadedCheckpoint, target: ResumeTarget): 
   const file = join(loaded.path, MANIFEST_FILE);
   const run = loaded.run;
   const refuse = (what: string, fix: string): never => {
-    throw checkpointError('mismatch', file, `cannot resume from ${loaded.path}: ${what}; ${fix}`);
+    throw checkpointError('mismatch', file, `cannot resume from ${file}: ${what}; ${fix}`);
   };
 
   // The architecture first: nothing else means anything with other weights.
@@ -99,6 +99,20 @@ export function checkResumable(loaded: LoadedCheckpoint, target: ResumeTarget): 
   if (run.optimizer.kind !== target.optimizerKind) {
     refuse(`the checkpoint's optimizer is '${run.optimizer.kind}', this learner's is '${target.optimizerKind}'`, `create the learner with optimizer '${run.optimizer.kind}'`);
   }
+  // The recipe before the callbacks: fitOneCycle's ParamScheduler would otherwise be all it says.
+  const r = run.recipe;
+  const t = target.recipe;
+  if (r.kind !== t.kind) {
+    refuse(
+      `the checkpoint was written by ${r.kind === 'fit' ? 'learn.fit' : 'learn.fitOneCycle'}, and this is ${t.kind === 'fit' ? 'learn.fit' : 'learn.fitOneCycle'}`,
+      `resume with learn.${r.kind}(n, { resumeFrom })`,
+    );
+  }
+  if (r.kind === 'fitOneCycle' && t.kind === 'fitOneCycle') {
+    for (const k of ['lrMax', 'divFactor', 'pctStart', 'finalDiv', 'moms'] as const) {
+      if (show(r[k]) !== show(t[k])) refuse(`fitOneCycle's ${k} is ${show(t[k])}, the checkpoint's ${show(r[k])}`, `leave ${k} out (it comes from the checkpoint) or give the same`);
+    }
+  }
   const saved = [...run.callbacks.names].sort();
   const now = [...target.callbacks].sort();
   if (show(saved) !== show(now)) {
@@ -122,20 +136,6 @@ export function checkResumable(loaded: LoadedCheckpoint, target: ResumeTarget): 
     refuse('the checkpoint carries gradients for parameters this model does not train', 'build the model exactly as in the run that wrote the checkpoint (and freeze the same layers)');
   }
 
-  // The recipe and the run's length.
-  const r = run.recipe;
-  const t = target.recipe;
-  if (r.kind !== t.kind) {
-    refuse(
-      `the checkpoint was written by ${r.kind === 'fit' ? 'learn.fit' : 'learn.fitOneCycle'}, and this is ${t.kind === 'fit' ? 'learn.fit' : 'learn.fitOneCycle'}`,
-      `resume with learn.${r.kind}(n, { resumeFrom })`,
-    );
-  }
-  if (r.kind === 'fitOneCycle' && t.kind === 'fitOneCycle') {
-    for (const k of ['lrMax', 'divFactor', 'pctStart', 'finalDiv', 'moms'] as const) {
-      if (show(r[k]) !== show(t[k])) refuse(`fitOneCycle's ${k} is ${show(t[k])}, the checkpoint's ${show(r[k])}`, `leave ${k} out (it comes from the checkpoint) or give the same`);
-    }
-  }
   const { epoch, batchIndex, nEpochs } = run.position;
   if (r.kind === 'fitOneCycle' && target.nEpochs !== nEpochs) {
     refuse(`the one-cycle schedule ran over ${nEpochs} epochs, this fit asks for ${target.nEpochs}`, `give n = ${nEpochs}, the run's total epochs`);

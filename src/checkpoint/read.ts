@@ -59,6 +59,11 @@ export function resolveCheckpoint(resumeFrom: string): string {
     return path;
   }
   const all = listCheckpoints(resumeFrom);
+  if (all.length === 0 && fs.readdirSync(resumeFrom).some((f) => f.endsWith('.bin'))) {
+    // A checkpoint's files without its manifest: the manifest is what was lost.
+    const manifestPath = join(resumeFrom, MANIFEST_FILE);
+    throw checkpointError('missing', manifestPath, `${manifestPath} is missing: ${resumeFrom} is not a complete checkpoint`);
+  }
   if (all.length === 0) {
     throw checkpointError('missing', resumeFrom, `resumeFrom: ${resumeFrom} holds no checkpoint (no manifest.json, no ${LATEST_FILE}, no checkpoint directory)`);
   }
