@@ -3,11 +3,13 @@ import { TrainchartError } from '../errors.js';
 import { trainCommand, TRAIN_HELP } from './train.js';
 import { lrFindCommand } from './lrFind.js';
 import { dryRunCommand } from './dryRun.js';
+import { resumeCommand } from './resume.js';
 
 const USAGE = `Usage: trainchart <command> [options]
 
 Commands:
   train      train a model on the bundled MNIST (the main job)
+  resume     continue a run of \`train --out RUN --checkpoint-every N\` from its latest checkpoint
   lr-find    find a learning rate (fastai's LR finder) and plot loss against lr
   dry-run    print every stage of the loop with its callbacks, controls and guards, without training
 
@@ -18,6 +20,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
   'lr-find': lrFindCommand,
   'dry-run': dryRunCommand,
+  resume: resumeCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -11,6 +11,9 @@ import { cnn, mlp } from '../models/presets.js';
 import type { OptimizerKind } from '../optim/optimizer.js';
 import { weightsSha256 } from '../weightsHash.js';
 import { choiceOption, intOption, parseCommandArgs, positiveNumberOption } from './args.js';
+import { Checkpoint } from '../../callbacks/checkpoint.js';
+import { listCheckpoints } from '../checkpoint/list.js';
+import { checkpointsDirOf, interruptible, prepareRunDir, writeRunFile } from './runDir.js';
 
 export const TRAIN_HELP = `Usage: trainchart train [options]
 
@@ -32,9 +35,18 @@ Trains a model on the bundled MNIST (60k train, 10k test) and reports test accur
   --early-stopping P     stop after P epochs without a lower validation loss
   --save-best            save the weights of the epoch with the lowest validation loss to
                          best.weights in --out (default runs/train)
+  --checkpoint-every N   with --out RUN: write a checkpoint every N train batches and at every
+                         epoch end into RUN/checkpoints (and this command's arguments into
+                         RUN/run.json first), so that \`trainchart resume RUN\` continues the run
+                         exactly; Ctrl-C then stops after the current batch and checkpoints
 `;
 
-export async function trainCommand(argv: string[]): Promise<number> {
+/** How `trainchart resume` runs train again: in the run directory, from its latest checkpoint. */
+export interface TrainResume {
+  runDir: string;
+}
+
+export async function trainCommand(argv: string[], resuming?: TrainResume): Promise<number> {
   const v = parseCommandArgs('train', argv, {
     model: { type: 'string' },
     epochs: { type: 'string' },
@@ -51,6 +63,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     'lr-max': { type: 'string' },
     'early-stopping': { type: 'string' },
     'save-best': { type: 'boolean' },
+    'checkpoint-every': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
@@ -74,6 +87,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
   const patience = v['early-stopping'] === undefined ? undefined : intOption('early-stopping', v['early-stopping'], 1, 1);
   const saveDir = v['save-best'] ? (typeof v.out === 'string' ? v.out : join('runs', 'train')) : undefined;
+  const checkpointEvery = v['checkpoint-every'] === undefined ? undefined : intOption('checkpoint-every', v['checkpoint-every'], 1, 1);
+  const runDir = checkpointEvery === undefined ? undefined : typeof v.out === 'string' ? v.out : undefined;
+  if (checkpointEvery !== undefined && runDir === undefined) {
+    throw new ConfigError('--checkpoint-every needs --out RUN: the run directory the checkpoints (and the run\'s arguments) go to');
+  }
+  // A fresh run never mixes its checkpoints with another run's; a resumed one continues them.
+  if (runDir !== undefined && !resuming) {
+    prepareRunDir(runDir);
+    // The run's own arguments, first of all (long before its first batch): `trainchart resume RUN` needs no flags.
+    writeRunFile(runDir, argv);
+  }
   // With --json, stdout carries only the result; everything for people goes to stderr.
   const human = json ? process.stderr : process.stdout;
   const say = (line: string) => human.write(line + '\n');
@@ -90,16 +114,33 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const model = modelName === 'cnn' ? cnn({ seed }) : mlp({ seed });
   const stopper = patience === undefined ? null : new EarlyStopping({ monitor: 'validLoss', patience });
   const saver = saveDir === undefined ? null : new SaveModel({ every: 'improvement', monitor: 'validLoss', dir: saveDir, name: 'best' });
+  const checkpointer = runDir === undefined ? null : new Checkpoint({ dir: checkpointsDirOf(runDir), everyBatches: checkpointEvery! });
   const learn = new Learner({
     model,
     data: { train, valid },
     loss: 'categoricalCrossentropy',
     optimizer,
     metrics: ['accuracy'],
-    callbacks: [new Progress({ stream: human }), ...(stopper ? [stopper] : []), ...(saver ? [saver] : [])],
+    callbacks: [
+      new Progress({ stream: human }),
+      ...(stopper ? [stopper] : []),
+      ...(saver ? [saver] : []),
+      ...(checkpointer ? [checkpointer] : []),
+    ],
     seed,
   });
-  const result = oneCycle ? await learn.fitOneCycle(epochs, { lrMax: lrMax ?? lr }) : await learn.fit(epochs, { lr });
+  // Resumed: from the latest checkpoint, or from the start when the run was killed before its first.
+  const resumeFrom = resuming && listCheckpoints(checkpointsDirOf(resuming.runDir)).length > 0 ? checkpointsDirOf(resuming.runDir) : undefined;
+  if (resuming) say(resumeFrom ? `resuming ${resuming.runDir} from its latest checkpoint` : `${resuming.runDir} has no checkpoint yet: training it from the start`);
+  const interrupt = interruptible(learn, say);
+  let result;
+  try {
+    result = oneCycle
+      ? await learn.fitOneCycle(epochs, resumeFrom ? { resumeFrom } : { lrMax: lrMax ?? lr })
+      : await learn.fit(epochs, resumeFrom ? { resumeFrom } : { lr });
+  } finally {
+    interrupt.dispose();
+  }
   if (stopper && stopper.stoppedEpoch !== null) {
     say(`early stopping: no lower validation loss for ${patience} epoch(s), stopped after epoch ${stopper.stoppedEpoch + 1}`);
   }
@@ -123,6 +164,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     lr,
     optimizer,
     weightsSha256: weightsSha256(model),
+    // Where this run continued from (`trainchart resume`), null for a run from its start.
+    resumedFrom: result.resumedFrom,
     // Only with the flags that make them meaningful, so a plain run's summary is unchanged.
     ...(oneCycle ? { lrMax: lrMax ?? lr } : {}),
     ...(saver ? { bestWeights: saver.lastSaved } : {}),
@@ -137,8 +180,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
   say(
     `${summary.status}: ${summary.epochs} epochs, test accuracy ${(summary.accuracy ?? NaN).toFixed(4)}, ${summary.seconds}s on ${summary.backend}`,
   );
+  if (interrupt.interrupted) {
+    say(checkpointer?.written.length ? `interrupted: resume with  trainchart resume ${runDir}` : 'interrupted (nothing was saved: train with --out RUN --checkpoint-every N to be able to resume)');
+  }
   if (json) process.stdout.write(JSON.stringify(summary) + '\n');
   model.dispose();
   learn.optimizer.dispose();
-  return 0;
+  return interrupt.interrupted ? 130 : 0;
 }
