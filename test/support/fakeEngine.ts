@@ -160,6 +160,17 @@ export class FakeEngine implements LoopEngine {
     this.carried = null;
   }
 
+  /** Resume: the gradients a checkpoint kept (skipZero) are kept again, tagged with their batches. */
+  restoreCarried(from: readonly string[]): void {
+    if (from.length === 0) return;
+    const g = new Array<number>(DIMS).fill(0);
+    for (const key of from) {
+      const [e, b] = key.slice(1).split('b').map(Number) as [number, number];
+      fakeGradient(e, b).forEach((x, i) => (g[i]! += x));
+    }
+    this.carried = { from: [...from], g };
+  }
+
   startValidation(): void {
     this.validLoss = 0;
     this.validSeen = 0;
