@@ -214,3 +214,40 @@ describe('exact resume from random stop points (cpu backend)', () => {
     expect(history(learn)).toEqual(whole.history);
   });
 });
+
+describe('a seeded layer inside a nested model', () => {
+  it("its stream is in the checkpoint and comes back: a mid-epoch resume of plain fit ends bit-identically", async () => {
+    const build = (dir: string) => {
+      const inner = tf.sequential({
+        name: 'inner',
+        layers: [
+          tf.layers.dense({ inputShape: [6], units: 8, activation: 'relu', name: 'inner_dense', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
+          new SeededDropout({ rate: 0.5, seed: 21, name: 'inner_drop' }),
+        ],
+      });
+      const model = tf.sequential({
+        layers: [inner, tf.layers.dense({ units: 3, activation: 'softmax', name: 'head', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) })],
+      });
+      const t = arrays(N_TRAIN, 0);
+      const checkpoint = new Checkpoint({ dir, everyBatches: 1, keep: Infinity });
+      const learn = new Learner({
+        model,
+        data: { train: DataLoader.fromArrays(t.x, t.y, { batchSize: BATCH, xShape: [6], yShape: [3], shuffle: true, seed: 2 }) },
+        loss: 'categoricalCrossentropy',
+        optimizer: 'sgd',
+        callbacks: [checkpoint],
+        seed: 1,
+      });
+      return { learn, checkpoint };
+    };
+    const whole = build(join(root, 'nested-whole'));
+    await whole.learn.fit(2, { lr: 0.1 });
+    const mid = whole.checkpoint.written.find((c) => c.epoch === 1 && c.batchIndex === 2)!;
+    const run = readCheckpoint(mid.path).run;
+    expect(run.random.layers.map((l) => l.name)).toEqual(['inner/inner_drop']);
+    const again = build(join(root, 'nested-again'));
+    await again.learn.fit(2, { resumeFrom: mid.path });
+    expect(weightsSha256(again.learn.model)).toBe(weightsSha256(whole.learn.model));
+    expect(history(again.learn)).toEqual(history(whole.learn));
+  });
+});
