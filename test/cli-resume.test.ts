@@ -6,7 +6,7 @@
  * line of resume has train's keys plus resumedFrom; bad uses exit 2 with a message.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -76,6 +76,17 @@ describe('trainchart train --checkpoint-every / trainchart resume', () => {
     expect(json).toMatchObject({ status: 'completed', iterations: 0, weightsSha256: reference.weightsSha256 });
     expect(json.resumedFrom).toMatchObject({ epoch: 2, batchIndex: 0, iteration: 32 });
   }, 60_000);
+
+  it('a run killed before its first checkpoint (only run.json) resumes from the start; a moved run directory resumes where it is', async () => {
+    const moved = join(root, 'moved');
+    mkdirSync(moved);
+    copyFileSync(join(root, 'reference', 'run.json'), join(moved, 'run.json'));
+    const { json } = await cli(['resume', moved, '--json']);
+    expect(json.resumedFrom).toBeNull();
+    expect(json.weightsSha256).toBe(reference.weightsSha256);
+    // It trained into the directory it was given, not the one in run.json.
+    expect(existsSync(join(moved, 'checkpoints', 'latest'))).toBe(true);
+  }, 120_000);
 
   it('Ctrl-C stops after the current batch, checkpoints there and prints the resume command; resume ends bit-identically', async () => {
     const out = join(root, 'ctrl-c');

@@ -27,6 +27,16 @@ export async function resumeCommand(argv: string[]): Promise<number> {
   if (!runDir || extra.length) {
     throw new ConfigError('resume: give exactly one run directory, e.g. `trainchart resume runs/a` (the --out of the train command)');
   }
-  const trainArgs = readRunFile(runDir);
-  return trainCommand([...trainArgs, ...(parsed.values.json ? ['--json'] : [])], { runDir });
+  // The run is where it is now (it may have been moved or copied): its --out is RUN.
+  const trainArgs = withoutOut(readRunFile(runDir));
+  return trainCommand([...trainArgs, '--out', runDir, ...(parsed.values.json ? ['--json'] : [])], { runDir });
+}
+
+function withoutOut(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--out') i++;
+    else if (!argv[i]!.startsWith('--out=')) out.push(argv[i]!);
+  }
+  return out;
 }

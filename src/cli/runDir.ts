@@ -30,10 +30,15 @@ export function checkpointsDirOf(runDir: string): string {
   return join(runDir, 'checkpoints');
 }
 
+/** Does the run have a checkpoint yet? (A run killed early has no checkpoints directory at all.) */
+export function hasCheckpoints(runDir: string): boolean {
+  const dir = checkpointsDirOf(runDir);
+  return fs.existsSync(dir) && listCheckpoints(dir).length > 0;
+}
+
 /** A fresh run may not go where another run's checkpoints are: they would be mixed. */
 export function prepareRunDir(runDir: string): void {
-  const dir = checkpointsDirOf(runDir);
-  if (fs.existsSync(dir) && listCheckpoints(dir).length > 0) {
+  if (hasCheckpoints(runDir)) {
     throw new ConfigError(
       `${runDir} already holds the checkpoints of a run: continue it with \`trainchart resume ${runDir}\`, or give another --out`,
     );

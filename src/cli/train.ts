@@ -12,8 +12,7 @@ import type { OptimizerKind } from '../optim/optimizer.js';
 import { weightsSha256 } from '../weightsHash.js';
 import { choiceOption, intOption, parseCommandArgs, positiveNumberOption } from './args.js';
 import { Checkpoint } from '../../callbacks/checkpoint.js';
-import { listCheckpoints } from '../checkpoint/list.js';
-import { checkpointsDirOf, interruptible, prepareRunDir, writeRunFile } from './runDir.js';
+import { checkpointsDirOf, hasCheckpoints, interruptible, prepareRunDir, writeRunFile } from './runDir.js';
 
 export const TRAIN_HELP = `Usage: trainchart train [options]
 
@@ -130,7 +129,7 @@ export async function trainCommand(argv: string[], resuming?: TrainResume): Prom
     seed,
   });
   // Resumed: from the latest checkpoint, or from the start when the run was killed before its first.
-  const resumeFrom = resuming && listCheckpoints(checkpointsDirOf(resuming.runDir)).length > 0 ? checkpointsDirOf(resuming.runDir) : undefined;
+  const resumeFrom = resuming && hasCheckpoints(resuming.runDir) ? checkpointsDirOf(resuming.runDir) : undefined;
   if (resuming) say(resumeFrom ? `resuming ${resuming.runDir} from its latest checkpoint` : `${resuming.runDir} has no checkpoint yet: training it from the start`);
   const interrupt = interruptible(learn, say);
   let result;
