@@ -123,6 +123,9 @@ describe('trainchart train --checkpoint-every / trainchart resume', () => {
     let e = await fail(['train', '--checkpoint-every', '5']);
     expect(e.code).toBe(2);
     expect(e.stderr).toMatch(/--checkpoint-every needs --out RUN/);
+    e = await fail(['train', '--out', join(root, 'zero'), '--checkpoint-every', '0']);
+    expect(e.code).toBe(2);
+    expect(e.stderr).toMatch(/--checkpoint-every must be an integer ≥ 1/);
     e = await fail(['train', ...TRAIN, '--out', join(root, 'reference'), '--checkpoint-every', '4']);
     expect(e.code).toBe(2);
     expect(e.stderr).toMatch(/already holds the checkpoints of a run: continue it with `trainchart resume/);
