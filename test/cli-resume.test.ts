@@ -29,7 +29,12 @@ async function cli(args: string[]) {
   return { json: lastJson(stdout), stderr };
 }
 
-/** Starts the CLI, sends `signals` once training is under way (its first progress line), and waits for the end. */
+/**
+ * Starts the CLI, sends `signals` once training is under way, and waits for the end. The CLI says
+ * `training: …` once its Ctrl-C handler is in place, right before the fit starts; the handler runs
+ * when the loop first yields to the event loop (every 25 ms), so by then batches have run and the
+ * stop lands mid-epoch.
+ */
 function interrupted(args: string[], signals: number) {
   return new Promise<{ code: number | null; stdout: string; stderr: string; afterSignalMs: number }>((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -40,7 +45,7 @@ function interrupted(args: string[], signals: number) {
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => {
       stderr += d;
-      if (!sentAt && /epoch 1\/\d+ train 25%/.test(stderr)) {
+      if (!sentAt && /^training: /m.test(stderr)) {
         sentAt = performance.now();
         child.kill('SIGINT');
       }

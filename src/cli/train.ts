@@ -151,6 +151,7 @@ export async function trainCommand(argv: string[], resuming?: TrainResume): Prom
   const resumeFrom = resuming && hasCheckpoints(resuming.runDir) ? checkpointsDirOf(resuming.runDir) : undefined;
   if (resuming) say(resumeFrom ? `resuming ${resuming.runDir} from its latest checkpoint` : `${resuming.runDir} has no checkpoint yet: training it from the start`);
   const interrupt = interruptible(learn, say);
+  say(`training: ${epochs} epochs (Ctrl-C stops after the current batch${checkpointer ? ' and writes a checkpoint' : ''})`);
   let result;
   try {
     result = oneCycle
