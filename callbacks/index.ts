@@ -13,3 +13,4 @@ export { StopAtLoss } from './stopAtLoss.js';
 export type { BatchRecord, RecorderHistory, HistoryFiles } from './recorder.js';
 export { ParamScheduler, type ParamSchedule, type ParamSchedules, type ScheduledParam } from './paramScheduler.js';
 export { LRFinder, type LRFinderOptions, type LRFinderStop } from './lrFinder.js';
+export { Checkpoint, type CheckpointOptions } from './checkpoint.js';

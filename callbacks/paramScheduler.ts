@@ -1,6 +1,6 @@
 import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
-import type { TrainContext } from '../src/loop/context.js';
+import type { JumpPosition, TrainContext } from '../src/loop/context.js';
 
 /** The hyper-parameters a schedule may drive: the Learner's setters read at every step. */
 export type ScheduledParam = 'lr' | 'momentum' | 'beta1' | 'wd';
@@ -37,6 +37,7 @@ export class ParamScheduler extends Callback {
   pos = 0;
   // The fit's length, from its context at trainBegin: not state.
   private nEpochs = 1;
+  private nBatches = 1;
   readonly scheds: Readonly<ParamSchedules>;
   protected override readonly stateKeys: readonly string[] = ['hps', 'hpEpochs', 'pos'];
 
@@ -66,6 +67,7 @@ export class ParamScheduler extends Callback {
 
   onTrainBegin(ctx: TrainContext): void {
     this.nEpochs = ctx.nEpochs;
+    this.nBatches = Math.max(1, ctx.nBatches);
     this.pos = 0;
     this.hps = Object.fromEntries(Object.keys(this.scheds).map((k) => [k, []]));
     this.hpEpochs = [];
@@ -86,15 +88,23 @@ export class ParamScheduler extends Callback {
   /**
    * Resuming at `epoch`: the hyper-parameters take their values at the start of that epoch at
    * once (its first batch would set them anyway; this way they are right before it too).
-   * What batches of that epoch and later recorded in `hps` is forgotten.
+   * What batches of that epoch and later recorded in `hps` is forgotten — mid-epoch, only those
+   * after the checkpoint; and from a checkpoint the values are the run's own, left as they are.
    */
-  jumpToEpoch(epoch: number): void {
-    const kept = this.hpEpochs.findIndex((e) => e >= epoch);
-    if (kept >= 0) {
+  jumpToEpoch(epoch: number, at?: JumpPosition): void {
+    // Mid-epoch (a checkpoint taken after batch at.batchIndex − 1) that epoch's first batches stay.
+    const inEpoch = at?.batchIndex ?? 0;
+    const first = this.hpEpochs.findIndex((e) => e >= epoch);
+    if (first >= 0) {
+      let kept = first;
+      while (kept < this.hpEpochs.length && kept - first < inEpoch && this.hpEpochs[kept] === epoch) kept++;
       this.hpEpochs.length = kept;
       for (const values of Object.values(this.hps)) values.length = Math.min(values.length, kept);
     }
-    this.pos = epoch / this.nEpochs;
+    // From a checkpoint, the hyper-parameters and `pos` are the run's own: nothing to set.
+    if (at?.fromCheckpoint) return;
+    // The position of the batch about to run, as onBatchBegin will compute it.
+    this.pos = (epoch * this.nBatches + inEpoch) / (this.nEpochs * this.nBatches);
     this.apply(Math.min(this.pos, 1));
   }
 }

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
-import type { TrainContext } from '../src/loop/context.js';
+import type { JumpPosition, TrainContext } from '../src/loop/context.js';
 import { plotLossChart, plotLrChart, plotLrFindChart, type Suggestion } from '../src/plot/charts.js';
 import type { PlotFiles } from '../src/plot/render.js';
 
@@ -145,12 +145,19 @@ export class Recorder extends Callback {
     });
   }
 
-  /** Resuming at `epoch`: forget what a previous run recorded from that epoch on, per epoch and per batch. */
-  jumpToEpoch(epoch: number): void {
+  /**
+   * Resuming at `epoch`: forget what a previous run recorded from that point on, per epoch and
+   * per batch. Mid-epoch (`at.batchIndex` > 0, a checkpoint taken after a batch) the epoch's
+   * first `at.batchIndex` batches ran before the checkpoint and stay.
+   */
+  jumpToEpoch(epoch: number, at?: JumpPosition): void {
     this.epochs = this.epochs.filter((e) => e.epoch < epoch);
-    // Batches are recorded in epoch order: keep the prefix of earlier epochs.
-    const i = this.batchEpochs.findIndex((e) => e >= epoch);
-    if (i < 0) return;
+    // Batches are recorded in epoch order, each epoch's from its batch 0: keep that prefix.
+    const first = this.batchEpochs.findIndex((e) => e >= epoch);
+    if (first < 0) return;
+    let i = first;
+    const keepInEpoch = at?.batchIndex ?? 0;
+    while (i < this.batchEpochs.length && i - first < keepInEpoch && this.batchEpochs[i] === epoch) i++;
     const self = this as unknown as Record<string, unknown[]>;
     for (const k of BATCH_SERIES) self[k]!.length = i;
   }

@@ -3,3 +3,4 @@ export * from './controls.js';
 export * from './trainLoop.js';
 export * from './describe.js';
 export * from './work.js';
+export * from './resume.js';

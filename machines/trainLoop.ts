@@ -14,6 +14,17 @@
  * while it records. The machine marks that stretch with two tags: the driver opens the
  * tape on leaving a state tagged `opensTape` and closes it on reaching one tagged
  * `closesTape`; every path between the two passes through `gradients`.
+ *
+ * Resume (contract §6): a run started with `input.resume` (a point read from a checkpoint's
+ * persisted snapshot, see `machines/resume.ts`) goes trainBegin → `resume` (restore the run's
+ * state, then every callback's jumpToEpoch) → the next train batch of a half-done epoch
+ * (no epochBegin: it ran before the checkpoint), or its validation or epochEnd when no train
+ * batch is left, or the start of the next epoch. Checkpoints are taken only in the states
+ * tagged `quiet` (a train batchEnd, an epochEnd), where nothing is under way: their `meta`
+ * says where a run resumed from there continues.
+ *
+ * STOP (`learn.stop()`, an AbortSignal, Ctrl-C) sets the stopTraining flag from outside, as a
+ * hook returning `{ stopTraining: true }` would: the run ends through the machine's own path.
  */
 import { assign, setup } from 'xstate';
 import { noControls, type ControlFlags, type ControlName } from './controls.js';
@@ -22,6 +33,25 @@ import { WORK_NAMES, type WorkName } from './work.js';
 
 export const TAPE_OPENS = 'opensTape';
 export const TAPE_CLOSES = 'closesTape';
+/** A state where the whole run is at rest (no batch, tape or pass under way): a checkpoint may be taken there. */
+export const QUIET = 'quiet';
+
+/**
+ * Where a resumed run continues (from a checkpoint's persisted snapshot, `resumePointOf`):
+ * the next train batch `batchIndex` of `epoch` (> 0: mid-epoch, its epochBegin already ran),
+ * or the start of `epoch` (batchIndex 0). `iteration` is the train batches done before it;
+ * the two epoch flags are those in force in a half-done epoch (always false at an epoch's start).
+ */
+export interface ResumePoint {
+  epoch: number;
+  batchIndex: number;
+  iteration: number;
+  stopEpoch: boolean;
+  skipValidate: boolean;
+}
+
+/** How a quiet state's position maps to the next one (its `meta.resumeAt`). */
+export type ResumeAt = 'nextBatch' | 'nextEpoch';
 
 export interface LoopInput {
   nEpochs: number;
@@ -31,6 +61,8 @@ export interface LoopInput {
   validate: boolean;
   /** The epoch this run starts at (a resume): as if trainBegin's hooks had returned `{ epoch: firstEpoch }`. */
   firstEpoch?: number;
+  /** Resume from a checkpoint at this point (contract §6): trainBegin, resume, then the point. */
+  resume?: ResumePoint;
 }
 
 /** What went wrong, in a form that survives a persisted snapshot. */
@@ -40,7 +72,7 @@ export interface Failure {
   message: string;
 }
 
-export interface LoopContext extends LoopInput {
+export interface LoopContext extends Omit<LoopInput, 'resume'> {
   /** 0-based epoch under way. */
   epoch: number;
   /** Train batches done in the whole run. */
@@ -51,10 +83,13 @@ export interface LoopContext extends LoopInput {
   controls: ControlFlags;
   /** Set by `{ epoch: N }` from trainBegin. */
   jumpTo: number | null;
+  /** The checkpoint's point this run resumes from (null: a run from its start). */
+  resume: ResumePoint | null;
   failure: Failure | null;
 }
 
-export type LoopEvent = { type: 'NEXT' } | { type: 'FAIL'; failure: Failure };
+/** STOP: stop from outside the hooks (learn.stop(), a signal); it sets stopTraining. */
+export type LoopEvent = { type: 'NEXT' } | { type: 'FAIL'; failure: Failure } | { type: 'STOP' };
 
 export interface HookParams {
   stage: Stage;
@@ -92,6 +127,22 @@ export const trainLoopSetup = setup({
       const epoch = context.jumpTo ?? context.epoch;
       return { epoch, iteration: Math.min(epoch, context.nEpochs) * context.nTrainBatches };
     }),
+    // The resumed run is where the checkpoint was. The epoch flags of a half-done epoch come back;
+    // stopTraining never does (a stopped run resumes as if it had not stopped), but a stop
+    // asked for in this run (at trainBegin, or STOP) holds.
+    applyResume: assign(({ context }) => {
+      const r = context.resume!;
+      return {
+        epoch: r.epoch,
+        iteration: r.iteration,
+        batchIndex: r.batchIndex,
+        train: true,
+        controls: { ...noControls(), stopEpoch: r.stopEpoch, skipValidate: r.skipValidate, stopTraining: context.controls.stopTraining },
+      };
+    }),
+    requestStop: assign(({ context }) =>
+      context.controls.stopTraining ? {} : { controls: { ...context.controls, stopTraining: true } },
+    ),
     beginBatch: assign(({ context }) => ({
       controls: { ...context.controls, cancelBatch: false, skipBackward: false, skipStep: false, skipZero: false },
     })),
@@ -111,6 +162,15 @@ export const trainLoopSetup = setup({
     // Contract §1: jumpToEpoch runs only when starting at an epoch > 0 (`epoch: 0` is where a run starts anyway).
     jumpRequested: ({ context }) => context.jumpTo !== null && context.jumpTo > 0,
     failed: ({ context }) => context.failure !== null,
+    resuming: ({ context }) => context.resume !== null,
+    // A half-done epoch (the checkpoint's batchIndex > 0) continues where it was, without epochBegin.
+    resumesTrainPass: ({ context }) =>
+      context.resume!.batchIndex > 0 &&
+      context.batchIndex < context.nTrainBatches &&
+      !context.controls.stopEpoch &&
+      !context.controls.stopTraining,
+    resumesValidation: ({ context }) => context.resume!.batchIndex > 0 && context.validate && !context.controls.skipValidate,
+    resumesEpochEnd: ({ context }) => context.resume!.batchIndex > 0,
     canStartEpoch: ({ context }) => context.epoch < context.nEpochs && !context.controls.stopTraining,
     canStartNextEpoch: ({ context }) => context.epoch + 1 < context.nEpochs && !context.controls.stopTraining,
     hasTrainBatch: ({ context }) =>
@@ -125,7 +185,7 @@ export const trainLoopSetup = setup({
 
 export const trainLoopMachine = trainLoopSetup.createMachine({
   id: 'trainLoop',
-  context: ({ input: { firstEpoch, ...input } }) => ({
+  context: ({ input: { firstEpoch, resume, ...input } }) => ({
     ...input,
     epoch: 0,
     iteration: 0,
@@ -133,12 +193,16 @@ export const trainLoopMachine = trainLoopSetup.createMachine({
     train: true,
     controls: noControls(),
     jumpTo: firstEpoch ?? null,
+    resume: resume ?? null,
     failure: null,
   }),
   initial: 'ready',
   // Any exception, anywhere before trainEnd: straight to trainEnd, which still runs — with
   // ctx.train true, as everywhere outside validation, even when validation was under way.
-  on: { FAIL: { target: '.trainEnd', actions: ['recordFailure', 'endValidation'] } },
+  on: {
+    FAIL: { target: '.trainEnd', actions: ['recordFailure', 'endValidation'] },
+    STOP: { actions: 'requestStop' },
+  },
   states: {
     ready: { on: { NEXT: 'trainBegin' } },
 
@@ -147,6 +211,7 @@ export const trainLoopMachine = trainLoopSetup.createMachine({
       entry: [hooks('trainBegin')],
       on: {
         NEXT: [
+          { guard: 'resuming', target: 'resume', actions: 'applyResume' },
           { guard: 'jumpRequested', target: 'jump', actions: 'applyJump' },
           { guard: 'canStartEpoch', target: 'epoch', actions: 'beginEpoch' },
           { target: 'trainEnd' },
@@ -159,6 +224,24 @@ export const trainLoopMachine = trainLoopSetup.createMachine({
       entry: ['runJumpToEpoch'],
       on: {
         NEXT: [{ guard: 'canStartEpoch', target: 'epoch', actions: 'beginEpoch' }, { target: 'trainEnd' }],
+      },
+    },
+
+    /**
+     * Resume from a checkpoint (contract §6): the run's state comes back after every onTrainBegin
+     * (which may reset), then every callback's jumpToEpoch(epoch) — also for epoch 0 — then the
+     * run continues where the checkpoint was taken.
+     */
+    resume: {
+      entry: ['restoreRun', 'runJumpToEpoch'],
+      on: {
+        NEXT: [
+          { guard: 'resumesTrainPass', target: '#trainLoop.epoch.train', actions: 'beginBatch' },
+          { guard: 'resumesValidation', target: '#trainLoop.epoch.validation' },
+          { guard: 'resumesEpochEnd', target: '#trainLoop.epoch.epochEnd' },
+          { guard: 'canStartEpoch', target: 'epoch', actions: 'beginEpoch' },
+          { target: 'trainEnd' },
+        ],
       },
     },
 
@@ -238,7 +321,9 @@ export const trainLoopMachine = trainLoopSetup.createMachine({
               },
             },
             batchEnd: {
-              meta: { stage: 'batchEnd' },
+              // Quiet once its hooks have run: a run resumed from here continues with the next batch.
+              meta: { stage: 'batchEnd', resumeAt: 'nextBatch' satisfies ResumeAt },
+              tags: [QUIET],
               entry: [hooks('batchEnd')],
               exit: ['releaseBatch'],
               on: {
@@ -292,7 +377,9 @@ export const trainLoopMachine = trainLoopSetup.createMachine({
         },
 
         epochEnd: {
-          meta: { stage: 'epochEnd' },
+          // Quiet once its hooks have run: a run resumed from here starts the next epoch.
+          meta: { stage: 'epochEnd', resumeAt: 'nextEpoch' satisfies ResumeAt },
+          tags: [QUIET],
           entry: [hooks('epochEnd')],
           on: {
             NEXT: [
@@ -310,6 +397,8 @@ export const trainLoopMachine = trainLoopSetup.createMachine({
       on: {
         // An exception in trainEnd's own hooks: nothing left to run.
         FAIL: { target: 'failed', actions: 'recordFailure' },
+        // Too late to stop: the run is ending, and its status is what its stages decided.
+        STOP: { actions: [] },
         NEXT: [
           { guard: 'failed', target: 'failed' },
           { guard: control('stopTraining'), target: 'stopped' },

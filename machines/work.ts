@@ -9,6 +9,8 @@
 export const WORK_PHASE = {
   /** Every callback's jumpToEpoch(N) (the `jump` state). */
   runJumpToEpoch: 'jumpToEpoch',
+  /** Resume: puts the checkpoint's state back (weights, optimizer, callbacks, random streams, …). */
+  restoreRun: 'restore from checkpoint',
   /** Fixes the order of this epoch's train batches (the seeded shuffle of epoch N). */
   orderBatches: 'data order',
   /** Makes the batch's input and target. */

@@ -45,6 +45,7 @@ export interface LoopPlan {
 }
 
 const JUMP_ACTION = 'runJumpToEpoch';
+const RESTORE_ACTION = 'restoreRun';
 
 /** The stages of a fit, in machine order, with the callbacks, controls and guards of each. */
 export function loopPlan(callbacks: readonly Callback[]): LoopPlan {
@@ -56,6 +57,13 @@ export function loopPlan(callbacks: readonly Callback[]): LoopPlan {
   for (const s of description.states) {
     const scope = s.parent ?? '';
     if (s.entry.some((a) => a.type === JUMP_ACTION)) {
+      // The jump after `epoch: N` and the resume from a checkpoint are one row of the contract (§1).
+      const jump = steps.find((x) => x.stage === 'jump');
+      if (jump) {
+        jump.states.push(s.path);
+        if (s.entry.some((a) => a.type === RESTORE_ACTION)) jump.doc += '; or when resuming from a checkpoint (also at epoch 0), after its state is restored';
+        continue;
+      }
       steps.push({
         stage: 'jump',
         hook: 'jumpToEpoch',

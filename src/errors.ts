@@ -52,9 +52,21 @@ export class BackendError extends TrainchartError {
   }
 }
 
+/**
+ * What was wrong with a checkpoint: `missing` (directory or file), `truncated`, `corrupt`
+ * (checksum, unreadable JSON), `version` (a newer format), `format` (not a trainchart
+ * checkpoint), `mismatch` (another architecture, optimizer, callbacks, data, seed, …).
+ */
+export type CheckpointProblem = 'missing' | 'truncated' | 'corrupt' | 'version' | 'format' | 'mismatch';
+
+/** A checkpoint that cannot be read, verified or resumed from; `file` names it, `problem` says how. */
 export class CheckpointError extends TrainchartError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('CHECKPOINT', message, options);
+  readonly file: string | null;
+  readonly problem: CheckpointProblem | null;
+  constructor(message: string, options?: { cause?: unknown; file?: string; problem?: CheckpointProblem }) {
+    super('CHECKPOINT', message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.file = options?.file ?? null;
+    this.problem = options?.problem ?? null;
   }
 }
 

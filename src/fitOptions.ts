@@ -7,6 +7,7 @@ import type { FitObserver } from './loop/observer.js';
 import type { LearnerApi } from './loop/learnerApi.js';
 import type { LoopActor } from './loop/runLoop.js';
 import type { SmoothLossState } from './loop/smoothLoss.js';
+import type { ResumedFrom } from './resume.js';
 
 export interface FitOptions {
   lr?: number;
@@ -31,6 +32,15 @@ export interface FitOptions {
    * this fit starts and closes again once the run is done.
    */
   viz?: FitObserver | Record<string, unknown>;
+  /**
+   * Resume from a checkpoint (docs/checkpoints.md): a run directory (the Checkpoint callback's
+   * `dir`: its latest checkpoint) or one checkpoint's directory. `nEpochs` is the run's total.
+   * Hyper-parameters, weights, optimizer, callback states and every random stream come back
+   * from it, so `lr`/`wd` may not be given; the callbacks must be those of the original run.
+   */
+  resumeFrom?: string;
+  /** Aborting it stops the run after the current batch, as `learn.stop()` does. */
+  signal?: AbortSignal;
 }
 
 export interface FitResult {
@@ -42,6 +52,8 @@ export interface FitResult {
   /** Validation loss and metrics of the last validation pass (null if none ran). */
   metrics: Record<string, number> | null;
   smoothLoss: number;
+  /** The checkpoint this fit resumed from (`resumeFrom`), or null for a fit from the start. */
+  resumedFrom: ResumedFrom | null;
 }
 
 /**

@@ -7,7 +7,11 @@ export { Callback } from './loop/callback.js';
 export type { Hook, HookResult, Guard, Guards } from './loop/callback.js';
 export { learnerDefaults, type LearnerDefaults } from './defaults.js';
 export type { Prediction, PredictInput, NestedArray } from './engine/predict.js';
-export type { TrainContext } from './loop/context.js';
+export type { TrainContext, JumpPosition } from './loop/context.js';
+export type { QuietPoint } from './loop/quietPoint.js';
+export { listCheckpoints, readCheckpoint, resolveCheckpoint, writeCheckpoint, CHECKPOINT_FORMAT_VERSION } from './checkpoint/index.js';
+export type { CheckpointInfo, LoadedCheckpoint, CapturedRun, FitRecipe, WriteCheckpointOptions, WrittenCheckpoint } from './checkpoint/index.js';
+export type { ResumedFrom } from './resume.js';
 export type { LoopEngine } from './loop/engine.js';
 export { runLoop, type RunLoopOptions, type LoopResult, type LoopActor } from './loop/runLoop.js';
 export { HookTable } from './loop/hookTable.js';
@@ -44,6 +48,9 @@ export {
   CONTROL_NAMES,
   trainLoopMachine,
   describeMachine,
+  QUIET,
+  resumePointOf,
+  type ResumePoint,
   type Stage,
   type Control,
   type ControlName,

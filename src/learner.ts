@@ -27,6 +27,9 @@ import { checkKeys } from './options.js';
 import { lrFind, type LrFindOptions, type LrFindResult } from './lrFind.js';
 import { describeLoop } from './dryRun.js';
 import { exportModel, type ExportedModel } from './io/tfjsModelFiles.js';
+import { callbackStateKeys } from './callbackKeys.js';
+import type { FitRecipe } from './checkpoint/capture.js';
+import { captureRun, FIT_RECIPE, prepareResume, type PreparedResume, type ResumedFrom } from './resume.js';
 
 export interface LearnerData {
   train: DataLoader;
@@ -55,19 +58,10 @@ export interface LearnerOptions {
 }
 
 const LEARNER_KEYS = ['model', 'data', 'loss', 'optimizer', 'metrics', 'callbacks', 'seed', 'recorder', 'progress'] as const;
-const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss', 'viz'] as const;
+const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss', 'viz', 'resumeFrom', 'signal'] as const;
 
 /** `Name`, or `Name#2`, `Name#3` … for further callbacks of the same name, in the order given. */
-function stateKeys(callbacks: readonly Callback[]): Map<Callback, string> {
-  const seen = new Map<string, number>();
-  const keys = new Map<Callback, string>();
-  for (const cb of callbacks) {
-    const n = (seen.get(cb.name) ?? 0) + 1;
-    seen.set(cb.name, n);
-    keys.set(cb, n === 1 ? cb.name : `${cb.name}#${n}`);
-  }
-  return keys;
-}
+const stateKeys = callbackStateKeys;
 
 /** A Callback instance that is not attached to another learner (one instance serves one learner). */
 function checkCallback(cb: unknown, learn: Learner): asserts cb is Callback {
@@ -121,6 +115,7 @@ export class Learner implements LearnerApi, RecipeLearner {
   #disposed = false;
   /** Unseeded randomness in the model is reported once per learner, at its first fit. */
   #checkedSeeds = false;
+  private stopRequested = false;
 
   constructor(options: LearnerOptions) {
     if (!options || typeof options !== 'object') throw new ConfigError('new Learner(options): options object is required');
@@ -252,6 +247,12 @@ export class Learner implements LearnerApi, RecipeLearner {
     if (callbackStates !== undefined && !(startEpoch! > 0)) {
       throw new ConfigError('fit: callbackStates are restored when the run jumps to its start epoch; give startEpoch > 0 with them');
     }
+    const { resumeFrom, signal } = options;
+    if (resumeFrom !== undefined) this.checkResumeOptions(options);
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new ConfigError(`fit: signal must be an AbortSignal (e.g. new AbortController().signal), got ${describeValue(signal)}`);
+    }
+    const recipe: FitRecipe = (options as { [FIT_RECIPE]?: FitRecipe })[FIT_RECIPE] ?? { kind: 'fit' };
     // Everything is checked before anything changes: a rejected fit leaves the learner as it was.
     this.checkData();
     if (!this.#checkedSeeds) {
@@ -271,6 +272,8 @@ export class Learner implements LearnerApi, RecipeLearner {
     // Attached for this fit only, unless already this learner's (lrFind sets some of its own aside).
     const attachHere = extra.filter((cb) => cb.attachedTo !== this);
     for (const cb of attachHere) cb.checkAttachable(this);
+    // A checkpoint is read, verified and checked against this fit before anything changes.
+    const resumed: PreparedResume | null = resumeFrom !== undefined ? prepareResume(this, callbacks, nEpochs, recipe, resumeFrom) : null;
     const { train } = this.data;
     const valid = this.data.valid ?? null;
     const viz = watch?.observer;
@@ -303,6 +306,11 @@ export class Learner implements LearnerApi, RecipeLearner {
     this.engine = engine;
     this.running = true;
     let ended = false;
+    this.stopRequested = false;
+    const onAbort = () => this.stop();
+    if (signal?.aborted) this.stop();
+    signal?.addEventListener('abort', onAbort);
+    const parts = { engine, smoother, ctx };
     try {
       const inspect = combineInspect(options.inspect, viz?.inspect);
       const result = await runLoop({
@@ -315,8 +323,12 @@ export class Learner implements LearnerApi, RecipeLearner {
           nValidBatches: valid?.nBatches ?? 0,
           validate: valid !== null,
           ...(startEpoch !== undefined ? { firstEpoch: startEpoch } : {}),
+          ...(resumed ? { resume: resumed.point } : {}),
         },
         ...(states ? { callbackStates: states } : {}),
+        ...(resumed ? { callbackStates: resumed.callbackStates, resume: { restore: () => resumed.restore(parts) } } : {}),
+        stopRequested: () => this.stopRequested,
+        capture: (point) => captureRun(this, callbacks, recipe, point, parts),
         smoothLoss: smoother,
         ...(options.yieldEveryMs !== undefined ? { yieldEveryMs: options.yieldEveryMs } : {}),
         ...(inspect ? { inspect } : {}),
@@ -333,17 +345,28 @@ export class Learner implements LearnerApi, RecipeLearner {
         iterations: result.trainBatches,
         metrics: ctx.lastMetrics,
         smoothLoss: ctx.smoothLoss,
+        resumedFrom: resumed ? { ...resumed.resumedFrom } : null,
       };
     } catch (e) {
       // The watcher hears of a run that never reached its end too (an internal error of the loop).
       if (viz && !ended) await viz.runEnded({ status: 'failed', error: e as Error, epochs: 0, iterations: 0 }).catch(() => {});
       throw e;
     } finally {
+      signal?.removeEventListener('abort', onAbort);
       this.running = false;
       this.engine = null;
       for (const cb of attachHere) cb.attach(null);
       if (watch?.owned) await watch.observer.close();
     }
+  }
+
+  /**
+   * Ends the running fit after its current batch, through the machine's own stopTraining path
+   * (trainEnd runs, the status is `stopped`); a Checkpoint callback writes its stop checkpoint
+   * at that batch boundary. Outside a fit it does nothing.
+   */
+  stop(): void {
+    if (this.running) this.stopRequested = true;
   }
 
   /** fastai's fit_one_cycle: cosine lr warm-up to `lrMax` then annealing, momentum the other way (src/oneCycle.ts). */
@@ -504,6 +527,24 @@ export class Learner implements LearnerApi, RecipeLearner {
       if (key in states) byCallback.set(cb, states[key]!);
     });
     return byCallback;
+  }
+
+  /** resumeFrom's companions: hyper-parameters and the older resume options come from the checkpoint. */
+  private checkResumeOptions(options: FitOptions): void {
+    if (typeof options.resumeFrom !== 'string' || options.resumeFrom === '') {
+      throw new ConfigError(`fit: resumeFrom must be a directory path (a checkpoint, or the Checkpoint callback's dir), got ${describeValue(options.resumeFrom)}`);
+    }
+    const given = (['lr', 'wd'] as const).filter((k) => options[k] !== undefined);
+    if (given.length) {
+      throw new ConfigError(
+        `fit: ${given.join(' and ')} cannot be given with resumeFrom: the hyper-parameters come back from the checkpoint ` +
+          '(change them in a callback, or start a new run)',
+      );
+    }
+    const older = (['startEpoch', 'callbackStates', 'smoothLoss'] as const).filter((k) => options[k] !== undefined);
+    if (older.length) {
+      throw new ConfigError(`fit: ${older.join(', ')} cannot be given with resumeFrom: the checkpoint holds where the run was and every state`);
+    }
   }
 
   private newContext(nEpochs: number): TrainContext {

@@ -12,6 +12,7 @@ import { ConfigError } from './errors.js';
 import type { FitOptions, FitResult, RecipeLearner } from './fitOptions.js';
 import { checkKeys } from './options.js';
 import { combinedCos } from './schedule/annealers.js';
+import { checkpointRecipe, FIT_RECIPE } from './resume.js';
 
 export interface FitOneCycleOptions extends Omit<FitOptions, 'lr'> {
   /** Peak learning rate (default: the learner's current lr, as fastai). */
@@ -41,13 +42,19 @@ const ONE_CYCLE_KEYS = [
   'callbackStates',
   'smoothLoss',
   'viz',
+  'resumeFrom',
+  'signal',
 ] as const satisfies ReadonlyArray<keyof FitOneCycleOptions>;
 // A type error unless every option is in the list: one left out would be refused as unknown.
 const allOneCycleKeys: Exclude<keyof FitOneCycleOptions, (typeof ONE_CYCLE_KEYS)[number]> extends never ? true : never = true;
 
+/** fastai's defaults for the schedule's shape (the peak, lrMax, defaults to the learner's lr). */
+export const ONE_CYCLE_DEFAULTS = { divFactor: 25, pctStart: 0.25, finalDiv: 1e5, moms: [0.95, 0.85, 0.95] as const };
+
 /** The two schedules of one cycle, as functions of the position in the fit. */
 export function oneCycleSchedules(options: Required<Pick<FitOneCycleOptions, 'lrMax'>> & FitOneCycleOptions): ParamSchedules {
-  const { lrMax, divFactor = 25, pctStart = 0.25, finalDiv = 1e5, moms = [0.95, 0.85, 0.95] } = options;
+  const { lrMax, divFactor = ONE_CYCLE_DEFAULTS.divFactor, pctStart = ONE_CYCLE_DEFAULTS.pctStart, finalDiv = ONE_CYCLE_DEFAULTS.finalDiv, moms = ONE_CYCLE_DEFAULTS.moms } =
+    options;
   if (!(Number.isFinite(lrMax) && lrMax > 0)) throw new ConfigError(`fitOneCycle: lrMax must be a positive number, got ${lrMax}`);
   if (!(Number.isFinite(divFactor) && divFactor > 0)) throw new ConfigError(`fitOneCycle: divFactor must be > 0, got ${divFactor}`);
   if (!(Number.isFinite(finalDiv) && finalDiv > 0)) throw new ConfigError(`fitOneCycle: finalDiv must be > 0, got ${finalDiv}`);
@@ -67,7 +74,20 @@ export async function fitOneCycle(learn: RecipeLearner, nEpochs: number, options
   }
   // fastai's names (pct_start, div_final, lr_max) and fit's `lr` (one cycle's peak is lrMax) are caught here.
   checkKeys('fitOneCycle', options, ONE_CYCLE_KEYS);
-  const { lrMax = learn.lr, divFactor, pctStart, finalDiv, moms, callbacks = [], ...fitOptions } = options;
+  // Resumed, the schedule is the checkpoint's: options left out come from it (a mismatch in one
+  // given is refused by fit, which compares the whole recipe), so the position resumes exactly.
+  const saved = options.resumeFrom !== undefined ? checkpointRecipe(options.resumeFrom) : null;
+  const from = saved?.kind === 'fitOneCycle' ? saved : ONE_CYCLE_DEFAULTS;
+  const {
+    lrMax = 'lrMax' in from ? from.lrMax : learn.lr,
+    divFactor = from.divFactor,
+    pctStart = from.pctStart,
+    finalDiv = from.finalDiv,
+    moms = from.moms,
+    callbacks = [],
+    ...fitOptions
+  } = options;
   const scheds = oneCycleSchedules({ lrMax, divFactor, pctStart, finalDiv, moms });
-  return learn.fit(nEpochs, { ...fitOptions, callbacks: [new ParamScheduler(scheds), ...callbacks] });
+  const recipe = { kind: 'fitOneCycle' as const, lrMax, divFactor, pctStart, finalDiv, moms: [...moms] as [number, number, number] };
+  return learn.fit(nEpochs, { ...fitOptions, callbacks: [new ParamScheduler(scheds), ...callbacks], [FIT_RECIPE]: recipe } as FitOptions);
 }

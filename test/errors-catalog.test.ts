@@ -23,6 +23,7 @@ import { Callback } from '../src/loop/callback.js';
 import { createOptimizer } from '../src/optim/index.js';
 import { selectBackend } from '../src/backend/selectBackend.js';
 import { ParamScheduler } from '../callbacks/paramScheduler.js';
+import { Checkpoint } from '../callbacks/checkpoint.js';
 import { tinyLearner, tinyModel, tinyProblem } from './support/tracing.js';
 
 interface Row {
@@ -264,6 +265,37 @@ const API: Record<string, ApiCase> = {
       target.dispose();
     }
   },
+  A62: ({ learn, dir }) => learn.fit(1, { resumeFrom: join(dir, 'no-such-run') }),
+  A63: ({ learn, dir }) => learn.fit(1, { resumeFrom: dir, lr: 1e-3 }),
+  A64: async ({ dir }) => {
+    // A real checkpoint, then one byte of its weights changed: refused by checksum, before anything is loaded.
+    const first = new Learner({ ...tinyOptions(), callbacks: [new Checkpoint({ dir: join(dir, 'run') })] });
+    await first.fit(1);
+    first.dispose();
+    const weights = join(dir, 'run', readFileSync(join(dir, 'run', 'latest'), 'utf8').trim(), 'weights.bin');
+    const bytes = readFileSync(weights);
+    bytes[bytes.length - 1] ^= 0xff;
+    writeFileSync(weights, bytes);
+    const again = new Learner({ ...tinyOptions(), callbacks: [new Checkpoint({ dir: join(dir, 'again') })] });
+    try {
+      return await again.fit(1, { resumeFrom: join(dir, 'run') });
+    } finally {
+      again.dispose();
+    }
+  },
+  A65: async ({ dir }) => {
+    const first = new Learner({ ...tinyOptions(), optimizer: 'adam', callbacks: [new Checkpoint({ dir: join(dir, 'run') })] });
+    await first.fit(1);
+    first.dispose();
+    const other = new Learner({ ...tinyOptions(), optimizer: 'sgd', callbacks: [new Checkpoint({ dir: join(dir, 'again') })] });
+    try {
+      return await other.fit(1, { resumeFrom: join(dir, 'run') });
+    } finally {
+      other.dispose();
+    }
+  },
+  A66: ({ learn }) => learn.fit(1, { signal: 'stop' as never }),
+  A67: ({ dir }) => new Checkpoint({ dir, everyBatches: 0 }),
   A61: ({ learn }) => learn.lrFind({ startLr: 10, endLr: 1e-7 }),
   A60: async ({ options }) => {
     const optimizer = createOptimizer('adam');
@@ -292,6 +324,9 @@ const CLI: Record<string, CliCase> = {
   C11: ['train', '--out', '/proc/trainchart-run', '--limit-train', '64'],
   C12: ['lr-find', '--start-lr', '1', '--end-lr', '0.1'],
   C13: ['train', '--out=', '--limit-train', '64'],
+  C14: ['train', '--checkpoint-every', '5'],
+  C15: ['resume', '/nonexistent/run'],
+  C16: ['resume'],
 };
 
 function tinyOptions() {

@@ -24,7 +24,9 @@ import { CONTRACT_CONTROLS, checkTrace, mayComeFrom, type HookCall, type WorkFau
 
 type GraphEvent =
   | { type: 'NEXT'; control?: (typeof CONTRACT_CONTROLS)[number]; jump?: number }
-  | { type: 'FAIL'; failure: { stage: Stage; callback: string | null; message: string } };
+  | { type: 'FAIL'; failure: { stage: Stage; callback: string | null; message: string } }
+  // learn.stop() / a signal: the driver sends it between stages, as if the stage just done had asked.
+  | { type: 'STOP' };
 
 const graphMachine = trainLoopMachine.provide({
   actions: {
@@ -66,9 +68,11 @@ const FAILURE = { stage: 'trainBegin' as Stage, callback: 'm', message: 'injecte
 function eventsFor(s: Snap): GraphEvent[] {
   if (s.status !== 'active') return [];
   const controls = CONTRACT_CONTROLS.map((control) => ({ type: 'NEXT' as const, control }));
-  // The driver sends NEXT first; a FAIL can only follow something that ran.
-  if (s.value === 'ready') return [{ type: 'NEXT' }, ...controls, ...[0, 1, 2].map((jump) => ({ type: 'NEXT' as const, jump }))];
-  return [{ type: 'NEXT' }, ...controls, { type: 'FAIL', failure: FAILURE }];
+  // The driver sends NEXT first; a FAIL can only follow something that ran. A resumed run
+  // starts where its checkpoint was: `epoch: N` from trainBegin is not offered there.
+  const jumps = s.context.resume ? [] : [0, 1, 2].map((jump) => ({ type: 'NEXT' as const, jump }));
+  if (s.value === 'ready') return [{ type: 'NEXT' }, ...controls, ...jumps];
+  return [{ type: 'NEXT' }, ...controls, { type: 'FAIL', failure: FAILURE }, { type: 'STOP' }];
 }
 
 /** The key under which describeMachine lists a transition. */
@@ -92,6 +96,12 @@ function traceOf(start: Snap, steps: Step[]): { trace: HookCall[]; workFault: Wo
   let workFault: WorkFault | null = null;
   let prev = start;
   for (const { event, state } of steps) {
+    if (event.type === 'STOP') {
+      // As learn.stop() from a hook of the stage just done (or of the jump).
+      if (trace.length) trace.at(-1)!.stopped = true;
+      prev = state;
+      continue;
+    }
     if (event.type === 'FAIL') {
       const leaf = leafOf(prev);
       const error = new Error(`FAIL in ${leaf}`);
@@ -103,7 +113,7 @@ function traceOf(start: Snap, steps: Step[]): { trace: HookCall[]; workFault: Wo
     const stage = stageOfStatePath(DESCRIPTION, leaf);
     const c = state.context;
     if (JUMP_STATES.has(leaf)) {
-      trace.push({ stage: 'jumpToEpoch', callback: 'm', epoch: c.jumpTo!, batchIndex: -1, train: true, iteration: -1 });
+      trace.push({ stage: 'jumpToEpoch', callback: 'm', epoch: c.resume ? c.resume.epoch : c.jumpTo!, batchIndex: -1, train: true, iteration: -1 });
     } else if (stage) {
       const call: HookCall = { stage, callback: 'm', epoch: c.epoch, batchIndex: c.batchIndex, train: c.train, iteration: c.iteration };
       if (event.type === 'NEXT' && stage === 'trainBegin' && event.jump !== undefined) call.returned = { epoch: event.jump };
@@ -159,6 +169,21 @@ for (const nEpochs of [0, 1, 2]) {
     for (const nValidBatches of [0, 1, 2]) CONFIGS.push({ nEpochs, nTrainBatches, nValidBatches, validate: true });
   }
 }
+// Resumed from a checkpoint (§6): mid-epoch (also with the epoch's flags, and after its last
+// batch), at an epoch's start, and at the end of a finished run.
+const point = (epoch: number, batchIndex: number, iteration: number, flags: { stopEpoch?: boolean; skipValidate?: boolean } = {}) => ({
+  epoch,
+  batchIndex,
+  iteration,
+  stopEpoch: flags.stopEpoch ?? false,
+  skipValidate: flags.skipValidate ?? false,
+});
+for (const validate of [false, true]) {
+  const base = { nEpochs: 2, nTrainBatches: 2, nValidBatches: validate ? 1 : 0, validate };
+  for (const resume of [point(0, 1, 1), point(1, 2, 4), point(1, 0, 2), point(2, 0, 4), point(0, 1, 1, { stopEpoch: true }), point(1, 1, 3, { skipValidate: true })]) {
+    CONFIGS.push({ ...base, resume });
+  }
+}
 
 describe('model-based paths through the loop machine (xstate/graph)', () => {
   const reachedStates = new Set<string>();
@@ -166,7 +191,9 @@ describe('model-based paths through the loop machine (xstate/graph)', () => {
   let pathsChecked = 0;
 
   for (const input of CONFIGS) {
-    const name = `${input.nEpochs} epochs, ${input.nTrainBatches} train, ${input.validate ? `${input.nValidBatches} valid` : 'no validation'}`;
+    const r = input.resume;
+    const resumed = r ? `, resumed at e${r.epoch} b${r.batchIndex}${r.stopEpoch ? ' stopEpoch' : ''}${r.skipValidate ? ' skipValidate' : ''}` : '';
+    const name = `${input.nEpochs} epochs, ${input.nTrainBatches} train, ${input.validate ? `${input.nValidBatches} valid` : 'no validation'}${resumed}`;
     it(`${name}: every path to a final state keeps the contract`, () => {
       const { start, complete, transitions, states } = explore(input);
       for (const t of transitions) reachedTransitions.add(t);
@@ -185,10 +212,13 @@ describe('model-based paths through the loop machine (xstate/graph)', () => {
             nTrain: input.nTrainBatches,
             nValid: input.nValidBatches,
             validate: input.validate,
+            resume: input.resume ? { ...input.resume, carried: [] } : null,
           },
           outcome: { status },
         });
-        const events = steps.map((s) => (s.event.type === 'FAIL' ? 'FAIL' : 'control' in s.event ? s.event.control : 'jump' in s.event ? `jump ${s.event.jump}` : 'NEXT'));
+        const events = steps.map((s) =>
+          s.event.type === 'FAIL' || s.event.type === 'STOP' ? s.event.type : 'control' in s.event ? s.event.control : 'jump' in s.event ? `jump ${s.event.jump}` : 'NEXT',
+        );
         expect(violations, `events: ${events.join(' ')}`).toEqual([]);
         pathsChecked++;
       }

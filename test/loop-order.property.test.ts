@@ -11,7 +11,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkScenario, fcParameters, orderProperty, scenarioArb } from './support/orderProperties.js';
+import { checkScenario, fcParameters, orderProperty, resumedScenarioArb, scenarioArb } from './support/orderProperties.js';
 
 describe('the loop keeps the contract on random runs (fast-check)', () => {
   it('every trace parses by the grammar, and every control, guard and error has exactly its effect (600 runs)', async () => {
@@ -42,6 +42,32 @@ describe('the loop keeps the contract on random runs (fast-check)', () => {
       saw('a cancelled batch', r.batches.some((b) => !r.trace.some((c) => c.stage === 'stepEnd' && c.epoch === b.epoch && c.batchIndex === b.batchIndex)));
       saw('validation skipped', s.validate && r.trace.some((c) => c.stage === 'epochEnd') && !stages((c) => c.stage === 'validateBegin'));
       saw('≥ 3 callbacks', new Set(r.trace.map((c) => c.callback)).size >= 3);
+    }
+    for (const [what, n] of Object.entries(seen)) expect(n, `${what}: ${n} of ${samples.length}`).toBeGreaterThanOrEqual(samples.length / 50);
+  });
+
+  it('runs resumed from a checkpoint (§6) and stopped by learn.stop() keep the contract: grammar, context, quiet points (600 runs)', async () => {
+    await fc.assert(orderProperty({}, resumedScenarioArb), fcParameters(600));
+  });
+
+  it('the resumed runs reach every kind of resume and stop, so the property above can fail', async () => {
+    const seen: Record<string, number> = {};
+    const saw = (what: string, yes: boolean) => (seen[what] = (seen[what] ?? 0) + (yes ? 1 : 0));
+    const samples = fc.sample(resumedScenarioArb, { numRuns: 400, seed: 42 });
+    for (const s of samples) {
+      const r = await checkScenario(s);
+      expect(r.violations).toEqual([]);
+      const ok = r.status !== 'failed';
+      saw('resumed mid-epoch, completed', ok && (s.resume?.batchIndex ?? 0) > 0 && r.trace.some((c) => c.stage === 'batchBegin'));
+      saw('resumed at an epoch start', ok && s.resume?.batchIndex === 0 && r.trace.some((c) => c.stage === 'epochBegin'));
+      saw('resumed a finished run', ok && s.resume !== null && s.resume !== undefined && s.resume.epoch === s.nEpochs && r.trace.some((c) => c.stage === 'jumpToEpoch'));
+      saw('resumed with carried gradients stepped', r.batches.some((b) => b.stepWith?.some((k) => s.resume?.carried.includes(k))));
+      saw('resumed with the epoch flags of a half-done epoch', ok && !!(s.resume?.stopEpoch || s.resume?.skipValidate));
+      saw('an epoch: N refused in a resumed run', (r.error as { key?: unknown } | null)?.key === 'epoch' && !!s.resume);
+      saw('stopped by learn.stop()', r.status === 'stopped' && r.trace.some((c) => c.stopped));
+      saw('a quiet point observed while stopping', r.quietCalls.some((q) => q.stopping));
+      saw('a quiet point mid-epoch', r.quietCalls.some((q) => q.stage === 'batchEnd'));
+      saw('a quiet point at an epoch end', r.quietCalls.some((q) => q.stage === 'epochEnd'));
     }
     for (const [what, n] of Object.entries(seen)) expect(n, `${what}: ${n} of ${samples.length}`).toBeGreaterThanOrEqual(samples.length / 50);
   });

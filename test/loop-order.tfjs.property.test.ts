@@ -1,6 +1,6 @@
 /**
  * The same event-order property with real tensors: random scenarios (1–3 epochs, 1–3 train
- * and 0–2 validation batches, 0–4 callbacks with random controls, guards and throws) run by
+ * and 0–2 validation batches, 0–4 callbacks with random controls, guards, throws and learn.stop() calls) run by
  * `Learner.fit` on a tiny tfjs model (cpu backend), judged by the same oracle. In half the
  * scenarios the work itself throws at its n-th call: the model's forward pass (a layer of
  * the model), the loss function or the optimizer's step. With real tensors two more things
@@ -135,7 +135,7 @@ const workFaultArb: fc.Arbitrary<WorkFaultPlan | null> = fc.option(
 
 const tfjsScenario = fc.record({
   // The fake engine's faults are for the tensor-free suite; here the real work throws instead.
-  scenario: scenarioArbitrary({ epochs: [1, 3], trainBatches: [1, 3], validBatches: [0, 2], maxCallbacks: 4, workFaults: false }),
+  scenario: scenarioArbitrary({ epochs: [1, 3], trainBatches: [1, 3], validBatches: [0, 2], maxCallbacks: 4, workFaults: false, stops: true }),
   optimizer: fc.constantFrom('sgd' as const, 'adam' as const),
   workFault: workFaultArb,
 });

@@ -69,8 +69,8 @@ describe('work errors name the stage the machine runs that work at', () => {
   it('every piece of work the machine names has a phase label, and every labelled one runs somewhere', () => {
     const places = workStages(describeMachine(trainLoopMachine));
     const placed = new Set([...places.keys()].map((k) => k.split(':')[0]));
-    // runJumpToEpoch runs in `jump`, which is no stage: its errors name trainBegin (contract §1).
-    expect(WORK_NAMES.filter((w) => !placed.has(w))).toEqual(['runJumpToEpoch']);
+    // runJumpToEpoch runs in `jump`, restoreRun in `resume`: no stages; their errors name trainBegin (contract §1, §6).
+    expect(WORK_NAMES.filter((w) => !placed.has(w))).toEqual(['runJumpToEpoch', 'restoreRun']);
     for (const w of WORK_NAMES) expect(typeof WORK_PHASE[w]).toBe('string');
     expect(places.get(workKey('computeLoss', true))).toBe('backwardBegin');
     expect(places.get(workKey('computeLoss', false))).toBe('batchEnd');

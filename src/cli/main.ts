@@ -6,6 +6,7 @@ import { reportFailure, wantsJson } from './report.js';
 import { packageVersion } from './version.js';
 import { chartCommand } from './chart.js';
 import { vizCommand } from './viz.js';
+import { resumeCommand } from './resume.js';
 import { sweepCommand } from './sweep.js';
 import { workerCommand } from './worker.js';
 
@@ -13,6 +14,7 @@ const USAGE = `Usage: trainchart <command> [options]
 
 Commands:
   train      train a model on the bundled MNIST (the main job)
+  resume     continue a run of \`train --out RUN --checkpoint-every N\` from its latest checkpoint
   lr-find    find a learning rate (fastai's LR finder) and plot loss against lr
   dry-run    print every stage of the loop with its callbacks, controls and guards, without training
   chart      print the loop's statechart as svg, dot, mermaid or json
@@ -29,6 +31,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   'dry-run': dryRunCommand,
   chart: chartCommand,
   viz: vizCommand,
+  resume: resumeCommand,
   sweep: sweepCommand,
   worker: workerCommand,
 };

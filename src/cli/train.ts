@@ -14,6 +14,8 @@ import { weightsSha256 } from '../weightsHash.js';
 import { choiceOption, intOption, parseCommandArgs, positiveNumberOption, withOptionalValue } from './args.js';
 import { prepareOutputDir } from './outputDir.js';
 import { inspectWsFromArgs, startVizFromArgs, VIZ_HELP, VIZ_OPTIONS } from './vizArgs.js';
+import { Checkpoint } from '../../callbacks/checkpoint.js';
+import { checkpointsDirOf, hasCheckpoints, interruptible, prepareRunDir, writeRunFile } from './runDir.js';
 
 export const TRAIN_HELP = `Usage: trainchart train [options]
 
@@ -37,9 +39,18 @@ Trains a model on the bundled MNIST (60k train, 10k test) and reports test accur
                          best.weights in --out (default runs/train)
   --save-model [DIR]     export the trained model in TensorFlow.js's format (model.json + weights,
                          for tf.loadLayersModel) to DIR (default: model in --out, runs/train/model)
+  --checkpoint-every N   with --out RUN: write a checkpoint every N train batches and at every
+                         epoch end into RUN/checkpoints (and this command's arguments into
+                         RUN/run.json first), so that \`trainchart resume RUN\` continues the run
+                         exactly; Ctrl-C then stops after the current batch and checkpoints
 ${VIZ_HELP}`;
 
-export async function trainCommand(argv: string[]): Promise<number> {
+/** How `trainchart resume` runs train again: in the run directory, from its latest checkpoint. */
+export interface TrainResume {
+  runDir: string;
+}
+
+export async function trainCommand(argv: string[], resuming?: TrainResume): Promise<number> {
   const v = parseCommandArgs('train', withOptionalValue(argv, '--save-model'), {
     model: { type: 'string' },
     epochs: { type: 'string' },
@@ -58,6 +69,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     'save-best': { type: 'boolean' },
     'save-model': { type: 'string' },
     ...VIZ_OPTIONS,
+    'checkpoint-every': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
@@ -89,6 +101,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (outDir !== undefined) prepareOutputDir(outDir, '--out');
   if (saveDir !== undefined && saveDir !== outDir) prepareOutputDir(saveDir, '--save-best', 'give --out DIR for the best weights');
   if (modelDir !== undefined) checkModelDir(modelDir, '--save-model');
+  const checkpointEvery = v['checkpoint-every'] === undefined ? undefined : intOption('checkpoint-every', v['checkpoint-every'], 1, 1);
+  const runDir = checkpointEvery === undefined ? undefined : typeof v.out === 'string' ? v.out : undefined;
+  if (checkpointEvery !== undefined && runDir === undefined) {
+    throw new ConfigError('--checkpoint-every needs --out RUN: the run directory the checkpoints (and the run\'s arguments) go to');
+  }
+  // A fresh run never mixes its checkpoints with another run's; a resumed one continues them.
+  if (runDir !== undefined && !resuming) {
+    prepareRunDir(runDir);
+    // The run's own arguments, first of all (long before its first batch): `trainchart resume RUN` needs no flags.
+    writeRunFile(runDir, argv);
+  }
   // With --json, stdout carries only the result; everything for people goes to stderr.
   const human = json ? process.stderr : process.stdout;
   const say = (line: string) => human.write(line + '\n');
@@ -109,16 +132,34 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const model = modelName === 'cnn' ? cnn({ seed }) : mlp({ seed });
   const stopper = patience === undefined ? null : new EarlyStopping({ monitor: 'validLoss', patience });
   const saver = saveDir === undefined ? null : new SaveModel({ every: 'improvement', monitor: 'validLoss', dir: saveDir, name: 'best' });
+  const checkpointer = runDir === undefined ? null : new Checkpoint({ dir: checkpointsDirOf(runDir), everyBatches: checkpointEvery! });
   const learn = new Learner({
     model,
     data: { train, valid },
     loss: 'categoricalCrossentropy',
     optimizer,
     metrics: ['accuracy'],
-    callbacks: [new Progress({ stream: human }), ...(stopper ? [stopper] : []), ...(saver ? [saver] : [])],
+    callbacks: [
+      new Progress({ stream: human }),
+      ...(stopper ? [stopper] : []),
+      ...(saver ? [saver] : []),
+      ...(checkpointer ? [checkpointer] : []),
+    ],
     seed,
   });
-  const result = oneCycle ? await learn.fitOneCycle(epochs, { lrMax: lrMax ?? lr, ...watch }) : await learn.fit(epochs, { lr, ...watch });
+  // Resumed: from the latest checkpoint, or from the start when the run was killed before its first.
+  const resumeFrom = resuming && hasCheckpoints(resuming.runDir) ? checkpointsDirOf(resuming.runDir) : undefined;
+  if (resuming) say(resumeFrom ? `resuming ${resuming.runDir} from its latest checkpoint` : `${resuming.runDir} has no checkpoint yet: training it from the start`);
+  const interrupt = interruptible(learn, say);
+  say(`training: ${epochs} epochs (Ctrl-C stops after the current batch${checkpointer ? ' and writes a checkpoint' : ''})`);
+  let result;
+  try {
+    result = oneCycle
+      ? await learn.fitOneCycle(epochs, { ...(resumeFrom ? { resumeFrom } : { lrMax: lrMax ?? lr }), ...watch })
+      : await learn.fit(epochs, { ...(resumeFrom ? { resumeFrom } : { lr }), ...watch });
+  } finally {
+    interrupt.dispose();
+  }
   // Epochs as people count them: 1-based, "epoch N of M" (the JSON and files keep 0-based indices).
   if (stopper && stopper.stoppedEpoch !== null) {
     say(`early stopping: no lower validation loss for ${patience} epoch(s), stopped after epoch ${stopper.stoppedEpoch + 1} of ${epochs}`);
@@ -145,6 +186,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     lr,
     optimizer,
     weightsSha256: weightsSha256(model),
+    // Where this run continued from (`trainchart resume`), null for a run from its start.
+    resumedFrom: result.resumedFrom,
     // Only with the flags that make them meaningful, so a plain run's summary is unchanged.
     ...(oneCycle ? { lrMax: lrMax ?? lr } : {}),
     ...(saver ? { bestWeights: saver.lastSaved } : {}),
@@ -160,9 +203,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
   say(
     `${summary.status}: ${summary.epochs} epochs, test accuracy ${(summary.accuracy ?? NaN).toFixed(4)}, ${summary.seconds}s on ${summary.backend}`,
   );
+  if (interrupt.interrupted) {
+    say(checkpointer?.written.length ? `interrupted: resume with  trainchart resume ${runDir}` : 'interrupted (nothing was saved: train with --out RUN --checkpoint-every N to be able to resume)');
+  }
   if (json) process.stdout.write(JSON.stringify(summary) + '\n');
   model.dispose();
   learn.optimizer.dispose();
   await stately?.close();
+  if (interrupt.interrupted) return 130;
   return vizRun ? vizRun.finish() : 0;
 }

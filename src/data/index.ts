@@ -1,7 +1,7 @@
 import { mnist } from './mnist.js';
 
 export { DataLoader } from './dataLoader.js';
-export type { ArrayOptions, Batch, DataLoaderOptions, DataLoaderState, NestedNumbers, XArray, YArray } from './dataLoader.js';
+export type { ArrayOptions, Batch, DataLoaderOptions, DataLoaderState, DataOrder, NestedNumbers, XArray, YArray } from './dataLoader.js';
 export { readIdx, parseIdx } from './idx.js';
 export type { IdxFile } from './idx.js';
 export { mnist } from './mnist.js';

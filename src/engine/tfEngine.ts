@@ -58,9 +58,10 @@ export class TfEngine implements LoopEngine {
     this.o.train.orderEpoch(epoch);
   }
 
-  loadBatch(train: boolean, batchIndex: number): void {
+  loadBatch(train: boolean, batchIndex: number, epoch: number): void {
     const loader = train ? this.o.train : this.o.valid!;
-    const { x, y, size } = loader.batch(batchIndex);
+    // The epoch is named, not remembered from epochBegin: a resumed half-done epoch has none.
+    const { x, y, size } = loader.batch(batchIndex, epoch);
     this.owned.push(x, y);
     this.batchSize = size;
     this.o.ctx.lastInput = x;
@@ -218,6 +219,38 @@ export class TfEngine implements LoopEngine {
     this.current = null;
     this.handed.clear();
   }
+
+  /**
+   * The gradients `skipZero` keeps for the next batch to add to, by parameter position (tfjs
+   * names differ between two instances of one model), copied — a checkpoint at a quiet point
+   * saves them, so a resume in the middle of an accumulation group steps exactly as the
+   * uninterrupted run. Null when none are kept.
+   */
+  carriedGradients(): Array<{ index: number; name: string; shape: number[]; values: Float32Array }> | null {
+    const carried = this.carried;
+    if (!carried) return null;
+    const out: Array<{ index: number; name: string; shape: number[]; values: Float32Array }> = [];
+    this.params.forEach((p, index) => {
+      const g = carried[p.name];
+      if (g) out.push({ index, name: p.name, shape: [...g.shape], values: (g.dataSync() as Float32Array).slice() });
+    });
+    return out;
+  }
+
+  /** Resume: the kept gradients of a checkpoint (as `carriedGradients` gave them) are kept again. */
+  restoreCarriedGradients(saved: ReadonlyArray<{ index: number; shape: number[]; values: Float32Array }> | null): void {
+    if (this.carried) release([this.carried], [this.current]);
+    this.carried = null;
+    if (!saved) return;
+    const map: tf.NamedTensorMap = {};
+    for (const { index, shape, values } of saved) {
+      const p = this.params[index];
+      if (!p) throw new Error(`a kept gradient is for parameter ${index}, but the model has ${this.params.length}`);
+      map[p.name] = tf.tensor(values.slice(), shape, 'float32');
+    }
+    this.carried = map;
+  }
+
   startValidation(): void {
     this.lossSum = 0;
     this.seen = 0;

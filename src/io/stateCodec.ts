@@ -14,6 +14,10 @@
  *   a plain object                   → itself, a key starting with "$" getting one more "$"
  *   an array                         → itself (a hole is read as undefined)
  *
+ * A checkpoint keeps large typed arrays out of the JSON: with `options.blob`, encodeState hands
+ * each typed array to it and writes what it returns, `{ "$blob": { file, offset, bytes, type } }`
+ * (the bytes go to a binary file beside the JSON); decodeState's `options.blob` reads them back.
+ *
  * so an object with one key that names a tag is a tag, and a key of the data can never be
  * mistaken for one. Anything else (a function, a Map, a Date, an instance of a class, a
  * bigint, a symbol, another typed array, a cycle) is a ConfigError naming where it is, e.g.
@@ -31,9 +35,32 @@ const TYPED_ARRAYS = {
   Uint8Array,
 } as const;
 type TypedName = keyof typeof TYPED_ARRAYS;
-type SupportedTypedArray = InstanceType<(typeof TYPED_ARRAYS)[TypedName]>;
+export type SupportedTypedArray = InstanceType<(typeof TYPED_ARRAYS)[TypedName]>;
+
+/** Where a typed array went, when encodeState was given `blob`: `{ $blob: BlobRef }`. */
+export interface BlobRef {
+  file: string;
+  /** Byte offset in the file. */
+  offset: number;
+  /** Byte length. */
+  bytes: number;
+  /** The typed array's class: 'Float32Array', 'Float64Array', 'Int32Array' or 'Uint8Array'. */
+  type: string;
+}
+
+export interface EncodeOptions {
+  /** Stores a typed array elsewhere and returns where (it becomes `{ $blob: ref }`). */
+  blob?: (array: SupportedTypedArray, path: string) => BlobRef;
+}
+
+export interface DecodeOptions {
+  /** Reads a `{ $blob: ref }` back as a typed array of `ref.type`. */
+  blob?: (ref: BlobRef, path: string) => SupportedTypedArray;
+}
 
 const NUMBER_TAG = '$number';
+/** A typed array stored outside the JSON (a checkpoint's binary files). */
+export const BLOB_TAG = '$blob';
 const UNDEFINED_TAG = '$undefined';
 const SPECIAL_NUMBERS: Readonly<Record<string, number>> = {
   NaN: Number.NaN,
@@ -72,7 +99,8 @@ function put(obj: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-function toLittleEndianBytes(a: SupportedTypedArray): Uint8Array {
+/** The array's bytes, little-endian (a view when the host is little-endian). */
+export function toLittleEndianBytes(a: SupportedTypedArray): Uint8Array {
   const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   if (LITTLE_ENDIAN || a.BYTES_PER_ELEMENT === 1) return bytes;
   return swapped(bytes, a.BYTES_PER_ELEMENT);
@@ -103,11 +131,11 @@ function describeKind(value: unknown): string {
  * `value` as JSON (see the top of this file), ready for `JSON.stringify`. `path` names the
  * value in error messages (e.g. 'checkpoint.callbacks'); by default paths start at its keys.
  */
-export function encodeState(value: unknown, path = ''): JsonValue {
-  return encode(value, path, new Set());
+export function encodeState(value: unknown, path = '', options: EncodeOptions = {}): JsonValue {
+  return encode(value, path, new Set(), options);
 }
 
-function encode(value: unknown, path: string, ancestors: Set<object>): JsonValue {
+function encode(value: unknown, path: string, ancestors: Set<object>, options: EncodeOptions): JsonValue {
   if (value === null) return null;
   switch (typeof value) {
     case 'boolean':
@@ -131,6 +159,7 @@ function encode(value: unknown, path: string, ancestors: Set<object>): JsonValue
     throw new ConfigError(`encodeState: ${where(path)} contains itself (a cycle); a state must be a tree of plain data`);
   }
   const name = typedName(obj);
+  if (name && options.blob) return { [BLOB_TAG]: { ...options.blob(obj as SupportedTypedArray, path) } };
   if (name) {
     return { [`$${name}`]: Buffer.from(toLittleEndianBytes(obj as SupportedTypedArray)).toString('base64') };
   }
@@ -139,14 +168,14 @@ function encode(value: unknown, path: string, ancestors: Set<object>): JsonValue
     if (Array.isArray(obj)) {
       const out: JsonValue[] = [];
       // An index loop, not map: map skips holes, which must come back as undefined.
-      for (let i = 0; i < obj.length; i++) out.push(encode(obj[i], child(path, i), ancestors));
+      for (let i = 0; i < obj.length; i++) out.push(encode(obj[i], child(path, i), ancestors, options));
       return out;
     }
     if (!isPlainObject(obj)) throw unsupported(obj, path);
     const out: Record<string, JsonValue> = {};
     for (const key of Object.keys(obj)) {
       const encodedKey = key.startsWith('$') ? `$${key}` : key;
-      put(out, encodedKey, encode((obj as Record<string, unknown>)[key], child(path, key), ancestors));
+      put(out, encodedKey, encode((obj as Record<string, unknown>)[key], child(path, key), ancestors, options));
     }
     return out;
   } finally {
@@ -167,30 +196,58 @@ function unsupported(value: unknown, path: string): ConfigError {
  * `encodeState` cannot have produced (an unknown tag, malformed base64, bytes that are not a
  * whole number of elements) is a CheckpointError naming where it is.
  */
-export function decodeState(json: unknown, path = ''): unknown {
-  return decode(json, path);
+export function decodeState(json: unknown, path = '', options: DecodeOptions = {}): unknown {
+  return decode(json, path, options);
 }
 
-function decode(json: unknown, path: string): unknown {
+function decode(json: unknown, path: string, options: DecodeOptions): unknown {
   if (json === null || typeof json === 'boolean' || typeof json === 'string') return json;
   if (typeof json === 'number') {
     if (!Number.isFinite(json)) throw corrupt(path, `a bare ${json} (encoded states write it as { "$number": "${json}" })`);
     return json;
   }
   if (typeof json !== 'object') throw corrupt(path, `${describeKind(json)}, which JSON cannot hold`);
-  if (Array.isArray(json)) return json.map((v, i) => decode(v, child(path, i)));
+  if (Array.isArray(json)) return json.map((v, i) => decode(v, child(path, i), options));
   if (!isPlainObject(json)) throw corrupt(path, `${describeKind(json)}, which JSON cannot hold`);
   const record = json as Record<string, unknown>;
   const keys = Object.keys(record);
+  if (keys.length === 1 && keys[0] === BLOB_TAG) return decodeBlob(record[BLOB_TAG], path, options);
   if (keys.length === 1 && isTag(keys[0]!)) return decodeTag(keys[0]!, record[keys[0]!], path);
   const out: Record<string, unknown> = {};
   for (const key of keys) {
     let decodedKey = key;
     if (key.startsWith('$$')) decodedKey = key.slice(1);
     else if (key.startsWith('$')) throw corrupt(child(path, key), `the key "${key}", which is no tag of encodeState's`);
-    put(out, decodedKey, decode(record[key], child(path, decodedKey)));
+    put(out, decodedKey, decode(record[key], child(path, decodedKey), options));
   }
   return out;
+}
+
+/** A fresh typed array of class `type` from little-endian `bytes` (copied, so it is aligned and owned). */
+export function typedArrayFromLittleEndian(type: string, bytes: Uint8Array): SupportedTypedArray {
+  if (!Object.hasOwn(TYPED_ARRAYS, type)) throw new CheckpointError(`unknown typed array type ${JSON.stringify(type)}`);
+  const Ctor = TYPED_ARRAYS[type as TypedName];
+  const own = new Uint8Array(bytes.length);
+  own.set(LITTLE_ENDIAN || Ctor.BYTES_PER_ELEMENT === 1 ? bytes : swapped(bytes, Ctor.BYTES_PER_ELEMENT));
+  return new Ctor(own.buffer);
+}
+
+function decodeBlob(ref: unknown, path: string, options: DecodeOptions): unknown {
+  const r = ref as Partial<BlobRef> | null;
+  const ok =
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.file === 'string' &&
+    Number.isSafeInteger(r.offset) &&
+    r.offset! >= 0 &&
+    Number.isSafeInteger(r.bytes) &&
+    r.bytes! >= 0 &&
+    typeof r.type === 'string' &&
+    Object.hasOwn(TYPED_ARRAYS, r.type) &&
+    r.bytes! % TYPED_ARRAYS[r.type as TypedName].BYTES_PER_ELEMENT === 0;
+  if (!ok) throw corrupt(path, `a malformed { "$blob": ${JSON.stringify(ref)} }`);
+  if (!options.blob) throw corrupt(path, `a { "$blob" } reference to ${r.file}, which only a checkpoint reader can resolve`);
+  return options.blob(r as BlobRef, path);
 }
 
 function isTag(key: string): boolean {

@@ -1,7 +1,8 @@
 import type { Control, ControlName } from '../../machines/controls.js';
 import type { Stage } from '../../machines/stages.js';
 import { ConfigError } from '../errors.js';
-import type { TrainContext } from './context.js';
+import type { JumpPosition, TrainContext } from './context.js';
+import type { QuietPoint } from './quietPoint.js';
 import type { LearnerApi } from './learnerApi.js';
 
 /** What a hook may return: nothing, or a control object (contract §3). */
@@ -87,8 +88,21 @@ export abstract class Callback {
   onValidateEnd?(ctx: TrainContext): HookResult;
   onEpochEnd?(ctx: TrainContext): HookResult;
   onTrainEnd?(ctx: TrainContext): HookResult;
-  /** To resume training at `epoch` directly (fastai v1's jump_to_epoch). */
-  jumpToEpoch?(epoch: number): void;
+  /**
+   * To resume training at `epoch` directly (fastai v1's jump_to_epoch). Runs after every
+   * onTrainBegin and after the states were restored. `at` tells where exactly: when a
+   * checkpoint taken mid-epoch is resumed, `at.batchIndex` > 0 train batches of `epoch` have
+   * already run (and are in the restored state), so only what came after them is to be forgotten.
+   */
+  jumpToEpoch?(epoch: number, at: JumpPosition): void;
+
+  /**
+   * Called at every quiet point of a run (after a train batch's batchEnd and after epochEnd,
+   * once all hooks and guards of that stage have run, whatever this callback's order): the
+   * place to save the run (the Checkpoint callback). Not a stage: it returns nothing and
+   * cannot return a control.
+   */
+  atQuietPoint?(point: QuietPoint, ctx: TrainContext): void;
 
   /**
    * The names of the fields that are this callback's *run state* (what a checkpoint carries),

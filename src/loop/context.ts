@@ -57,6 +57,24 @@ export interface TrainContext {
   learn: LearnerApi;
 }
 
+/**
+ * Where a run starts when it jumps or resumes, as `jumpToEpoch(epoch, at)` receives it:
+ * `batchIndex` is the next train batch of `epoch` (> 0 when a checkpoint taken mid-epoch is
+ * resumed: the batches before it have run, and so did the epoch's epochBegin), `iteration` the
+ * train batches of the run done before it.
+ */
+export interface JumpPosition {
+  epoch: number;
+  batchIndex: number;
+  iteration: number;
+  /**
+   * The jump resumes a checkpoint: weights, hyper-parameters and every callback's state were
+   * just restored as the run left them, so there is nothing to set up, only what a previous
+   * run did past this point to forget (a plain `epoch: N` jump has no such state).
+   */
+  fromCheckpoint: boolean;
+}
+
 /** A fresh context for a run of `nEpochs` whose train pass has `nBatches` batches. */
 export function newTrainContext(learn: LearnerApi, nEpochs: number, nBatches: number): TrainContext {
   return {

@@ -6,8 +6,12 @@
 export interface LoopEngine {
   /** epochBegin: fix the order of this epoch's train batches (seeded shuffle). */
   orderEpoch(epoch: number): void;
-  /** batchBegin: make the batch's input and target (ctx.lastInput, ctx.lastTarget). */
-  loadBatch(train: boolean, batchIndex: number): void;
+  /**
+   * batchBegin: make the batch's input and target (ctx.lastInput, ctx.lastTarget). The batch
+   * is a function of (epoch, batchIndex) alone, so a run resumed mid-epoch, whose epochBegin
+   * does not run again, is served the very batches the uninterrupted run was.
+   */
+  loadBatch(train: boolean, batchIndex: number, epoch: number): void;
   /** lossBegin: the forward pass (ctx.lastOutput). */
   forward(train: boolean): void;
   /** The loss of the batch (ctx.lastLoss), without reading its value: a hook may still replace it. */

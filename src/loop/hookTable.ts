@@ -28,6 +28,8 @@ export class HookTable {
   private readonly hooks = new Map<Stage, BoundHook[]>();
   private readonly guards = new Map<string, BoundGuard[]>();
   readonly jumpers: Callback[];
+  /** Callbacks told about quiet points (`atQuietPoint`), in run order. */
+  readonly quietObservers: Callback[];
 
   constructor(readonly callbacks: readonly Callback[]) {
     for (const cb of callbacks) validateCallback(cb);
@@ -53,6 +55,7 @@ export class HookTable {
       }
     }
     this.jumpers = sorted.filter((cb) => typeof cb.jumpToEpoch === 'function');
+    this.quietObservers = sorted.filter((cb) => typeof cb.atQuietPoint === 'function');
   }
 
   hooksAt(stage: Stage): readonly BoundHook[] {
@@ -141,6 +144,9 @@ function validateCallback(cb: unknown) {
     if (hook !== undefined && hook !== null && typeof hook !== 'function') {
       throw new ConfigError(`callback ${cb.name}: ${name} is a hook name but holds ${typeof hook}, not a function`);
     }
+  }
+  if (typeof cb.atQuietPoint === 'function' && cb.atQuietPoint.constructor?.name === 'AsyncFunction') {
+    throw new ConfigError(`callback ${cb.name}: atQuietPoint is async; it must be synchronous (the run waits at the quiet point until it returns)`);
   }
   for (const { name, what } of misnamedHooks(cb)) {
     throw new ConfigError(

@@ -37,6 +37,12 @@ export interface LearnerApi {
   grads: tf.NamedTensorMap | null;
   /** The trainable variables, in the model's order. */
   readonly params: tf.Variable[];
+
+  /**
+   * Ends the running fit after its current batch through the machine's stopTraining path, as
+   * Ctrl-C or an AbortSignal does (a hook may as well return `{ stopTraining: true }`).
+   */
+  stop(): void;
 }
 
 /** What callbacks see of a DataLoader. */

@@ -9,8 +9,10 @@ import {
 import type { ControlFlags, ControlName } from '../../machines/controls.js';
 import { describeMachine, workKey, workStages, type MachineDescription } from '../../machines/describe.js';
 import type { Stage } from '../../machines/stages.js';
+import { resumePointOf, type PersistedLoopSnapshot } from '../../machines/resume.js';
 import {
   NEXT_EVENT,
+  QUIET,
   TAPE_CLOSES,
   TAPE_OPENS,
   trainLoopMachine,
@@ -24,6 +26,7 @@ import type { Callback } from './callback.js';
 import { ConfigError, ControlError, StageError, TrainchartError } from '../errors.js';
 import type { TrainContext } from './context.js';
 import type { LoopEngine } from './engine.js';
+import type { QuietPoint } from './quietPoint.js';
 import { HookTable, mergeHookResult, type Requested } from './hookTable.js';
 import type { LoopObserver } from './observer.js';
 import { SmoothLoss, type SmoothLossState } from './smoothLoss.js';
@@ -64,6 +67,19 @@ export interface RunLoopOptions {
    * there, inside the tape too. Generic: the loop does not know who watches (src/loop/observer.ts).
    */
   observer?: LoopObserver;
+  /**
+   * Resume from a checkpoint (with `input.resume`, the point): `restore` puts the run's state
+   * back; the machine calls it in its `resume` state, after every onTrainBegin and before the
+   * callbacks' states (`callbackStates`) and jumpToEpoch.
+   */
+  resume?: { restore: () => void };
+  /**
+   * Polled between stages: once it returns true the driver sends the machine STOP, which sets
+   * stopTraining — the run ends after the current batch through the machine's own path.
+   */
+  stopRequested?: () => boolean;
+  /** What `QuietPoint.capture()` returns (the Learner's snapshot of the whole run). */
+  capture?: (point: QuietPoint) => unknown;
 }
 
 /**
@@ -253,6 +269,14 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
               'epoch',
             );
           }
+          if (requested.jumpTo !== null && opts.input.resume) {
+            throw new ControlError(
+              `${callback.name}.onTrainBegin returned { epoch: ${requested.jumpTo} }, but this fit resumes from a checkpoint (epoch ${opts.input.resume.epoch}); drop the epoch control`,
+              callback.name,
+              stage,
+              'epoch',
+            );
+          }
           // Later hooks of this stage see what earlier ones asked for.
           if (requested.controls && hasNew(ctx.controls, requested.controls)) {
             ctx.controls = Object.freeze(policy.applyControls(context.controls, requested.controls, where));
@@ -308,10 +332,23 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   const machine = baseMachine.provide({
     actions: {
       runHooks: assign(({ context }, params: HookParams) => runHooks(context, params.stage)),
+      restoreRun: () => {
+        if (pending) return;
+        try {
+          opts.resume?.restore();
+        } catch (e) {
+          fail('trainBegin', null, 'resume from checkpoint', e);
+        }
+      },
       runJumpToEpoch: ({ context }) => {
         if (pending) return;
-        const epoch = context.jumpTo!;
         // An exception here names trainBegin: the jump belongs to it (contract §1).
+        // A resumed run jumps to the checkpoint's epoch (also 0); a plain jump to `epoch: N`.
+        const epoch = context.resume ? context.resume.epoch : context.jumpTo!;
+        const at = { epoch, batchIndex: context.batchIndex, iteration: context.iteration, fromCheckpoint: context.resume !== null };
+        ctx.epoch = epoch;
+        ctx.batchIndex = at.batchIndex;
+        ctx.iteration = at.iteration;
         for (const [cb, state] of opts.callbackStates ?? []) {
           try {
             cb.setState(structuredClone(state));
@@ -322,7 +359,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
         }
         for (const cb of table.jumpers) {
           try {
-            cb.jumpToEpoch!(epoch);
+            cb.jumpToEpoch!(epoch, { ...at });
           } catch (e) {
             fail('trainBegin', cb.name, 'jumpToEpoch', e);
             return;
@@ -333,7 +370,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       loadBatch: doWork('loadBatch', (c) => {
         ctx.lastLossValue = null;
         lossPending = false;
-        engine.loadBatch(c.train, c.batchIndex);
+        engine.loadBatch(c.train, c.batchIndex, c.epoch);
       }),
       forward: doWork('forward', (c) => engine.forward(c.train)),
       computeLoss: doWork('computeLoss', (c) => {
@@ -414,7 +451,51 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     }
   };
 
+  // STOP from outside (learn.stop(), a signal): delivered between stages, never inside the tape.
+  let stopSent = false;
+  const deliverStop = (): boolean => {
+    if (stopSent || !opts.stopRequested?.() || actor.getSnapshot().status !== 'active') return false;
+    stopSent = true;
+    actor.send({ type: 'STOP' });
+    return true;
+  };
+
+  // A quiet point: the machine rests in a state tagged quiet, all of the stage's hooks and guards done.
+  const atQuietPoint = () => {
+    const observers = table.quietObservers;
+    const snap = actor.getSnapshot();
+    if (pending || observers.length === 0 || snap.status !== 'active' || !snap.hasTag(QUIET)) return;
+    const persisted = actor.getPersistedSnapshot() as unknown as PersistedLoopSnapshot;
+    const resume = resumePointOf(opts.machine ?? trainLoopMachine, persisted);
+    if (!resume) return;
+    // After a train batch the next position is a batch (index ≥ 1); after epochEnd, an epoch's start.
+    const stage: QuietPoint['stage'] = resume.batchIndex > 0 ? 'batchEnd' : 'epochEnd';
+    ctx.controls = Object.freeze({ ...snap.context.controls });
+    const point: QuietPoint = {
+      stage,
+      resume,
+      nEpochs: snap.context.nEpochs,
+      stopping: snap.context.controls.stopTraining,
+      snapshot: structuredClone(persisted),
+      capture: () => {
+        if (!opts.capture) throw new TrainchartError('CONFIG', 'this run was started without a way to capture its state (runLoop option `capture`)');
+        return opts.capture(point);
+      },
+    };
+    for (const cb of observers) {
+      try {
+        cb.atQuietPoint!(point, ctx);
+      } catch (e) {
+        fail(stage, cb.name, 'atQuietPoint', e);
+        return;
+      }
+    }
+  };
+
   while (actor.getSnapshot().status === 'active') {
+    // A stop asked for while the loop yielded: if the machine rests at a quiet point, it is
+    // that point where the stop takes effect, so observers see it again, now stopping.
+    if (deliverStop()) atQuietPoint();
     if (actor.getSnapshot().hasTag(TAPE_OPENS)) {
       try {
         engine.underTape(untilTapeCloses);
@@ -435,6 +516,8 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     } else {
       sendNext();
     }
+    deliverStop();
+    atQuietPoint();
     // `while`: a trainEnd hook may throw while the FAIL itself is handled; that one must
     // take trainEnd's own FAIL (→ failed) too, not wait for a NEXT sent past the error.
     while (pending) {

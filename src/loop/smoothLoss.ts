@@ -33,4 +33,11 @@ export class SmoothLoss {
   getState(): SmoothLossState {
     return { beta: this.beta, avg: this.avg, count: this.count };
   }
+
+  /** Continues from a state of `getState` (a checkpoint's), exactly. */
+  setState(state: SmoothLossState): void {
+    this.beta = state.beta;
+    this.avg = state.avg;
+    this.count = state.count;
+  }
 }

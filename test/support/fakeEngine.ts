@@ -83,8 +83,10 @@ export class FakeEngine implements LoopEngine {
     this.epoch = epoch;
   }
 
-  loadBatch(train: boolean, batchIndex: number): void {
+  loadBatch(train: boolean, batchIndex: number, epoch: number): void {
     this.enter('loadBatch');
+    // A batch is named by (epoch, index): a resumed half-done epoch has no startEpoch call.
+    if (train) this.epoch = epoch;
     if (this.current) this.leaks.push(`batch ${this.current.batchIndex} was still held when batch ${batchIndex} was loaded`);
     const record = train ? { epoch: this.epoch, batchIndex, before: [...this.weights], after: null, contributors: null } : null;
     if (record) this.steps.push(record);
@@ -165,6 +167,17 @@ export class FakeEngine implements LoopEngine {
     this.enter('zeroGradients');
     this.grads = null;
     this.carried = null;
+  }
+
+  /** Resume: the gradients a checkpoint kept (skipZero) are kept again, tagged with their batches. */
+  restoreCarried(from: readonly string[]): void {
+    if (from.length === 0) return;
+    const g = new Array<number>(DIMS).fill(0);
+    for (const key of from) {
+      const [e, b] = key.slice(1).split('b').map(Number) as [number, number];
+      fakeGradient(e, b).forEach((x, i) => (g[i]! += x));
+    }
+    this.carried = { from: [...from], g };
   }
 
   startValidation(): void {

@@ -11,6 +11,7 @@ import { Callback, type HookResult } from '../../src/loop/callback.js';
 import { newTrainContext, type TrainContext } from '../../src/loop/context.js';
 import { HookTable } from '../../src/loop/hookTable.js';
 import { runLoop, type DriverPolicy } from '../../src/loop/runLoop.js';
+import type { QuietPoint } from '../../src/loop/quietPoint.js';
 import { FAKE_LR, FAULTABLE, FakeEngine, fakeGradient, type EngineFaultPlan } from './fakeEngine.js';
 import {
   CONTRACT_CONTROLS,
@@ -20,6 +21,8 @@ import {
   type GuardCall,
   type HookCall,
   type Position,
+  type QuietCall,
+  type ResumeConfig,
   type RunConfig,
   type TraceStage,
 } from './traceChecker.js';
@@ -32,7 +35,8 @@ export interface Point {
   train: boolean;
 }
 
-export type Act = { at: Point; returns: unknown } | { at: Point; throws: true };
+/** A hook returns a value, throws, or asks the learner to stop (`learn.stop()`, as a signal or Ctrl-C would). */
+export type Act = { at: Point; returns: unknown } | { at: Point; throws: true } | { at: Point; stops: true };
 
 export interface CallbackSpec {
   name: string;
@@ -49,6 +53,8 @@ export interface Scenario {
   validate: boolean;
   callbacks: CallbackSpec[];
   engineFault: EngineFaultPlan | null;
+  /** Resumed from a checkpoint at this point (§6), or a run from its start. */
+  resume?: ResumeConfig | null;
 }
 
 export function matches(p: Point, at: { stage: TraceStage; epoch: number; batchIndex: number; train: boolean }): boolean {
@@ -153,14 +159,20 @@ const actArb: fc.Arbitrary<Act> = fc.oneof(
   { weight: 1, arbitrary: pointArb([...STAGES, 'jumpToEpoch']).map((at): Act => ({ at, throws: true })) },
 );
 
+/** With stop requests too: a hook calls learn.stop() now and then, at any stage. */
+const actWithStopsArb: fc.Arbitrary<Act> = fc.oneof(
+  { weight: 8, arbitrary: actArb },
+  { weight: 1, arbitrary: pointArb([...STAGES, 'jumpToEpoch']).map((at): Act => ({ at, stops: true })) },
+);
+
 const guardArb = fc.record({ control: fc.constantFrom(...CONTRACT_CONTROLS), at: pointArb(STAGES) });
 
-const callbacksArb = (max: number) =>
+const callbacksArb = (max: number, stops = false) =>
   fc
     .array(
       fc.record({
         order: fc.constantFrom(-1, 0, 0, 1, 2.5, 10),
-        acts: fc.array(actArb, { maxLength: 4 }),
+        acts: fc.array(stops ? actWithStopsArb : actArb, { maxLength: 4 }),
         guards: fc.array(guardArb, { maxLength: 2 }),
       }),
       { maxLength: max },
@@ -174,24 +186,69 @@ export interface ScenarioLimits {
   maxCallbacks: number;
   /** Make the work throw now and then (only the fake engine can). */
   workFaults: boolean;
+  /** Hooks also ask the learner to stop (learn.stop()) now and then. */
+  stops?: boolean;
+  /** Most runs resume from a checkpoint at a random quiet point (§6); only the fake engine can. */
+  resume?: boolean;
+}
+
+/** A checkpoint's point in a run of this size: mid-epoch (after a train batch) or an epoch's start. */
+const resumeArb = fc.option(
+  fc.record({ e: fc.nat(20), b: fc.nat(20), iteration: fc.nat(30), stopEpoch: fc.nat(5), skipValidate: fc.nat(5), carried: fc.boolean() }),
+  { nil: null, freq: 6 },
+);
+
+function resumeOf(
+  raw: { e: number; b: number; iteration: number; stopEpoch: number; skipValidate: number; carried: boolean } | null,
+  nEpochs: number,
+  nTrain: number,
+): ResumeConfig | null {
+  if (!raw) return null;
+  const epoch = raw.e % (nEpochs + 1);
+  // At the run's end only an epoch start is possible; mid-epoch a batch 1 … nTrain was the last done.
+  const batchIndex = epoch === nEpochs || nTrain === 0 ? 0 : raw.b % (nTrain + 1);
+  const mid = batchIndex > 0;
+  return {
+    epoch,
+    batchIndex,
+    iteration: raw.iteration,
+    stopEpoch: mid && raw.stopEpoch === 0,
+    skipValidate: mid && raw.skipValidate === 0,
+    // Gradients kept by skipZero before the checkpoint: the previous batch's.
+    carried: mid && raw.carried ? [`e${epoch}b${batchIndex - 1}`] : [],
+  };
 }
 
 export function scenarioArbitrary(l: ScenarioLimits): fc.Arbitrary<Scenario> {
   const range = ([min, max]: [number, number]) => fc.integer({ min, max });
-  return fc.record({
+  const base = {
     nEpochs: range(l.epochs),
     nTrain: range(l.trainBatches),
     nValid: range(l.validBatches),
     validate: fc.boolean(),
-    callbacks: callbacksArb(l.maxCallbacks),
+    callbacks: callbacksArb(l.maxCallbacks, l.stops ?? false),
     engineFault: l.workFaults
       ? fc.option(fc.record({ method: fc.constantFrom(...FAULTABLE), call: fc.integer({ min: 1, max: 12 }) }), { nil: null, freq: 10 })
       : fc.constant(null),
-  });
+  };
+  // Added only when asked for, so the scenarios of the other suites (and their seeds) stay as they were.
+  if (!l.resume) return fc.record(base);
+  return fc.record({ ...base, resumeRaw: resumeArb }).map(({ resumeRaw, ...s }) => ({ ...s, resume: resumeOf(resumeRaw, s.nEpochs, s.nTrain) }));
 }
 
 /** The issue's ranges: 0–4 epochs, 0–6 train and 0–3 validation batches, 0–6 callbacks. */
 export const scenarioArb = scenarioArbitrary({ epochs: [0, 4], trainBatches: [0, 6], validBatches: [0, 3], maxCallbacks: 6, workFaults: true });
+
+/** The same, with stop requests, and most runs resumed from a checkpoint (contract §6). */
+export const resumedScenarioArb = scenarioArbitrary({
+  epochs: [0, 4],
+  trainBatches: [0, 6],
+  validBatches: [0, 3],
+  maxCallbacks: 6,
+  workFaults: true,
+  stops: true,
+  resume: true,
+});
 
 // ---------------------------------------------------------------------------------------
 // The harness.
@@ -202,6 +259,8 @@ export class ScenarioCallback extends Callback {
     readonly spec: CallbackSpec,
     readonly trace: HookCall[],
     readonly guardCalls: (GuardCall & { fired: boolean })[],
+    /** Where a stop request goes when there is no Learner (the fake-engine harness); else learn.stop(). */
+    readonly stopFlag: { requested: boolean } | null = null,
   ) {
     super();
     this.order = spec.order;
@@ -229,6 +288,12 @@ export class ScenarioCallback extends Callback {
       const error = new Error(`${this.spec.name} throws at ${call.stage}`);
       call.threw = error;
       throw error;
+    }
+    if (act && 'stops' in act) {
+      call.stopped = true;
+      if (this.stopFlag) this.stopFlag.requested = true;
+      else this.learn.stop();
+      return undefined;
     }
     if (act) {
       call.returned = act.returns;
@@ -269,6 +334,7 @@ export function configOf(s: Scenario): RunConfig {
     nTrain: s.nTrain,
     nValid: s.nValid,
     validate: s.validate,
+    resume: s.resume ?? null,
     callbacks: s.callbacks.map((c) => ({
       name: c.name,
       order: c.order,
@@ -292,14 +358,33 @@ export interface ScenarioReport extends CheckResult {
   trace: HookCall[];
   /** Guard reads, with what each returned. */
   guardCalls: (GuardCall & { fired: boolean })[];
+  /** Quiet points, as an observer saw them. */
+  quietCalls: QuietCall[];
+}
+
+/** Records every quiet point (it has no hooks, so it adds nothing to the trace). */
+class QuietWatcher extends Callback {
+  constructor(
+    readonly trace: HookCall[],
+    readonly calls: QuietCall[],
+  ) {
+    super();
+  }
+  atQuietPoint(point: QuietPoint): void {
+    this.calls.push({ traceLength: this.trace.length, stage: point.stage, resume: { ...point.resume }, stopping: point.stopping });
+  }
 }
 
 /** Runs one scenario on the fake engine and returns every way it breaks the contract. */
 export async function checkScenario(s: Scenario, variant: Variant = {}): Promise<ScenarioReport> {
   const trace: HookCall[] = [];
   const guardCalls: (GuardCall & { fired: boolean })[] = [];
-  const callbacks = s.callbacks.map((spec) => new ScenarioCallback(spec, trace, guardCalls));
+  const stop = { requested: false };
+  const quietCalls: QuietCall[] = [];
+  const callbacks: Callback[] = s.callbacks.map((spec) => new ScenarioCallback(spec, trace, guardCalls, stop));
+  callbacks.push(new QuietWatcher(trace, quietCalls));
   const engine = new FakeEngine(s.engineFault, () => trace.length);
+  const resume = s.resume ?? null;
   let outcome: { status: string; error: unknown };
   let epochsDone = -1;
   let iterations = -1;
@@ -309,7 +394,15 @@ export async function checkScenario(s: Scenario, variant: Variant = {}): Promise
       engine,
       table: variant.table ? variant.table(callbacks) : new HookTable(callbacks),
       ctx: bareContext(s.nEpochs, s.nTrain),
-      input: { nEpochs: s.nEpochs, nTrainBatches: s.nTrain, nValidBatches: s.nValid, validate: s.validate },
+      input: {
+        nEpochs: s.nEpochs,
+        nTrainBatches: s.nTrain,
+        nValidBatches: s.nValid,
+        validate: s.validate,
+        ...(resume ? { resume: { epoch: resume.epoch, batchIndex: resume.batchIndex, iteration: resume.iteration, stopEpoch: resume.stopEpoch, skipValidate: resume.skipValidate } } : {}),
+      },
+      ...(resume ? { resume: { restore: () => engine.restoreCarried(resume.carried) } } : {}),
+      stopRequested: () => stop.requested,
       ...(variant.machine ? { machine: variant.machine } : {}),
       ...(variant.policy ? { policy: variant.policy() } : {}),
     });
@@ -327,6 +420,7 @@ export async function checkScenario(s: Scenario, variant: Variant = {}): Promise
     guardCalls,
     workFault: engine.fault,
     steps: engine.steps,
+    quietCalls,
   });
   const v = report.violations;
   v.push(...engine.leftovers().map((m) => `§4 release: ${m}`));
@@ -352,19 +446,20 @@ export async function checkScenario(s: Scenario, variant: Variant = {}): Promise
       .map((c) => (c.returned as { epoch?: unknown } | undefined)?.epoch)
       .filter((e): e is number => typeof e === 'number');
     const jumpedTo = epochReturns.at(-1) ?? 0;
-    const skipped = Math.min(jumpedTo, s.nEpochs) * s.nTrain;
+    // Resumed: the checkpoint's iteration is where the count goes on from.
+    const skipped = resume ? resume.iteration : Math.min(jumpedTo, s.nEpochs) * s.nTrain;
     if (iterations !== skipped + report.batches.length) {
       v.push(`the loop ends at iteration ${iterations}, but ${skipped} batches were jumped over and ${report.batches.length} train batches ran`);
     }
     // What fit reports as its iterations: the batches that ran, the jumped-over epochs not counted.
     if (trainBatches !== report.batches.length) v.push(`the loop reports ${trainBatches} train batches run, the rules say ${report.batches.length}`);
   }
-  return { ...report, status: outcome.status, error: outcome.error, trace, guardCalls };
+  return { ...report, status: outcome.status, error: outcome.error, trace, guardCalls, quietCalls };
 }
 
 /** The property: every scenario's run keeps the contract. Throws the violations, so fast-check prints them. */
-export function orderProperty(variant: Variant = {}) {
-  return fc.asyncProperty(scenarioArb, async (s) => {
+export function orderProperty(variant: Variant = {}, scenarios: fc.Arbitrary<Scenario> = scenarioArb) {
+  return fc.asyncProperty(scenarios, async (s) => {
     const { violations } = await checkScenario(s, variant);
     if (violations.length) throw new Error(`${violations.length} violation(s):\n  - ${violations.join('\n  - ')}`);
   });

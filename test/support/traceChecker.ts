@@ -1,6 +1,6 @@
 /**
  * An oracle for the loop's event order, written from the contract (`../shared/spec/loop.md`
- * §1–§4) and the choices `docs/loop.md` writes down — deliberately NOT from the machine: the
+ * §1–§4, and §6 for a run resumed from a checkpoint) and the choices `docs/loop.md` writes down — deliberately NOT from the machine: the
  * only things imported are the stage names. The tables of what a control may come from and
  * what it does are restated here on purpose, so that a mistake in `machines/controls.ts` or
  * in the machine shows up as a disagreement instead of being copied into the oracle.
@@ -32,6 +32,8 @@ export interface HookCall {
   threw?: unknown;
   /** trainEnd only: `ctx.error` as the hook saw it. */
   error?: unknown;
+  /** The hook asked the learner to stop (learn.stop(), as a signal or Ctrl-C would): it takes effect as the stage is left. */
+  stopped?: boolean;
 }
 
 /** Where a stage is left, as a guard sees it. */
@@ -57,6 +59,21 @@ export interface CallbackConfig {
   jumps?: boolean;
 }
 
+/**
+ * A run resumed from a checkpoint (§6): the next train batch `batchIndex` of `epoch` (> 0:
+ * mid-epoch, its epochBegin ran before the checkpoint), or the start of `epoch` (0);
+ * `iteration` train batches done; the epoch flags of a half-done epoch; gradients kept by
+ * skipZero before the checkpoint (batch keys, `e0b1`).
+ */
+export interface ResumeConfig {
+  epoch: number;
+  batchIndex: number;
+  iteration: number;
+  stopEpoch: boolean;
+  skipValidate: boolean;
+  carried: readonly string[];
+}
+
 /** What the run was configured with. Every callback listed records every hook it runs. */
 export interface RunConfig {
   callbacks: readonly CallbackConfig[];
@@ -64,6 +81,19 @@ export interface RunConfig {
   nTrain: number;
   nValid: number;
   validate: boolean;
+  resume?: ResumeConfig | null;
+}
+
+/**
+ * A quiet point as an observer saw it (§6: after a train batch's batchEnd or after epochEnd,
+ * all hooks of that stage run): `traceLength` hook calls were made before it.
+ */
+export interface QuietCall {
+  traceLength: number;
+  stage: string;
+  /** Where a run resumed from here would continue. */
+  resume: { epoch: number; batchIndex: number; iteration: number; stopEpoch: boolean; skipValidate: boolean };
+  stopping: boolean;
 }
 
 /** A guard evaluation as it happened; `traceLength` is the number of hook calls made before it. */
@@ -107,6 +137,8 @@ export interface CheckInput {
   guardCalls?: readonly GuardCall[];
   workFault?: WorkFault | null;
   steps?: readonly BatchStep[];
+  /** Quiet points seen by an observer; leave out to skip the quiet-point checks. */
+  quietCalls?: readonly QuietCall[];
 }
 
 /** What the rules say one train batch's step must have been. */
@@ -166,7 +198,7 @@ export type Reading =
   | { ok: true; controls: Flag[]; epoch: number | null }
   | { ok: false; key: string | null; why: string };
 
-export function readReturn(value: unknown, stage: TraceStage, train: boolean): Reading {
+export function readReturn(value: unknown, stage: TraceStage, train: boolean, resuming = false): Reading {
   if (value === undefined || value === null) return { ok: true, controls: [], epoch: null };
   if (typeof value !== 'object' || Array.isArray(value)) {
     return { ok: false, key: null, why: `returned ${describe(value)}, not a control object` };
@@ -177,6 +209,8 @@ export function readReturn(value: unknown, stage: TraceStage, train: boolean): R
     if (key === 'epoch') {
       if (stage !== 'trainBegin') return { ok: false, key, why: `epoch: N may only come from trainBegin` };
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) return { ok: false, key, why: `epoch: ${describe(v)} is not an integer ≥ 0` };
+      // A resumed run starts where its checkpoint was: a second source for the start is an error.
+      if (resuming) return { ok: false, key, why: `epoch: ${v} in a run resumed from a checkpoint` };
       epoch = v;
       continue;
     }
@@ -254,6 +288,8 @@ type G =
   | 'start'
   | 'afterTrainBegin'
   | 'afterJump'
+  | 'resumeTrainBegin'
+  | 'resumeMidEpoch'
   | 'inEpoch'
   | 'b:batchBegin'
   | 'b:lossBegin'
@@ -272,6 +308,10 @@ const FOLLOW: Record<G, Record<string, G>> = {
   start: { trainBegin: 'afterTrainBegin' },
   afterTrainBegin: { jumpToEpoch: 'afterJump', epochBegin: 'inEpoch' },
   afterJump: { epochBegin: 'inEpoch' },
+  // §6: resumed := trainBegin jump rest trainEnd; rest := partialEpoch epoch* | epoch*;
+  //     partialEpoch := trainBatch* validation? epochEnd (no epochBegin).
+  resumeTrainBegin: { jumpToEpoch: 'afterJump' },
+  resumeMidEpoch: { batchBegin: 'b:batchBegin', 'validateBegin(valid)': 'inValidation', epochEnd: 'afterEpoch' },
   inEpoch: { batchBegin: 'b:batchBegin', 'validateBegin(valid)': 'inValidation', epochEnd: 'afterEpoch' },
   // cancelBatch may cut a train batch to batchEnd from any of its stages up to backwardEnd.
   'b:batchBegin': { lossBegin: 'b:lossBegin', batchEnd: 'inEpoch' },
@@ -296,14 +336,17 @@ function letter(t: Token): string {
   return t.train ? t.stage : `${t.stage}(valid)`;
 }
 
-function checkGrammar(tokens: readonly Token[], failed: boolean): string[] {
+function checkGrammar(tokens: readonly Token[], failed: boolean, resume: ResumeConfig | null): string[] {
   let g: G = 'start';
   for (const [i, t] of tokens.entries()) {
     const l = letter(t);
+    // A resumed run: jump is not optional, and a mid-epoch checkpoint continues inside its epoch.
+    if (resume && g === 'afterTrainBegin') g = 'resumeTrainBegin';
+    if (resume && resume.batchIndex > 0 && g === 'afterJump' && i > 0 && tokens[i - 1]!.stage === 'jumpToEpoch') g = 'resumeMidEpoch';
     if (l === 'trainEnd') {
       if (g === 'start') return [`grammar §2: the run must begin with trainBegin, got trainEnd first`];
       if (g === 'end') return [`grammar §2: trainEnd ran twice (token ${i})`];
-      if (!MAY_END.has(g) && !failed) {
+      if ((!MAY_END.has(g) || (resume && g === 'afterTrainBegin') || (resume && resume.batchIndex > 0 && g === 'afterJump')) && !failed) {
         return [`grammar §2: trainEnd cut a production short at ${show(tokens[i - 1]!)} although no error ended the run`];
       }
       g = 'end';
@@ -311,6 +354,8 @@ function checkGrammar(tokens: readonly Token[], failed: boolean): string[] {
     }
     const next: G | undefined = FOLLOW[g][l];
     if (!next) {
+      if (g === 'resumeTrainBegin') return [`grammar §6: a resumed run calls jumpToEpoch right after trainBegin, got ${show(t)}`];
+      if (g === 'resumeMidEpoch') return [`grammar §6: a run resumed mid-epoch goes on with that epoch (no epochBegin), got ${show(t)}`];
       const prev = i === 0 ? 'the start' : show(tokens[i - 1]!);
       const allowed = [...Object.keys(FOLLOW[g]), ...(g === 'start' || g === 'end' ? [] : ['trainEnd'])];
       return [`grammar §2: ${show(t)} cannot follow ${prev}; allowed there: ${allowed.join(', ') || 'nothing'}`];
@@ -344,14 +389,14 @@ interface Want {
 }
 
 /** The first error of the run: a hook that threw, a hook that returned what §3 rejects, or the work. */
-function firstFaultOf(trace: readonly HookCall[], work: WorkFault | null): Fault | null {
+function firstFaultOf(trace: readonly HookCall[], work: WorkFault | null, resuming: boolean): Fault | null {
   let fault: Fault | null = null;
   for (const [i, call] of trace.entries()) {
     if ('threw' in call) {
       fault = { at: i + 1, kind: 'hook', call, error: call.threw };
       break;
     }
-    const reading = readReturn(call.returned, call.stage, call.train);
+    const reading = readReturn(call.returned, call.stage, call.train, resuming);
     if (!reading.ok) {
       fault = { at: i + 1, kind: 'control', call, reading };
       break;
@@ -361,7 +406,7 @@ function firstFaultOf(trace: readonly HookCall[], work: WorkFault | null): Fault
   return fault;
 }
 
-const faulty = (c: HookCall) => 'threw' in c || !readReturn(c.returned, c.stage, c.train).ok;
+const faultyIn = (resuming: boolean) => (c: HookCall) => 'threw' in c || !readReturn(c.returned, c.stage, c.train, resuming).ok;
 
 export function checkTrace(input: CheckInput): CheckResult {
   const { trace, config, outcome } = input;
@@ -378,13 +423,15 @@ export function checkTrace(input: CheckInput): CheckResult {
   // With no callbacks no hook runs, yet the rules still say what every train batch steps with.
   const silent = runOrder.length === 0;
   const tokens = tokenize(trace);
-  const fault = firstFaultOf(trace, input.workFault ?? null);
+  const resume = config.resume ?? null;
+  const faulty = faultyIn(resume !== null);
+  const fault = firstFaultOf(trace, input.workFault ?? null, resume !== null);
   const failed = fault !== null;
 
   if (silent) {
     if (trace.length) v(`with no callbacks no hook may run, but ${trace.length} ran`);
   } else {
-    violations.push(...checkGrammar(tokens, failed));
+    violations.push(...checkGrammar(tokens, failed, resume));
   }
 
   // Each stage instance: every callback in run order or, where an error cut the stage,
@@ -447,15 +494,15 @@ export function checkTrace(input: CheckInput): CheckResult {
   };
 
   /** What a stage instance asks for: its hooks' controls, then its callbacks' guards, read on leaving it. */
-  const leave = (t: Token, at: Position) => {
-    if (t.calls.some(faulty)) return;
-    // A stage at whose end the work failed never got to pass on its controls.
-    if (failed && t.start < fault.at && fault.at <= t.end && fault.kind === 'work') return;
+  const leave = (t: Token, at: Position): Map<Flag, string> => {
     const flags = new Map<Flag, string>();
+    if (t.calls.some(faulty)) return flags;
     for (const call of t.calls) {
-      const r = readReturn(call.returned, at.stage, at.train) as Extract<Reading, { ok: true }>;
+      const r = readReturn(call.returned, at.stage, at.train, resume !== null) as Extract<Reading, { ok: true }>;
       for (const c of r.controls) if (!flags.has(c)) flags.set(c, `${call.callback} at ${show(at)}`);
       if (r.epoch !== null) requestedEpochs.push({ value: r.epoch, by: call.callback });
+      // A stop asked for from a hook reaches the machine once the stage is done: stopTraining from there.
+      if (call.stopped && !flags.has('stopTraining')) flags.set('stopTraining', `learn.stop() by ${call.callback} at ${show(at)}`);
     }
     for (const cb of runOrder) {
       for (const guard of cb.guards ?? []) {
@@ -463,16 +510,57 @@ export function checkTrace(input: CheckInput): CheckResult {
         if (!flags.has(flag) && mayComeFrom(flag, at.stage, at.train) && guard.fires(at)) flags.set(flag, `guard of ${cb.name} at ${show(at)}`);
       }
     }
+    // A stage at whose end the work failed never got to pass on its controls (the machine had them,
+    // though, when it rested there: a quiet point's observer sees them).
+    if (failed && t.start < fault.at && fault.at <= t.end && fault.kind === 'work') return flags;
     for (const [flag, by] of flags) {
       if (flag === 'stopTraining') stopTraining ??= by;
       else if (flag === 'stopEpoch' || flag === 'skipValidate') epochFlags[flag] ??= by;
       else batchFlags[flag] ??= by;
     }
+    return flags;
+  };
+
+  // §6: at each quiet point (a train batchEnd, an epochEnd whose hooks all ran) exactly one
+  // observer call, after the last of its hooks, saying where a resumed run would continue.
+  const quiet = input.quietCalls;
+  const checkQuiet = (t: Token, s: Stage, want: Want, own: Map<Flag, string>) => {
+    if (!quiet || silent) return;
+    const isQuiet = (s === 'batchEnd' && want.train) || s === 'epochEnd';
+    if (!isQuiet) return;
+    const complete = t.calls.length === runOrder.length && !t.calls.some(faulty);
+    const here = quiet.filter((q) => q.traceLength === t.end);
+    if (!complete) {
+      if (here.length) v(`§6 ${show(t)} did not complete (an error), yet a quiet point was observed after it`);
+      return;
+    }
+    if (here.length !== 1) {
+      v(`§6 after ${show(t)} (all its hooks run) exactly one quiet point must be observed, got ${here.length}`);
+      return;
+    }
+    const q = here[0]!;
+    const expected =
+      s === 'batchEnd'
+        ? {
+            epoch: want.epoch,
+            batchIndex: want.batchIndex! + 1,
+            iteration: iteration + 1,
+            stopEpoch: !!epochFlags.stopEpoch || own.has('stopEpoch'),
+            skipValidate: !!epochFlags.skipValidate || own.has('skipValidate'),
+          }
+        : { epoch: want.epoch + 1, batchIndex: 0, iteration, stopEpoch: false, skipValidate: false };
+    if (JSON.stringify(q.resume) !== JSON.stringify(expected)) {
+      v(`§6 the quiet point after ${show(t)} resumes at ${JSON.stringify(q.resume)}, expected ${JSON.stringify(expected)}`);
+    }
+    if (q.stage !== s) v(`§6 the quiet point after ${show(t)} says stage ${q.stage}`);
+    const stopping = !!stopTraining || own.has('stopTraining');
+    if (q.stopping !== stopping) v(`§6 the quiet point after ${show(t)} says stopping ${q.stopping}, expected ${stopping}`);
   };
 
   const stage = (s: Stage, want: Want, why: string) => {
     const t = next(s, want, why);
-    leave(t, { stage: s, epoch: want.epoch, batchIndex: want.batchIndex ?? t.batchIndex, train: want.train, iteration });
+    const own = leave(t, { stage: s, epoch: want.epoch, batchIndex: want.batchIndex ?? t.batchIndex, train: want.train, iteration });
+    checkQuiet(t, s, want, own);
   };
 
   const trainBatch = (epoch: number, b: number) => {
@@ -508,10 +596,16 @@ export function checkTrace(input: CheckInput): CheckResult {
     stage('validateEnd', { epoch, train: false }, `the ${config.nValid} validation batches ran`);
   };
 
-  const runEpoch = (epoch: number) => {
-    epochFlags = {};
-    stage('epochBegin', { epoch, train: true }, `epoch ${epoch} of ${config.nEpochs}`);
-    for (let b = 0; b < config.nTrain && !epochFlags.stopEpoch && !stopTraining; b++) trainBatch(epoch, b);
+  /** An epoch from its start, or (resumed mid-epoch, §6) from train batch `from` without epochBegin. */
+  const runEpoch = (epoch: number, from = 0) => {
+    if (from === 0) {
+      epochFlags = {};
+      stage('epochBegin', { epoch, train: true }, `epoch ${epoch} of ${config.nEpochs}`);
+    } else {
+      // The half-done epoch's flags come back from the checkpoint.
+      epochFlags = { ...(resume!.stopEpoch ? { stopEpoch: 'the checkpoint' } : {}), ...(resume!.skipValidate ? { skipValidate: 'the checkpoint' } : {}) };
+    }
+    for (let b = from; b < config.nTrain && !epochFlags.stopEpoch && !stopTraining; b++) trainBatch(epoch, b);
     const ended = [
       epochFlags.stopEpoch && `stopEpoch by ${epochFlags.stopEpoch}`,
       stopTraining && `stopTraining by ${stopTraining}`,
@@ -530,7 +624,19 @@ export function checkTrace(input: CheckInput): CheckResult {
   try {
     stage('trainBegin', { epoch: 0, train: true }, 'trainBegin runs first');
     let start = 0;
-    if (requestedEpochs.length) {
+    if (resume) {
+      // §6: jumpToEpoch on every callback (also at epoch 0), then where the checkpoint was.
+      const jt = next('jumpToEpoch', { epoch: resume.epoch, train: true }, 'a resumed run calls jumpToEpoch after trainBegin');
+      if (jt.calls.some((c) => 'threw' in c)) throw new Stop();
+      if (jt.calls.some((c) => c.stopped)) stopTraining ??= `learn.stop() in jumpToEpoch`;
+      iteration = resume.iteration;
+      kept = [...resume.carried];
+      start = resume.epoch;
+      if (resume.batchIndex > 0) {
+        runEpoch(resume.epoch, resume.batchIndex);
+        start = resume.epoch + 1;
+      }
+    } else if (requestedEpochs.length) {
       const t = tokens[k];
       // The contract does not say which of several `epoch: N` wins: the one the run used must be one of them.
       const used = !silent && t?.stage === 'jumpToEpoch' ? requestedEpochs.find((r) => r.value === t.epoch) : undefined;
@@ -539,6 +645,7 @@ export function checkTrace(input: CheckInput): CheckResult {
       if (chosen.value > 0) {
         const jt = next('jumpToEpoch', { epoch: chosen.value, train: true }, `epoch: ${chosen.value} from ${chosen.by}`);
         if (jt.calls.some((c) => 'threw' in c)) throw new Stop();
+        if (jt.calls.some((c) => c.stopped)) stopTraining ??= `learn.stop() in jumpToEpoch`;
       }
       start = chosen.value;
       // §5: iteration counts train batches of the whole run, so epochs jumped over count as done.
@@ -547,7 +654,9 @@ export function checkTrace(input: CheckInput): CheckResult {
     for (let e = start; e < config.nEpochs && !stopTraining; e++) runEpoch(e);
     const why = stopTraining
       ? `stopTraining by ${stopTraining}`
-      : start >= config.nEpochs && start > 0
+      : resume
+        ? `the run resumed at epoch ${resume.epoch}, batch ${resume.batchIndex} ran to its end`
+        : start >= config.nEpochs && start > 0
         ? `epoch: ${start} ≥ nEpochs runs no epoch`
         : `the ${config.nEpochs} epochs ran`;
     next('trainEnd', { epoch: -1, train: true }, why);
@@ -561,6 +670,14 @@ export function checkTrace(input: CheckInput): CheckResult {
   }
   if (!silent && k < tokens.length && !violations.some((m) => m.startsWith('§3') || m.startsWith('§4:'))) {
     v(`§2: after trainEnd nothing may run, got ${show(tokens[k]!)}`);
+  }
+
+  if (quiet && !silent) {
+    // Read from the trace itself, not the walk (which stops where the run first diverged).
+    const quietEnds = new Set(tokens.filter((t) => (t.stage === 'batchEnd' && t.train) || t.stage === 'epochEnd').map((t) => t.end));
+    for (const q of quiet) {
+      if (!quietEnds.has(q.traceLength)) v(`§6 a quiet point was observed after hook call #${q.traceLength}, which ends no train batchEnd or epochEnd`);
+    }
   }
 
   // §4: trainEnd sees ctx.error, the error that ended the run before trainEnd (none otherwise).
