@@ -10,9 +10,9 @@
 import { ConfigError } from '../errors.js';
 import { plotSweepChart } from '../plot/sweepChart.js';
 import type { PlotFiles } from '../plot/render.js';
+import type { ResumedFrom } from '../resume.js';
 import type { SweepConnection } from './connection.js';
 import type { RunConfig } from './runOptions.js';
-import type { CheckpointInfo } from './runResult.js';
 import { runEntries, type RunState } from './runStates.js';
 import { requireSweep, withSession } from './session.js';
 import type { ParamRange, SweepSpec } from './spec.js';
@@ -38,7 +38,7 @@ export interface RankedRun {
   /** Deliveries of the job up to the one that finished it. */
   attempts: number;
   /** The checkpoint the finishing delivery resumed from, or null if it ran the run from the start. */
-  resumedFrom: CheckpointInfo | null;
+  resumedFrom: ResumedFrom | null;
   worker: string;
   /** 1-based place in the ranking. */
   rank: number;

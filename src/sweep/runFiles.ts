@@ -3,7 +3,7 @@
  * checkpoints are subdirectories, its `latest` pointer a file) with three files of the sweep's
  * beside them:
  *
- *   run.json          the run's configuration, written before the first batch; a directory that
+ *   sweep-run.json    the run's configuration, written before the first batch; a directory that
  *                     holds another configuration is refused (never resumed into)
  *   result.json       the finished run's result, written atomically once training completed:
  *                     a job delivered again (at-least-once) returns it instead of training again
@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../io/atomicWrite.js';
 import { canonicalJson } from './expand.js';
 import type { RunJobData } from './names.js';
 
-export const RUN_FILE = 'run.json';
+export const RUN_FILE = 'sweep-run.json';
 export const RESULT_FILE = 'result.json';
 export const COMPLETIONS_FILE = 'completions.log';
 

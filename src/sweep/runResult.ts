@@ -3,15 +3,8 @@
  * only, in a file of their own, so that the queue's side (status, results) can name them
  * without importing the training side.
  */
+import type { ResumedFrom } from '../resume.js';
 import type { RunProgress } from './progressReport.js';
-
-/** A checkpoint's position (issue 8's `listCheckpoints` entry, `FitResult.resumedFrom`). */
-export interface CheckpointInfo {
-  path: string;
-  epoch: number;
-  iteration: number;
-  batchIndex: number;
-}
 
 /** What the job reports while it runs: the loop's position and the Recorder's validation so far. */
 export interface RunProgressReport extends RunProgress {
@@ -40,5 +33,5 @@ export interface RunResult {
   seconds: number;
   weightsSha256: string;
   /** The checkpoint this attempt resumed from, or null when it started the run. */
-  resumedFrom: CheckpointInfo | null;
+  resumedFrom: ResumedFrom | null;
 }

@@ -10,21 +10,22 @@
  * delivered again (a retry, a stalled job handed over, a duplicate) continues where the last
  * checkpoint left it, and the exact resume makes that the same run.
  */
+import { Checkpoint } from '../../callbacks/checkpoint.js';
 import { EarlyStopping } from '../../callbacks/earlyStopping.js';
 import { selectBackend } from '../backend/selectBackend.js';
 import { mnist } from '../data/mnist.js';
-import type { FitOptions, FitResult } from '../fitOptions.js';
+import type { FitOptions } from '../fitOptions.js';
 import { Learner } from '../learner.js';
 import type { Callback } from '../loop/callback.js';
 import { cnn, mlp } from '../models/presets.js';
 import { weightsSha256 } from '../weightsHash.js';
-import { checkpointApi } from './checkpointApi.js';
+import { listCheckpoints } from '../checkpoint/list.js';
 import { SweepProgress, type RunProgress } from './progressReport.js';
-import type { CheckpointInfo, RunProgressReport, RunResult } from './runResult.js';
+import type { RunProgressReport, RunResult } from './runResult.js';
 import type { RunConfig } from './runOptions.js';
 
 export interface TrainRunOptions {
-  /** The run's directory (the checkpoints, run.json, result.json). */
+  /** The run's directory (the checkpoints, sweep-run.json, result.json). */
   dir: string;
   /** Aborting it stops the run at the next batch boundary, with a checkpoint (`learn.stop()`). */
   signal?: AbortSignal;
@@ -55,10 +56,9 @@ export async function trainRun(config: RunConfig, options: TrainRunOptions): Pro
     const validLosses = epochs.map((e) => e.valid?.validLoss).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
     onProgress?.({ ...p, valid: epochs.at(-1)?.valid ?? null, bestValidLoss: validLosses.length ? Math.min(...validLosses) : null });
   };
-  const checkpoint = checkpointApi.createCheckpoint({ dir, everyBatches: config.checkpointEvery, keep: options.keep ?? 2 });
   const callbacks: Callback[] = [
     ...(config.earlyStopping !== undefined ? [new EarlyStopping({ monitor: 'validLoss', patience: config.earlyStopping })] : []),
-    ...(checkpoint ? [checkpoint] : []),
+    new Checkpoint({ dir, everyBatches: config.checkpointEvery, keep: options.keep ?? 2 }),
     new SweepProgress(report),
   ];
   learn = new Learner({
@@ -72,17 +72,15 @@ export async function trainRun(config: RunConfig, options: TrainRunOptions): Pro
     progress: false,
   });
   try {
-    const latest = checkpointApi.listCheckpoints(dir).at(-1);
+    const latest = listCheckpoints(dir).at(-1);
     // Resuming, the hyper-parameters (lr, wd) and the schedule's position come back from the checkpoint.
-    const common: FitOptions & { resumeFrom?: string; signal?: AbortSignal } = {
+    const common: FitOptions = {
       ...(latest ? { resumeFrom: dir } : config.wd !== undefined ? { wd: config.wd } : {}),
-      ...(checkpointApi.available && signal ? { signal } : {}),
+      ...(signal ? { signal } : {}),
     };
-    const result = (
-      config.oneCycle
-        ? await learn.fitOneCycle(config.epochs, { ...common, lrMax: config.lrMax ?? config.lr })
-        : await learn.fit(config.epochs, latest ? common : { ...common, lr: config.lr })
-    ) as FitResult & { resumedFrom?: CheckpointInfo | null };
+    const result = config.oneCycle
+      ? await learn.fitOneCycle(config.epochs, { ...common, lrMax: config.lrMax ?? config.lr })
+      : await learn.fit(config.epochs, latest ? common : { ...common, lr: config.lr });
     const epochs = history();
     const last = epochs.at(-1);
     const validLosses = epochs.map((e) => e.valid?.validLoss).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
@@ -103,7 +101,7 @@ export async function trainRun(config: RunConfig, options: TrainRunOptions): Pro
         backend: backend.name,
         seconds: Math.round(((performance.now() - started) / 1000) * 100) / 100,
         weightsSha256: weightsSha256(model),
-        resumedFrom: result.resumedFrom ?? null,
+        resumedFrom: result.resumedFrom,
       },
     };
   } finally {
