@@ -34,13 +34,20 @@ A spec: { "name": "lr-scan", "base": { "model": "mlp", "epochs": 1, "limitTrain"
 `;
 
 /** node's parseArgs with positionals, every mistake a ConfigError that says what to type. */
-function parse(command: string, argv: string[], options: OptionSpec) {
+function parse(command: string, argv: string[], options: OptionSpec): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
   } catch (e) {
     const why = (e instanceof Error ? e.message : String(e)).replace(/\.+$/, '');
     throw new ConfigError(`${command}: ${why}. Run \`trainchart sweep --help\` for the options.`);
   }
+}
+
+/** `--help` on a subcommand: the one help text (it is short). */
+function helped(v: Record<string, unknown>): boolean {
+  if (v.help) process.stdout.write(SWEEP_HELP);
+  return Boolean(v.help);
 }
 
 const redisOf = (v: Record<string, unknown>) => (typeof v.redis === 'string' ? v.redis : (process.env.TRAINCHART_REDIS ?? DEFAULT_REDIS));
@@ -74,6 +81,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
   }
   if (sub === 'status') {
     const { values: v, positionals } = parse('sweep status', rest, { redis: { type: 'string' }, json: { type: 'boolean' } });
+    if (helped(v)) return 0;
     const status = await sweepStatus(oneName('status', positionals), { connection: redisOf(v) });
     process.stdout.write(v.json ? JSON.stringify(status) + '\n' : formatStatus(status));
     return 0;
@@ -86,6 +94,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
       metric: { type: 'string' },
       plot: { type: 'string' },
     });
+    if (helped(v)) return 0;
     if (v.json && v.csv) throw new ConfigError('sweep results: --json and --csv are two formats of one table: give one');
     const results = await sweepResults(oneName('results', positionals), {
       connection: redisOf(v),
@@ -101,6 +110,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
   }
   if (sub === 'cancel') {
     const { values: v, positionals } = parse('sweep cancel', rest, { redis: { type: 'string' }, json: { type: 'boolean' } });
+    if (helped(v)) return 0;
     const out = await cancelSweep(oneName('cancel', positionals), { connection: redisOf(v) });
     process.stdout.write(
       v.json
@@ -116,12 +126,8 @@ export async function sweepCommand(argv: string[]): Promise<number> {
     replace: { type: 'boolean' },
     runs: { type: 'string' },
     json: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
   });
-  if (v.help) {
-    process.stdout.write(SWEEP_HELP);
-    return 0;
-  }
+  if (helped(v)) return 0;
   if (positionals.length !== 1) {
     throw new ConfigError(`sweep: give one spec file, e.g. \`trainchart sweep lr-scan.json --redis URL\` (or status, results, cancel NAME), got ${positionals.join(' ') || 'none'}`);
   }
