@@ -228,6 +228,12 @@ describe.skipIf(mode === 'skip')('a sweep on BullMQ survives SIGKILL and SIGTERM
     const col = csv[0]!.split(',').indexOf('accuracy');
     const accs = csv.slice(1).map((l) => Number(l.split(',')[col]));
     expect(accs).toEqual([...accs].sort((x, y) => y - x));
+    // The plot: the metric against each swept option, one panel per option (optimizer, lr).
+    const plotted = await run('node', [CLI, 'sweep', 'results', 'preempt', '--redis', redis.url, '--plot', join(tmp, 'plot'), '--json']);
+    expect(plotted.stderr).toContain(`wrote ${join(tmp, 'plot')}.svg and ${join(tmp, 'plot')}.png`);
+    const svg = readFileSync(join(tmp, 'plot.svg'), 'utf8');
+    for (const text of ['preempt: validLoss across the sweep', 'optimizer', 'lr (log scale)']) expect(svg).toContain(text);
+    expect(readFileSync(join(tmp, 'plot.png')).subarray(1, 4).toString()).toBe('PNG');
     const noMetric = (await run('node', [CLI, 'sweep', 'results', 'preempt', '--redis', redis.url, '--metric', 'f1']).catch((x: unknown) => x)) as { code: number; stderr: string };
     expect(noMetric.code).toBe(2);
     expect(noMetric.stderr).toContain('has the metric "f1"; its runs have: accuracy, bestValidLoss, trainLoss, validLoss');
