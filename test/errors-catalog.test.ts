@@ -310,6 +310,12 @@ const API: Record<string, ApiCase> = {
   },
 };
 
+/** A sweep spec with a bad grid value, for the CLI rows: it is refused before any connection. */
+const badSpec = join(mkdtempSync(join(tmpdir(), 'trainchart-spec-')), 'bad.json');
+writeFileSync(badSpec, JSON.stringify({ name: 'bad', base: { model: 'mlp', epochs: 1 }, grid: { lr: [0.001, -1] } }));
+// Port 1 on loopback: nothing listens there, so the connection is refused at once.
+const NO_REDIS = 'redis://127.0.0.1:1';
+
 const CLI: Record<string, CliCase> = {
   C01: ['train', '--epochs', '0'],
   C02: ['train', '--model', 'resnet'],
@@ -327,6 +333,9 @@ const CLI: Record<string, CliCase> = {
   C14: ['train', '--checkpoint-every', '5'],
   C15: ['resume', '/nonexistent/run'],
   C16: ['resume'],
+  C17: ['sweep', 'status', 'lr-scan', '--redis', 'localhost:6379'],
+  C18: ['sweep', badSpec, '--redis', NO_REDIS],
+  C19: ['sweep', 'status', 'lr-scan', '--redis', NO_REDIS],
 };
 
 function tinyOptions() {
