@@ -4,6 +4,7 @@ import { asCapturedRun } from '../src/checkpoint/capture.js';
 import { writeCheckpoint, type WriteCheckpointOptions, type WrittenCheckpoint } from '../src/checkpoint/write.js';
 import { ConfigError } from '../src/errors.js';
 import type { QuietPoint } from '../src/loop/quietPoint.js';
+import { makeDir } from '../src/io/makeDir.js';
 
 export interface CheckpointOptions {
   /** The run directory; each checkpoint is a subdirectory of it (created when missing). */
@@ -85,7 +86,7 @@ export class Checkpoint extends Callback {
     this.#written = [];
     this.#lastKey = null;
     this.#stopped = false;
-    fs.mkdirSync(this.dir, { recursive: true });
+    makeDir(this.dir, 'Checkpoint dir');
   }
 
   atQuietPoint(point: QuietPoint): void {

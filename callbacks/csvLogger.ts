@@ -1,7 +1,8 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Callback } from '../src/loop/callback.js';
 import { ConfigError } from '../src/errors.js';
+import { makeDir } from '../src/io/makeDir.js';
 import { writeFileAtomic } from '../src/io/atomicWrite.js';
 import type { TrainContext } from '../src/loop/context.js';
 
@@ -61,7 +62,7 @@ export class CSVLogger extends Callback {
     const valid = this.learn.data.valid ? ['valid_loss', ...this.learn.metrics.map((m) => snake(m.name))] : [];
     const columns = ['epoch', 'train_loss', ...valid, 'time'];
     const header = csvLine(columns);
-    mkdirSync(dirname(this.path), { recursive: true });
+    makeDir(dirname(this.path), 'CSVLogger path');
     const existing = this.append && existsSync(this.path) ? readFileSync(this.path, 'utf8') : '';
     if (existing.length > 0) {
       const first = existing.slice(0, existing.indexOf('\n') + 1 || undefined);

@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../src/errors.js';
+import { makeDir } from '../src/io/makeDir.js';
 import { saveWeights } from '../src/io/weightsFile.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { TrackerCallback, type TrackerOptions } from './tracker.js';
@@ -75,7 +75,7 @@ export class SaveModel extends TrackerCallback {
     // Only the improvement mode reads a monitored value; per-epoch saving needs no validation data.
     if (this.every === 'improvement') super.onTrainBegin(ctx);
     else this.reset();
-    mkdirSync(this.dir, { recursive: true });
+    makeDir(this.dir, 'SaveModel dir');
   }
 
   protected override reset(): void {

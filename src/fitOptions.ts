@@ -65,4 +65,6 @@ export interface RecipeLearner extends LearnerApi {
   readonly callbacks: Callback[];
   readonly recorder: Recorder | null;
   fit(nEpochs: number, options?: FitOptions): Promise<FitResult>;
+  /** Throws a typed error when `data` (assignable) is not trainable by this learner. */
+  checkData(): void;
 }

@@ -24,6 +24,7 @@ import { Rng } from './rng.js';
 import { fitOneCycle, type FitOneCycleOptions } from './oneCycle.js';
 import type { FitOptions, FitResult } from './fitOptions.js';
 import { checkKeys } from './options.js';
+import { checkHyperParams } from './optim/hyperParams.js';
 import { lrFind, type LrFindOptions, type LrFindResult } from './lrFind.js';
 import { describeLoop } from './dryRun.js';
 import { exportModel, type ExportedModel } from './io/tfjsModelFiles.js';
@@ -70,6 +71,14 @@ function checkCallback(cb: unknown, learn: Learner): asserts cb is Callback {
     throw new ConfigError(`callbacks must be Callback instances, got ${what}`);
   }
   cb.checkAttachable(learn);
+}
+
+function describeData(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v !== 'object') return `${JSON.stringify(v)} (a ${typeof v})`;
+  if (Array.isArray(v)) return 'an array';
+  const train = (v as { train?: unknown }).train;
+  return 'train' in (v as object) ? `an object whose train is ${train instanceof DataLoader ? 'a DataLoader' : Array.isArray(train) ? 'an array' : typeof train}` : `an object with ${Object.keys(v as object).join(', ') || 'no keys'}`;
 }
 
 function describeValue(v: unknown): string {
@@ -123,6 +132,17 @@ export class Learner implements LearnerApi, RecipeLearner {
     if (options.progress !== undefined && typeof options.progress !== 'boolean') {
       throw new ConfigError(`Learner: progress must be true or false, got ${JSON.stringify(options.progress)}`);
     }
+    if (options.recorder !== undefined && typeof options.recorder !== 'boolean') {
+      throw new ConfigError(`Learner: recorder must be true or false, got ${JSON.stringify(options.recorder)}`);
+    }
+    if (options.seed !== undefined && !(Number.isInteger(options.seed) && options.seed >= 0 && options.seed <= 0xffffffff)) {
+      throw new ConfigError(`Learner: seed must be an integer in [0, 4294967295], got ${describeValue(options.seed)}`);
+    }
+    for (const list of ['metrics', 'callbacks'] as const) {
+      if (options[list] !== undefined && !Array.isArray(options[list])) {
+        throw new ConfigError(`Learner: ${list} must be an array, got ${describeValue(options[list])} (e.g. ${list === 'metrics' ? "metrics: ['accuracy']" : 'callbacks: [new EarlyStopping()]'})`);
+      }
+    }
     const { model, data } = options;
     if (!(model instanceof tf.LayersModel)) {
       throw new ConfigError('Learner: `model` must be a tf.LayersModel (e.g. models.mlp() or tf.sequential({...}))');
@@ -160,26 +180,35 @@ export class Learner implements LearnerApi, RecipeLearner {
     return this.optimizer.hp.lr;
   }
   set lr(value: number) {
-    this.optimizer.hp.lr = value;
+    this.setHyperParam('lr', value, 'lr');
   }
   /** SGD momentum, or Adam's β1 (fastai's `mom`). */
   get momentum(): number {
     return this.optimizer.hp.momentum;
   }
   set momentum(value: number) {
-    this.optimizer.hp.momentum = value;
+    this.setHyperParam('momentum', value, 'momentum');
   }
   get beta1(): number {
     return this.optimizer.hp.momentum;
   }
   set beta1(value: number) {
-    this.optimizer.hp.momentum = value;
+    this.setHyperParam('momentum', value, 'beta1');
   }
   get wd(): number {
     return this.optimizer.hp.wd;
   }
   set wd(value: number) {
-    this.optimizer.hp.wd = value;
+    this.setHyperParam('wd', value, 'wd');
+  }
+
+  /**
+   * A bad value is refused where it is set (from a hook: a StageError naming the callback), so it
+   * never reaches the optimizer and the learner stays usable.
+   */
+  private setHyperParam(field: 'lr' | 'momentum' | 'wd', value: number, name: string): void {
+    checkHyperParams({ ...this.optimizer.hp, [field]: value }, ` (learn.${name} = ${describeValue(value)})`);
+    this.optimizer.hp[field] = value;
   }
 
   /** The gradients of the current batch (backwardEnd hooks may read and replace them). */
@@ -224,9 +253,15 @@ export class Learner implements LearnerApi, RecipeLearner {
   async fit(nEpochs: number, options: FitOptions = {}): Promise<FitResult> {
     this.assertUsable('fit');
     if (this.running) throw new ConfigError('fit is already running on this learner; await it before starting another');
+    if (options === null || typeof options !== 'object') {
+      throw new ConfigError(`fit(nEpochs, options): options must be an object such as { lr: 1e-3 }, got ${describeValue(options)}`);
+    }
     checkKeys('fit', options, FIT_KEYS);
+    if (options.callbacks !== undefined && !Array.isArray(options.callbacks)) {
+      throw new ConfigError(`fit: callbacks must be an array of Callback instances, got ${describeValue(options.callbacks)}`);
+    }
     if (!Number.isInteger(nEpochs) || nEpochs <= 0) {
-      throw new ConfigError(`fit(nEpochs): epochs must be a positive integer, got ${nEpochs}`);
+      throw new ConfigError(`fit(nEpochs): epochs must be a positive integer, got ${describeValue(nEpochs)}`);
     }
     if (options.lr !== undefined && (typeof options.lr !== 'number' || !Number.isFinite(options.lr) || options.lr < 0)) {
       throw new ConfigError(`fit: lr must be a finite number ≥ 0, got ${describeValue(options.lr)}`);
@@ -552,8 +587,16 @@ export class Learner implements LearnerApi, RecipeLearner {
   }
 
   /** Shapes are checked before the first batch, so a mismatch is a clear DataError, not a tfjs stack. */
-  private checkData(): void {
-    const { train, valid } = this.data;
+  /** `learn.data` is assignable, so it is checked at every fit (and lrFind), before anything changes. */
+  checkData(): void {
+    const data = this.data as unknown;
+    if (typeof data !== 'object' || data === null || !((data as LearnerData).train instanceof DataLoader)) {
+      throw new ConfigError(`learn.data must be { train: DataLoader, valid?: DataLoader }, got ${describeData(data)}; build loaders with DataLoader.fromArrays or datasets.mnist`);
+    }
+    const { train, valid } = data as LearnerData;
+    if (valid !== undefined && valid !== null && !(valid instanceof DataLoader)) {
+      throw new ConfigError(`learn.data.valid must be a DataLoader, null or left out, got ${describeData(valid)}`);
+    }
     for (const [name, loader] of [['train', train], ['valid', valid]] as const) {
       if (loader) this.checkLoader(name, loader);
     }

@@ -278,6 +278,7 @@ export async function lrFind(learn: RecipeLearner, options: LrFindOptions = {}):
   const finder = new LRFinder(finderOptions);
   // The finder's own count (it raises tiny values to fastai's minimum of 6).
   const numIt = finder.numIt;
+  learn.checkData();
   const nEpochs = Math.floor(numIt / learn.data.train.nBatches) + 1;
 
   // The learner's list is narrowed in place and put back whole, order and identity kept. The

@@ -35,6 +35,7 @@ import {
 } from './format.js';
 import { listCheckpoints, type CheckpointInfo } from './list.js';
 import { libraryVersion } from './version.js';
+import { makeDir } from '../io/makeDir.js';
 
 /** The steps of a write, in order; a test may fail one to see what a crash there leaves. */
 export type WriteStep = 'files' | 'manifest' | 'syncTemp' | 'rename' | 'latest' | 'prune';
@@ -56,7 +57,7 @@ let tempCounter = 0;
 export function writeCheckpoint(dir: string, run: CapturedRun, options: WriteCheckpointOptions = {}): WrittenCheckpoint {
   const keep = options.keep ?? 3;
   const step = options.beforeStep ?? (() => {});
-  fs.mkdirSync(dir, { recursive: true });
+  makeDir(dir, 'checkpoint directory');
   sweep(dir);
   const name = checkpointName(run.position);
   const temp = join(dir, `${TEMP_PREFIX}${name}-${process.pid}-${++tempCounter}`);

@@ -4,16 +4,10 @@
  * stack trace and nothing saved.
  */
 import { existsSync, mkdirSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, resolve, sep } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
+import { virtualRootProblem } from '../io/makeDir.js';
 
-/**
- * Virtual file systems that hold no user files. `mkdirSync(…, { recursive: true })` under
- * /proc hangs Node 20, so a path there is refused by its name, before anything touches it.
- */
-const VIRTUAL_ROOTS = ['/proc'];
-
-const under = (path: string, root: string) => path === root || path.startsWith(root + sep);
 
 /**
  * Makes sure `dir` is a directory this process can write files in, creating it (and its
@@ -29,15 +23,14 @@ export function prepareOutputDir(dir: string, option: string, hint = `choose ano
   const abs = resolve(dir);
   const refuse = (why: string, cause?: unknown) =>
     new ConfigError(`${option} ${dir}: ${why}; ${hint}`, cause === undefined ? undefined : { cause });
-  for (const root of VIRTUAL_ROOTS) if (under(abs, root)) throw refuse(`${root} is a virtual file system, not a place for output files`);
+  // mkdir under /proc hangs Node 20: refused by name (and by where a symlink leads) first.
+  const virtual = virtualRootProblem(abs);
+  if (virtual) throw refuse(virtual);
 
-  // The nearest part of the path that exists decides: a file there, or a link into /proc.
+  // The nearest part of the path that exists decides: a file there is no place for a directory.
   let existing = abs;
   while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
   const real = realpathSync(existing);
-  for (const root of VIRTUAL_ROOTS) {
-    if (under(real, root)) throw refuse(`${existing} leads to ${real}, under ${root}, a virtual file system`);
-  }
   if (!statSync(real).isDirectory()) {
     throw refuse(existing === abs ? 'is a file, not a directory' : `${existing} is a file, not a directory`);
   }

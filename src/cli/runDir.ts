@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { listCheckpoints } from '../checkpoint/list.js';
 import { ConfigError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
+import { makeDir } from '../io/makeDir.js';
 
 export const RUN_FILE = 'run.json';
 const RUN_FORMAT = 'trainchart-run';
@@ -46,7 +47,7 @@ export function prepareRunDir(runDir: string): void {
 }
 
 export function writeRunFile(runDir: string, argv: readonly string[]): void {
-  fs.mkdirSync(runDir, { recursive: true });
+  makeDir(runDir, '--out');
   const file: RunFile = { format: RUN_FORMAT, version: 1, command: 'train', argv: argv.filter((a) => a !== '--json') };
   writeFileAtomic(join(runDir, RUN_FILE), JSON.stringify(file, null, 2) + '\n');
 }

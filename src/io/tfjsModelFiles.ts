@@ -25,6 +25,7 @@ import { CheckpointError, ConfigError } from '../errors.js';
 // serialization; importing the layer's module registers it.
 import '../models/seededDropout.js';
 import { tempPathFor, writeFileAtomic } from './atomicWrite.js';
+import { makeDir } from './makeDir.js';
 
 export const MODEL_JSON = 'model.json';
 const WEIGHTS_FILE = /^weights\.([0-9a-f]{16})\.bin$/;
@@ -58,8 +59,12 @@ export function checkModelDir(dir: unknown, where = 'exportModel'): string {
   if (stat && !stat.isDirectory()) {
     throw new ConfigError(`${where}: ${dir} exists and is not a directory; give a directory for model.json and its weights file`);
   }
+  // A run must not train for an hour and then find it cannot write model.json.
+  if (stat && fs.statSync(join(dir, MODEL_JSON), { throwIfNoEntry: false })?.isDirectory()) {
+    throw new ConfigError(`${where}: ${join(dir, MODEL_JSON)} is a directory; remove it or give another directory for the model`);
+  }
   try {
-    if (!stat) fs.mkdirSync(dir, { recursive: true });
+    if (!stat) makeDir(dir, where);
     // As root every permission check passes, and a read-only file system answers only to a
     // real write: so write something and take it away.
     const probe = tempPathFor(join(dir, MODEL_JSON));

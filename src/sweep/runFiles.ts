@@ -16,6 +16,7 @@ import { ConfigError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { canonicalJson } from './expand.js';
 import type { RunJobData } from './names.js';
+import { makeDir } from '../io/makeDir.js';
 
 export const RUN_FILE = 'sweep-run.json';
 export const RESULT_FILE = 'result.json';
@@ -23,7 +24,7 @@ export const COMPLETIONS_FILE = 'completions.log';
 
 /** The run's directory exists and holds this run (and no other). */
 export function prepareRunDir(dir: string, data: RunJobData): void {
-  fs.mkdirSync(dir, { recursive: true });
+  makeDir(dir, 'run directory');
   const path = join(dir, RUN_FILE);
   const mine = { sweep: data.sweep, runId: data.runId, config: data.config };
   if (fs.existsSync(path)) {
@@ -79,7 +80,7 @@ export function readCompletions(dir: string): Array<Record<string, unknown>> {
 export function checkRunsDir(runsDir: string, consequence = 'no job was taken'): void {
   const probe = join(runsDir, `.trainchart-probe-${process.pid}`);
   try {
-    fs.mkdirSync(runsDir, { recursive: true });
+    makeDir(runsDir, '--runs');
     fs.writeFileSync(probe, 'probe');
     fs.unlinkSync(probe);
   } catch (e) {
