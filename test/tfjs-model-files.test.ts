@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DataLoader } from '../src/data/dataLoader.js';
 import { CheckpointError, ConfigError } from '../src/errors.js';
 import { exportModel, loadModelFiles } from '../src/io/tfjsModelFiles.js';
@@ -112,13 +112,28 @@ describe('exportModel', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe('not a directory');
     expect(fs.existsSync(join(root, 'x'))).toBe(false);
 
-    // model.json cannot be replaced (a directory is in its place): the weights written first are taken back.
+    // A directory where model.json goes is refused before anything is written.
     const blocked = join(root, 'blocked');
     fs.mkdirSync(join(blocked, 'model.json'), { recursive: true });
-    const error = await exportModel(model, blocked).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(CheckpointError);
-    expect((error as Error).message).toMatch(/could not write the model to .*blocked.*previous export there, if any, is unchanged/);
+    await expect(exportModel(model, blocked)).rejects.toThrow(ConfigError);
+    await expect(exportModel(model, blocked)).rejects.toThrow(/model\.json is a directory/);
     expect(fs.readdirSync(blocked)).toEqual(['model.json']);
+
+    // model.json fails to land after the weights did: the weights written first are taken back.
+    const failing = join(root, 'failing');
+    const rename = fs.renameSync;
+    const spy = vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+      if (String(to).endsWith('model.json')) throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' });
+      return rename(from, to);
+    });
+    try {
+      const error = await exportModel(model, failing).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CheckpointError);
+      expect((error as Error).message).toMatch(/could not write the model to .*failing.*previous export there, if any, is unchanged/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(fs.readdirSync(failing)).toEqual([]);
     model.dispose();
   });
 });
