@@ -63,7 +63,7 @@ describe('bad input gets a clear, typed error', () => {
     expect(() => new Learner({ model: tinyModel(), data: {} as never, loss: 'categoricalCrossentropy' })).toThrow(/data/);
   });
 
-  it('a callback setting a NaN lr mid-run fails the run naming the optimizer step', async () => {
+  it('a callback setting a NaN lr mid-run fails the run naming the callback and the stage; the lr is not changed', async () => {
     const learn = tinyLearner([]);
     learn.addCallback(
       new (class extends (await import('../src/loop/callback.js')).Callback {
@@ -72,7 +72,9 @@ describe('bad input gets a clear, typed error', () => {
         }
       })(),
     );
-    await expect(learn.fit(1)).rejects.toThrow(/stepEnd.*lr must be a finite number ≥ 0/);
+    const lr = learn.lr;
+    await expect(learn.fit(1)).rejects.toThrow(/hook of stage batchBegin: lr must be a finite number ≥ 0.*learn\.lr = NaN/);
+    expect(learn.lr).toBe(lr);
   });
 });
 
