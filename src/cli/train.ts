@@ -210,6 +210,8 @@ export async function trainCommand(argv: string[], resuming?: TrainResume): Prom
   model.dispose();
   learn.optimizer.dispose();
   await stately?.close();
-  if (interrupt.interrupted) return 130;
-  return vizRun ? vizRun.finish() : 0;
+  // The visualizer closes on every path (Ctrl-C too): its worker thread sends what the run posted
+  // last (the final state, `done`) before the process exits; an exit right away could drop it.
+  const vizCode = vizRun ? await vizRun.finish() : 0;
+  return interrupt.interrupted ? 130 : vizCode;
 }
