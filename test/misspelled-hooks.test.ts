@@ -61,6 +61,29 @@ describe('a misspelled hook is refused in every shape', () => {
     });
   }
 
+  // fastai v2's documented events (Callback docs: before_fit … after_fit) and Keras's, as a
+  // port would write them: each would silently never run; the error names the hook to use.
+  for (const [name, meant, shape] of [
+    ['afterEpoch', 'onEpochEnd', 'method'],
+    ['after_epoch', 'onEpochEnd', 'method'],
+    ['beforeBatch', 'onBatchBegin', 'field'],
+    ['before_fit', 'onTrainBegin', 'field'],
+    ['afterLoss', 'onBackwardBegin', 'method'],
+    ['afterStep', 'onStepEnd', 'field'],
+    ['OnEpochEnd', 'onEpochEnd', 'method'],
+    ['on_epoch_end', 'onEpochEnd', 'field'],
+    ['onepochend', 'onEpochEnd', 'method'],
+  ] as const) {
+    it(`a ${shape} named ${name} (another framework's hook) is refused, naming ${meant}`, async () => {
+      const cb = new Callback();
+      if (shape === 'field') (cb as unknown as Record<string, unknown>)[name] = () => {};
+      else Object.setPrototypeOf(cb, Object.create(Callback.prototype, { [name]: { value() {}, writable: true, configurable: true } }));
+      const err = (await tinyLearner([cb]).fit(1).catch((e: unknown) => e)) as ConfigError;
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err.message).toContain(`${name}, which is not a stage hook; the hook that runs there is ${meant}`);
+    });
+  }
+
   it('option fields named on… are not hooks: a string, a handler with a name like no stage', async () => {
     class Options extends Callback {
       onSaved = 'saved.json';

@@ -106,14 +106,58 @@ function looksLikeHook(name: string): boolean {
  *    name looks like a hook. An `on…` field holding anything else (`onSaved = 'saved.json'`), or
  *    a handler whose name is like no stage (`onProgress = (n) => …`), is an option, not a hook.
  */
+/**
+ * Hook names of other frameworks, as users porting a callback write them (fastai v2's events in
+ * camelCase and snake_case, Keras's `on_epoch_end`), with the trainchart hook that runs there.
+ * A member named so is a port that would never run: refused with the name to use instead.
+ */
+const FOREIGN_HOOKS: ReadonlyMap<string, string> = new Map(
+  (
+    [
+      ['beforeFit', 'onTrainBegin'],
+      ['afterFit', 'onTrainEnd'],
+      ['beforeEpoch', 'onEpochBegin'],
+      ['afterEpoch', 'onEpochEnd'],
+      ['beforeTrain', 'onEpochBegin'],
+      ['afterTrain', 'onValidateBegin'],
+      ['beforeBatch', 'onBatchBegin'],
+      ['afterPred', 'onLossBegin'],
+      ['afterLoss', 'onBackwardBegin'],
+      ['beforeBackward', 'onBackwardBegin'],
+      ['afterBackward', 'onBackwardEnd'],
+      ['beforeStep', 'onBackwardEnd'],
+      ['afterStep', 'onStepEnd'],
+      ['afterBatch', 'onBatchEnd'],
+      ['beforeValidate', 'onValidateBegin'],
+      ['afterValidate', 'onValidateEnd'],
+      ['afterCancelBatch', 'onBatchEnd'],
+      ['afterCancelEpoch', 'onEpochEnd'],
+      ['afterCancelFit', 'onTrainEnd'],
+    ] as const
+  ).flatMap(([camel, ours]) => [
+    [camel, ours],
+    [camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), ours],
+  ]),
+);
+
+/** The trainchart hook a foreign-looking name means, if any: `afterEpoch`, `after_epoch`, `OnEpochEnd`, `on_epoch_end`. */
+function hookMeantBy(name: string): string | null {
+  const foreign = FOREIGN_HOOKS.get(name);
+  if (foreign) return foreign;
+  const squashed = name.replace(/_/g, '').toLowerCase();
+  for (const h of HOOK_NAMES) if (h.toLowerCase() === squashed) return h;
+  return null;
+}
+
 function misnamedHooks(cb: object): Array<{ name: string; what: string }> {
   const found = new Map<string, string>();
-  const isCandidate = (name: string) => /^on[A-Z]/.test(name) && !HOOK_NAMES.has(name) && !found.has(name);
+  const isCandidate = (name: string) =>
+    !HOOK_NAMES.has(name) && !found.has(name) && (/^on[A-Z]/.test(name) || hookMeantBy(name) !== null);
   for (const name of Object.getOwnPropertyNames(cb)) {
     const d = Object.getOwnPropertyDescriptor(cb, name)!;
     if (!isCandidate(name)) continue;
     if (d.get || d.set) found.set(name, 'getter');
-    else if (typeof d.value === 'function' && looksLikeHook(name)) found.set(name, 'field holding a function');
+    else if (typeof d.value === 'function' && (hookMeantBy(name) !== null || looksLikeHook(name))) found.set(name, 'field holding a function');
   }
   for (let o: object | null = Object.getPrototypeOf(cb); o && o !== Callback.prototype; o = Object.getPrototypeOf(o)) {
     for (const name of Object.getOwnPropertyNames(o)) {
@@ -149,8 +193,11 @@ function validateCallback(cb: unknown) {
     throw new ConfigError(`callback ${cb.name}: atQuietPoint is async; it must be synchronous (the run waits at the quiet point until it returns)`);
   }
   for (const { name, what } of misnamedHooks(cb)) {
+    const meant = hookMeantBy(name);
     throw new ConfigError(
-      `callback ${cb.name} has a ${what} ${name}, which is not a stage hook; hooks are ${[...HOOK_NAMES].join(', ')} (rename it if it is not meant as one)`,
+      `callback ${cb.name} has a ${what} ${name}, which is not a stage hook` +
+        (meant ? `; the hook that runs there is ${meant}` : '') +
+        `; hooks are ${[...HOOK_NAMES].join(', ')} (rename it if it is not meant as one)`,
     );
   }
   validateGuards(cb);
