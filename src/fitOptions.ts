@@ -67,4 +67,9 @@ export interface RecipeLearner extends LearnerApi {
   fit(nEpochs: number, options?: FitOptions): Promise<FitResult>;
   /** Throws a typed error when `data` (assignable) is not trainable by this learner. */
   checkData(): void;
+  /** The smoothed loss as the last fit left it (null before any), and a way to put one back (lrFind restores it). */
+  smoothLossState(): SmoothLossState | null;
+  restoreSmoothLossState(state: SmoothLossState | null): void;
+  /** A fit is running on this learner (between fit's start and its settling). */
+  readonly fitting: boolean;
 }

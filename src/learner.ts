@@ -442,6 +442,20 @@ export class Learner implements LearnerApi, RecipeLearner {
     return this.smoother?.getState() ?? null;
   }
 
+  /** A fit is running on this learner (between fit's start and its settling). */
+  get fitting(): boolean {
+    return this.running;
+  }
+
+  /**
+   * Puts back a smoothed-loss state taken with `smoothLossState()` (null: as before any fit).
+   * `lrFind` uses it so the search's losses do not become the learner's; refused during a fit.
+   */
+  restoreSmoothLossState(state: SmoothLossState | null): void {
+    if (this.running) throw new ConfigError('restoreSmoothLossState: a fit is running on this learner; call it after the fit');
+    this.smoother = state === null ? null : new SmoothLoss(state);
+  }
+
   /**
    * The loss and metrics of the model on the validation set, or on `loader` (fastai's
    * `Learner.validate`): `{ validLoss, <metric name>: value, … }`, each the mean over every

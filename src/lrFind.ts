@@ -293,6 +293,9 @@ export async function lrFind(learn: RecipeLearner, options: LrFindOptions = {}):
   const kept = own.filter((cb) => cb === learn.recorder || cb.shapesTraining || callbacks.includes(cb));
   const keptStates = kept.filter((cb) => cb !== learn.recorder).map((cb) => [cb, cb.getState()] as const);
   const extra = callbacks.filter((cb) => !own.includes(cb));
+  // The search's smoothed loss is not the learner's: a later `smoothLossState()` (a manual
+  // resume, a checkpoint) must see the last real fit's.
+  const smoothBefore = learn.smoothLossState();
   learn.callbacks.splice(0, learn.callbacks.length, ...kept);
   try {
     await learn.fit(nEpochs, { callbacks: [finder, ...extra, finder.restorer] });
@@ -302,6 +305,8 @@ export async function lrFind(learn: RecipeLearner, options: LrFindOptions = {}):
     finder.attach(learn);
     finder.restoreSnapshot();
     finder.attach(null);
+    // Not while another fit runs (the search was refused then, and that fit's loss is live).
+    if (!learn.fitting) learn.restoreSmoothLossState(smoothBefore);
     for (const [cb, state] of keptStates) if (!callbacks.includes(cb)) cb.setState(state);
     const addedMeanwhile = learn.callbacks.filter((cb) => !kept.includes(cb));
     learn.callbacks.splice(0, learn.callbacks.length, ...own, ...addedMeanwhile);

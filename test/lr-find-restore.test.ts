@@ -110,8 +110,12 @@ describe('lrFind leaves every random stream as it was', () => {
       loader: learn.data.train.getState(),
       weights: weightsSha256(learn.model),
       lr: learn.lr,
+      smoothLoss: learn.smoothLossState(),
     };
+    expect(before.smoothLoss).not.toBeNull();
     await learn.lrFind({ numIt: 12 });
+    // The search's smoothed loss is not the learner's (a manual resume continues from this one).
+    expect(learn.smoothLossState()).toEqual(before.smoothLoss);
     expect(streams(learn)).toEqual(before.streams);
     expect(learn.rng.getState()).toEqual(before.rng);
     expect(learn.data.train.getState()).toEqual(before.loader);

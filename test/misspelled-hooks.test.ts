@@ -75,9 +75,10 @@ describe('a misspelled hook is refused in every shape', () => {
     ['onepochend', 'onEpochEnd', 'method'],
   ] as const) {
     it(`a ${shape} named ${name} (another framework's hook) is refused, naming ${meant}`, async () => {
-      const cb = new Callback();
+      class Ported extends Callback {}
+      if (shape === 'method') Object.defineProperty(Ported.prototype, name, { value() {}, writable: true, configurable: true });
+      const cb = new Ported();
       if (shape === 'field') (cb as unknown as Record<string, unknown>)[name] = () => {};
-      else Object.setPrototypeOf(cb, Object.create(Callback.prototype, { [name]: { value() {}, writable: true, configurable: true } }));
       const err = (await tinyLearner([cb]).fit(1).catch((e: unknown) => e)) as ConfigError;
       expect(err).toBeInstanceOf(ConfigError);
       expect(err.message).toContain(`${name}, which is not a stage hook; the hook that runs there is ${meant}`);
