@@ -85,6 +85,32 @@ describe('the gradient tape always closes, or the run fails clearly', () => {
     expect(engine.leftovers()).toEqual([]);
   });
 
+  it('a machine that takes no NEXT in a state outside the tape: the run fails through trainEnd instead of spinning', async () => {
+    // stepEnd (after the tape closed) loses its way out.
+    const machine = mutant((c) => {
+      delete node(c, 'epoch.train.stepEnd').on!.NEXT;
+    });
+    const { engine, promise } = run(machine);
+    const result = await promise;
+    expect(result.status).toBe('failed');
+    const err = result.error as ConfigError;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toMatch(/takes no NEXT in state "epoch\.train\.stepEnd"/);
+    expect(engine.leftovers()).toEqual([]);
+  });
+
+  it('a machine that takes neither NEXT nor FAIL there: runLoop rejects with the ConfigError, the run released', async () => {
+    const machine = mutant((c) => {
+      delete node(c, 'epoch.train.stepEnd').on!.NEXT;
+      delete c.on!.FAIL;
+    });
+    const { engine, promise } = run(machine);
+    const err = (await promise.catch((e: unknown) => e)) as ConfigError;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toMatch(/takes no NEXT in state "epoch\.train\.stepEnd"/);
+    expect(engine.leftovers()).toEqual([]);
+  });
+
   it('the real machine is not affected: opening and closing tags are where the driver expects them', async () => {
     const machine = mutant(() => {});
     const { engine, promise } = run(machine, 2, 2);

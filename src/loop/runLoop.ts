@@ -492,6 +492,8 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     }
   };
 
+  /** The state in which the machine ignored NEXT once (see below): a second time there, the driver gives up. */
+  let ignoredNext: string | null = null;
   while (actor.getSnapshot().status === 'active') {
     // A stop asked for while the loop yielded: if the machine rests at a quiet point, it is
     // that point where the stop takes effect, so observers see it again, now stopping.
@@ -514,7 +516,24 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
         failWith(error);
       }
     } else {
+      const before = actor.getSnapshot();
       sendNext();
+      // XState keeps the very same snapshot when no transition takes an event: a custom machine
+      // whose active state has no NEXT would be pumped forever. Fail the run (its FAIL path runs
+      // trainEnd); if the machine ignores that too, release what the run made and reject.
+      if (pending === null && actor.getSnapshot() === before && before.status === 'active') {
+        const where = leafPath(before.value);
+        const error = new ConfigError(
+          `the loop machine "${description.id}" takes no NEXT in state "${where}", so the loop cannot go on; ` +
+            'every state the driver rests in must have a NEXT transition (runLoop option `machine`)',
+        );
+        if (ignoredNext === where) {
+          engine.releaseRun();
+          throw error;
+        }
+        ignoredNext = where;
+        failWith(error);
+      }
     }
     deliverStop();
     atQuietPoint();
