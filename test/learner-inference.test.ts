@@ -156,6 +156,16 @@ describe('learn.validate', () => {
     ok.dispose();
     learn.dispose();
   });
+
+  it("in fit's validation too: a per-row metric fails the run naming it (never read as its first element), nothing leaked", async () => {
+    const badMetric = learner({ metrics: [{ name: 'rows', fn: (p) => tf.sum(p, -1) as tf.Scalar }] });
+    const before = tf.memory().numTensors;
+    const err = (await badMetric.fit(1).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/metric rows must return one number per batch \(a tf.Scalar, the batch mean\), got a tensor of shape \[4\]/);
+    // The optimizer's state is the fit's to keep (it made one step per train batch).
+    expect(tf.memory().numTensors - badMetric.optimizer.numTensors).toBe(before);
+    badMetric.dispose();
+  });
 });
 
 describe('learn.getPreds', () => {

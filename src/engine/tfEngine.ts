@@ -266,8 +266,17 @@ export class TfEngine implements LoopEngine {
     const target = ctx.lastTarget!;
     for (let i = 0; i < metrics.length; i++) {
       const value = tf.tidy(() => metrics[i]!.fn(output, target));
-      this.metricSums[i]! += value.dataSync()[0]! * n;
-      value.dispose();
+      try {
+        // One number per batch, as evaluate() demands: a per-sample tensor read as its first
+        // element would be a silently wrong metric.
+        if (!(value instanceof tf.Tensor) || value.size !== 1) {
+          const got = value instanceof tf.Tensor ? `a tensor of shape [${value.shape.join(', ')}]` : String(value);
+          throw new ConfigError(`metric ${metrics[i]!.name} must return one number per batch (a tf.Scalar, the batch mean), got ${got}`);
+        }
+        this.metricSums[i]! += value.dataSync()[0]! * n;
+      } finally {
+        if (value instanceof tf.Tensor) value.dispose();
+      }
     }
   }
 
