@@ -58,6 +58,13 @@ export interface LearnerOptions {
   progress?: boolean;
 }
 
+/**
+ * Optimizers a Learner holds: its slots are keyed by that model's variables, so a second Learner
+ * given the same one is refused when it is built, not at a later bind or step. For good: a
+ * Learner's optimizer is disposed with it.
+ */
+const OWNED_OPTIMIZERS = new WeakSet<Optimizer>();
+
 const LEARNER_KEYS = ['model', 'data', 'loss', 'optimizer', 'metrics', 'callbacks', 'seed', 'recorder', 'progress'] as const;
 const FIT_KEYS = ['lr', 'wd', 'callbacks', 'yieldEveryMs', 'inspect', 'onActor', 'startEpoch', 'callbackStates', 'smoothLoss', 'viz', 'resumeFrom', 'signal'] as const;
 
@@ -153,9 +160,16 @@ export class Learner implements LearnerApi, RecipeLearner {
     this.model = model;
     this.data = data;
     this.loss = resolveLoss(options.loss);
-    this.optimizer = isOptimizer(options.optimizer) ? options.optimizer : createOptimizer(options.optimizer ?? 'adam');
+    const optimizer = isOptimizer(options.optimizer) ? options.optimizer : createOptimizer(options.optimizer ?? 'adam');
+    if (OWNED_OPTIMIZERS.has(optimizer)) {
+      throw new ConfigError(
+        'Learner: this optimizer already belongs to another Learner (its moments are that model\'s); give each Learner its own, e.g. createOptimizer(\'adam\') or the kind as a string',
+      );
+    }
+    this.optimizer = optimizer;
     // So that a state restored before the first fit is checked against this model at once.
     this.optimizer.bind(stableParamNames(model));
+    OWNED_OPTIMIZERS.add(optimizer);
     this.metrics = (options.metrics ?? []).map(resolveMetric);
     this.seed = options.seed ?? 0;
     this.rng = new Rng(this.seed);

@@ -63,6 +63,19 @@ describe('bad input gets a clear, typed error', () => {
     expect(() => new Learner({ model: tinyModel(), data: {} as never, loss: 'categoricalCrossentropy' })).toThrow(/data/);
   });
 
+  it('one optimizer given to a second Learner is refused when that Learner is built; the first trains on, unharmed', async () => {
+    const { createOptimizer } = await import('../src/optim/optimizer.js');
+    const { train } = tinyProblem();
+    const optimizer = createOptimizer('adam');
+    const first = new Learner({ model: tinyModel(), data: { train }, loss: 'categoricalCrossentropy', optimizer, progress: false });
+    expect(() => new Learner({ model: tinyModel(), data: { train }, loss: 'categoricalCrossentropy', optimizer, progress: false })).toThrow(
+      /this optimizer already belongs to another Learner/,
+    );
+    await expect(first.fit(1, { lr: 1e-2 })).resolves.toMatchObject({ status: 'completed' });
+    expect(first.optimizer.numTensors).toBeGreaterThan(0);
+    first.dispose();
+  });
+
   it('a callback setting a NaN lr mid-run fails the run naming the callback and the stage; the lr is not changed', async () => {
     const learn = tinyLearner([]);
     learn.addCallback(
