@@ -163,7 +163,8 @@ export class Learner implements LearnerApi, RecipeLearner {
     const optimizer = isOptimizer(options.optimizer) ? options.optimizer : createOptimizer(options.optimizer ?? 'adam');
     if (OWNED_OPTIMIZERS.has(optimizer)) {
       throw new ConfigError(
-        'Learner: this optimizer already belongs to another Learner (its moments are that model\'s); give each Learner its own, e.g. createOptimizer(\'adam\') or the kind as a string',
+        'Learner: this optimizer already belongs to another Learner (its moments are that model\'s); one optimizer trains one model: ' +
+          "give each Learner its own, e.g. createOptimizer('adam') or the kind as a string",
       );
     }
     this.optimizer = optimizer;
