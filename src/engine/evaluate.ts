@@ -76,11 +76,19 @@ export function predictLoader(model: tf.LayersModel, loader: DataLoader): { pred
   }
 }
 
-/** The single value of a loss or metric as a rank-0 tensor; anything else is a ConfigError. */
-function scalarOf(t: tf.Tensor, what: string): tf.Tensor {
+/**
+ * A loss or metric gives one number per batch: anything else is a ConfigError naming it (`what`).
+ * Shared by validate() and fit's validation, so both refuse the same things in the same words.
+ */
+export function checkOneNumber(t: unknown, what: string): asserts t is tf.Tensor {
   if (!(t instanceof tf.Tensor) || t.size !== 1) {
     const got = t instanceof tf.Tensor ? `a tensor of shape [${t.shape.join(', ')}]` : String(t);
     throw new ConfigError(`${what} must return one number per batch (a tf.Scalar, the batch mean), got ${got}`);
   }
+}
+
+/** The single value of a loss or metric as a rank-0 tensor. */
+function scalarOf(t: tf.Tensor, what: string): tf.Tensor {
+  checkOneNumber(t, what);
   return t.rank === 0 ? t : tf.reshape(t, []);
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { DataLoader } from '../data/dataLoader.js';
 import { ConfigError } from '../errors.js';
+import { checkOneNumber } from './evaluate.js';
 import { forward } from './forward.js';
 import type { LoopEngine } from '../loop/engine.js';
 import type { TrainContext } from '../loop/context.js';
@@ -267,12 +268,8 @@ export class TfEngine implements LoopEngine {
     for (let i = 0; i < metrics.length; i++) {
       const value = tf.tidy(() => metrics[i]!.fn(output, target));
       try {
-        // One number per batch, as evaluate() demands: a per-sample tensor read as its first
-        // element would be a silently wrong metric.
-        if (!(value instanceof tf.Tensor) || value.size !== 1) {
-          const got = value instanceof tf.Tensor ? `a tensor of shape [${value.shape.join(', ')}]` : String(value);
-          throw new ConfigError(`metric ${metrics[i]!.name} must return one number per batch (a tf.Scalar, the batch mean), got ${got}`);
-        }
+        // A per-sample tensor read as its first element would be a silently wrong metric.
+        checkOneNumber(value, `metric ${metrics[i]!.name}`);
         this.metricSums[i]! += value.dataSync()[0]! * n;
       } finally {
         if (value instanceof tf.Tensor) value.dispose();

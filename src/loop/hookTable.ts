@@ -98,15 +98,6 @@ function looksLikeHook(name: string): boolean {
 }
 
 /**
- * The `on…` members of a callback that are not hooks but look meant as one, read without
- * running getters:
- *  - class members below Callback (methods, getters, setters): every `on<Capital>…` one, since
- *    a class member named so is code, and a helper is easily renamed;
- *  - own fields (class fields, or assigned in the constructor) holding a function: those whose
- *    name looks like a hook. An `on…` field holding anything else (`onSaved = 'saved.json'`), or
- *    a handler whose name is like no stage (`onProgress = (n) => …`), is an option, not a hook.
- */
-/**
  * Hook names of other frameworks, as users porting a callback write them (fastai v2's events in
  * camelCase and snake_case, Keras's `on_epoch_end`), with the trainchart hook that runs there.
  * A member named so is a port that would never run: refused with the name to use instead.
@@ -149,6 +140,15 @@ function hookMeantBy(name: string): string | null {
   return null;
 }
 
+/**
+ * The `on…` members of a callback that are not hooks but look meant as one, read without
+ * running getters:
+ *  - class members below Callback (methods, getters, setters): every `on<Capital>…` one, since
+ *    a class member named so is code, and a helper is easily renamed;
+ *  - own fields (class fields, or assigned in the constructor) holding a function: those whose
+ *    name looks like a hook. An `on…` field holding anything else (`onSaved = 'saved.json'`), or
+ *    a handler whose name is like no stage (`onProgress = (n) => …`), is an option, not a hook.
+ */
 function misnamedHooks(cb: object): Array<{ name: string; what: string }> {
   const found = new Map<string, string>();
   const isCandidate = (name: string) =>
