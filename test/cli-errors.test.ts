@@ -3,7 +3,7 @@
  * (never a stack trace), an unexpected error still ends stdout with the `--json` line, and
  * `--version` prints the package's version.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,7 +78,12 @@ describe('trainchart train checks --out before training', () => {
   });
 
   // Root may write anywhere, so an unwritable directory is tried as the user nobody.
-  const canDropPrivileges = process.getuid?.() === 0 && existsSync('/usr/bin/setpriv');
+  // And only where nobody can run the CLI at all: a checkout under a root-only directory (mktemp -d
+  // makes them 0700) fails before any --out check, which would test nothing.
+  const canDropPrivileges =
+    process.getuid?.() === 0 &&
+    existsSync('/usr/bin/setpriv') &&
+    spawnSync(process.execPath, [CLI, '--version'], { uid: 65534, gid: 65534, stdio: 'ignore' }).status === 0;
   it.skipIf(!canDropPrivileges)('a directory the user may not write to: exit 2 with "is not writable", before training', async () => {
     const locked = join(dir, 'locked');
     mkdirSync(locked);
