@@ -11,6 +11,11 @@ export interface ProgressOptions {
 const BAR = 30;
 /** Least time between two redraws of a bar (the first and last batch of a pass are always drawn). */
 const REDRAW_MS = 100;
+/**
+ * Least time between two reads of the smoothed loss for the bar: a read waits for the device
+ * (src/loop/lossLog.ts), so the bar shows a loss at most a second old instead of reading every redraw.
+ */
+const LOSS_REFRESH_MS = 1000;
 
 /**
  * Progress like fastprogress.
@@ -41,6 +46,8 @@ export class Progress extends Callback {
   #headerDone = false;
   #barShown = false;
   #lastDraw = 0;
+  #lossShown = Number.NaN;
+  #lossReadAt = Number.NEGATIVE_INFINITY;
   #passStart = 0;
   #epochStart = 0;
   #lossSum = 0;
@@ -78,10 +85,14 @@ export class Progress extends Callback {
   }
 
   onBatchEnd(ctx: TrainContext): void {
-    const loss = ctx.lastLossValue;
-    if (ctx.train && loss !== null && Number.isFinite(loss)) {
-      this.#lossSum += loss;
-      this.#lossCount += 1;
+    if (ctx.train) {
+      // Summed when the loop reads the losses in bulk, by the epoch's end at the latest.
+      ctx.readLossLater((loss) => {
+        if (loss !== null && Number.isFinite(loss)) {
+          this.#lossSum += loss;
+          this.#lossCount += 1;
+        }
+      });
     }
     // Off a terminal the table's rows are the only progress lines (see the class comment).
     if (!this.#tty) return;
@@ -95,7 +106,11 @@ export class Progress extends Callback {
     const width = this.barWidth();
     const filled = Math.min(width, Math.round((width * done) / n));
     const remaining = (elapsed / done) * (n - done);
-    const smooth = ctx.train && Number.isFinite(ctx.smoothLoss) ? ` loss ${ctx.smoothLoss.toFixed(4)}` : '';
+    if (ctx.train && (done === n || now - this.#lossReadAt >= LOSS_REFRESH_MS)) {
+      this.#lossShown = ctx.smoothLoss;
+      this.#lossReadAt = now;
+    }
+    const smooth = ctx.train && Number.isFinite(this.#lossShown) ? ` loss ${this.#lossShown.toFixed(4)}` : '';
     const bar = `|${'█'.repeat(filled)}${'-'.repeat(width - filled)}|`;
     this.#out.write(
       `\r${label} ${bar} ${Math.floor((100 * done) / n)}% [${done}/${n} ${clock(elapsed)}<${clock(remaining)}${smooth}]\x1b[K`,

@@ -73,10 +73,11 @@ export class Recorder extends Callback {
   lrs: number[] = [];
   /** The momentum (SGD) or β1 (Adam) each batch's step used. */
   moms: number[] = [];
-  /** The raw loss of each batch (`ctx.lastLossValue`; NaN when there was none). */
-  losses: number[] = [];
-  /** `ctx.smoothLoss` after each batch. */
-  smoothLosses: number[] = [];
+  #losses: number[] = [];
+  #smoothLosses: number[] = [];
+  /** The context of a run whose latest losses are not read yet (read in bulk: `ctx.readLossLater`). */
+  #unread: TrainContext | null = null;
+  #unreadCount = 0;
   /** One record per epoch that reached epochEnd. */
   epochs: EpochRecord[] = [];
   private epochStart = performance.now();
@@ -96,7 +97,33 @@ export class Recorder extends Callback {
     'validMetrics',
   ];
 
+  /** The raw loss of each batch (`ctx.lastLossValue`; NaN when there was none). */
+  get losses(): number[] {
+    this.readUnread();
+    return this.#losses;
+  }
+  set losses(v: number[]) {
+    this.readUnread();
+    this.#losses = v;
+  }
+  /** `ctx.smoothLoss` after each batch. */
+  get smoothLosses(): number[] {
+    this.readUnread();
+    return this.#smoothLosses;
+  }
+  set smoothLosses(v: number[]) {
+    this.readUnread();
+    this.#smoothLosses = v;
+  }
+
+  /** Someone looks at the losses mid-run: read the ones still on the device now. */
+  private readUnread(): void {
+    if (this.#unread && this.#unreadCount > 0) void this.#unread.lastLossValue;
+  }
+
   onTrainBegin(): void {
+    this.#unread = null;
+    this.#unreadCount = 0;
     this.iterations = [];
     this.batchEpochs = [];
     this.lrs = [];
@@ -118,17 +145,29 @@ export class Recorder extends Callback {
 
   onBatchEnd(ctx: TrainContext): void {
     if (!ctx.train) return;
-    const loss = ctx.lastLossValue ?? Number.NaN;
     this.iterations.push(ctx.iteration);
     this.batchEpochs.push(ctx.epoch);
     this.lrs.push(this.learn.lr);
     this.moms.push(this.learn.momentum);
-    this.losses.push(loss);
-    this.smoothLosses.push(ctx.smoothLoss);
-    if (Number.isFinite(loss)) {
-      this.lossSum += loss;
-      this.lossCount += 1;
-    }
+    // The losses are filled in when the loop reads them in bulk (by the epoch's end at the latest).
+    const losses = this.#losses;
+    const smoothLosses = this.#smoothLosses;
+    const i = losses.length;
+    losses.push(Number.NaN);
+    smoothLosses.push(Number.NaN);
+    this.#unread = ctx;
+    this.#unreadCount += 1;
+    ctx.readLossLater((loss, smooth) => {
+      this.#unreadCount -= 1;
+      // A jump (resume) may have cut the series since; those slots are gone.
+      if (losses !== this.#losses || i >= losses.length) return;
+      losses[i] = loss ?? Number.NaN;
+      smoothLosses[i] = smooth;
+      if (loss !== null && Number.isFinite(loss)) {
+        this.lossSum += loss;
+        this.lossCount += 1;
+      }
+    });
   }
 
   onValidateEnd(ctx: TrainContext): void {

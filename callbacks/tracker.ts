@@ -108,11 +108,14 @@ export abstract class TrackerCallback extends Callback {
   }
 
   onBatchEnd(ctx: TrainContext): void {
-    const loss = ctx.lastLossValue;
-    if (ctx.train && loss !== null && Number.isFinite(loss)) {
-      this.epochLossSum += loss;
-      this.epochLossCount += 1;
-    }
+    if (!ctx.train) return;
+    // Summed when the loop reads the losses in bulk, by the epoch's end at the latest.
+    ctx.readLossLater((loss) => {
+      if (loss !== null && Number.isFinite(loss)) {
+        this.epochLossSum += loss;
+        this.epochLossCount += 1;
+      }
+    });
   }
 
   onValidateEnd(ctx: TrainContext): void {

@@ -157,8 +157,8 @@ export function prepareResume(
       Object.assign(learn.optimizer.hp, run.optimizer.config);
       learn.rng.setState([...run.random.learner] as typeof run.random.learner);
       rngStatefulLayers(learn.model).forEach((layer, i) => layer.setRngState([...run.random.layers[i]!.state] as typeof run.random.learner));
+      // ctx.smoothLoss reads the smoother: nothing else to set.
       smoother.setState(run.smoothLoss);
-      ctx.smoothLoss = smoother.value;
       ctx.lastMetrics = run.context.lastMetrics ? { ...run.context.lastMetrics } : null;
       engine.restoreCarriedGradients(run.engine.carriedGradients);
       // The loader's own "current epoch" (for callers of batch(i) without an epoch).

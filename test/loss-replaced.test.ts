@@ -83,7 +83,7 @@ function countReads() {
 }
 
 describe('a loss replaced at backwardBegin is the one recorded', () => {
-  it('lastLossValue, smoothLoss, the Recorder and a backwardBegin guard see the replacement; one host read per batch', async () => {
+  it('lastLossValue, smoothLoss, the Recorder and a backwardBegin guard see the replacement; the replaced loss is never read', async () => {
     const independent = new IndependentLoss();
     const seen = new Seen();
     const replaced: tf.Tensor[] = [];
@@ -119,8 +119,8 @@ describe('a loss replaced at backwardBegin is the one recorded', () => {
     // The Recorder's (and every tracker's) epoch train loss is the mean of the replaced losses.
     close(learn.recorder!.epochs.map((e) => e.trainLoss), [0, 1].map((e) => (expected[3 * e]! + expected[3 * e + 1]! + expected[3 * e + 2]!) / 3));
     close(seen.atGuard, expected);
-    // The loop read each final loss once, and the loss it replaced never.
-    expect(replaced.map((t) => counted.get(t.id) ?? 0)).toEqual([1, 1, 1, 1, 1, 1]);
+    // The loop reads the final losses in bulk (a copy kept on the device, test/host-reads), and
+    // the loss a hook replaced never.
     expect(original.map((t) => counted.get(t.id) ?? 0)).toEqual([0, 0, 0, 0, 0, 0]);
   });
 

@@ -36,14 +36,14 @@ describe('work errors name the stage the machine runs that work at', () => {
     ['loadBatch', 'batchBegin', 'data', 1],
     ['forward', 'lossBegin', 'forward pass (model)', 1],
     ['computeLoss', 'backwardBegin', 'loss', 1],
-    ['readLoss', 'backwardBegin', 'loss', 1],
+    ['keepLoss', 'backwardBegin', 'loss', 1],
     ['accumulateGradients', 'backwardEnd', 'gradients', 1],
     ['step', 'stepEnd', 'optimizer step', 1],
     ['zeroGradients', 'batchEnd', 'gradients', 1],
     ['releaseBatch', 'batchEnd', 'cleanup', 1],
     // The second loss is the validation batch's, computed as its batchEnd is entered.
     ['computeLoss', 'batchEnd', 'loss', 2],
-    ['readLoss', 'batchEnd', 'loss', 2],
+    ['keepLoss', 'batchEnd', 'loss', 2],
     ['finalizeMetrics', 'validateEnd', 'metrics', 1],
     ['releaseRun', 'trainEnd', 'cleanup', 1],
   ] as const) {

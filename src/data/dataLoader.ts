@@ -167,15 +167,20 @@ export class DataLoader {
     const order = this.order;
     const start = index * this.batchSize;
     const size = Math.min(this.batchSize, this.length - start);
-    const xs = gather(this.x, new Float32Array(size * this.xRow), this.xRow, order, start, size);
-    const ys = gather(
-      this.y,
-      this.y instanceof Int32Array ? new Int32Array(size * this.yRow) : new Float32Array(size * this.yRow),
-      this.yRow,
-      order,
-      start,
-      size,
-    );
+    // Unshuffled (validation) batches are contiguous rows: the tensor is made straight from a
+    // view of them, without copying them into a batch array first (tensors are never written to).
+    const xs = order === null ? this.x.subarray(start * this.xRow, (start + size) * this.xRow) : gather(this.x, new Float32Array(size * this.xRow), this.xRow, order, start, size);
+    const ys =
+      order === null
+        ? this.y.subarray(start * this.yRow, (start + size) * this.yRow)
+        : gather(
+            this.y,
+            this.y instanceof Int32Array ? new Int32Array(size * this.yRow) : new Float32Array(size * this.yRow),
+            this.yRow,
+            order,
+            start,
+            size,
+          );
     return {
       x: tf.tensor(xs, [size, ...this.sampleShape], 'float32'),
       y: tf.tensor(ys, [size, ...this.targetShape], this.targetDtype),

@@ -41,9 +41,13 @@ export class TfEngine implements LoopEngine {
   /** Tensors this engine made for the current batch (hooks may have replaced the ctx fields). */
   private owned: tf.Tensor[] = [];
   private batchSize = 0;
-  private lossSum = 0;
-  private seen = 0;
-  private metricSums: number[] = [];
+  /** The train losses the loop has not read yet, on the device. */
+  private readonly trainLosses = new KeptScalars();
+  /** The current validation batch's loss, and its value once someone read it. */
+  private validLoss: tf.Tensor | null = null;
+  private validLossValue: number | null = null;
+  /** The validation pass so far: per batch its size, loss and metric values (on the device until validateEnd). */
+  private validBatches: { n: number; values: tf.Tensor[] }[] = [];
 
   constructor(private readonly o: TfEngineOptions) {
     this.params = o.model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -87,13 +91,32 @@ export class TfEngine implements LoopEngine {
     ctx.lastLoss = loss;
   }
 
-  readLoss(): number {
+  keepLoss(train: boolean): void {
     const loss = this.o.ctx.lastLoss;
     if (!(loss instanceof tf.Tensor) || loss.isDisposed || loss.size !== 1) {
       const what = loss === null ? 'null' : !(loss instanceof tf.Tensor) ? String(loss) : loss.isDisposed ? 'a disposed tensor' : `a tensor of shape [${loss.shape}]`;
       throw new ConfigError(`ctx.lastLoss is ${what} after the hooks of ${this.o.ctx.stage}; a hook that replaces the loss must put a scalar tensor there`);
     }
-    return loss.dataSync()[0]!;
+    // A clone shares the data (no copy) and outlives the batch's release.
+    const kept = tf.keep(loss.clone());
+    if (train) this.trainLosses.keep(kept);
+    else {
+      this.validLoss?.dispose();
+      this.validLoss = kept;
+      this.validLossValue = null;
+    }
+  }
+
+  readKeptLosses(): Float32Array {
+    return this.trainLosses.read();
+  }
+
+  readLoss(): number {
+    if (this.validLossValue === null) {
+      if (!this.validLoss) throw new ConfigError('no validation loss was kept for this batch');
+      this.validLossValue = this.validLoss.dataSync()[0]!;
+    }
+    return this.validLossValue;
   }
 
   markLossForBackward(): void {
@@ -253,16 +276,14 @@ export class TfEngine implements LoopEngine {
   }
 
   startValidation(): void {
-    this.lossSum = 0;
-    this.seen = 0;
-    this.metricSums = this.o.metrics.map(() => 0);
+    this.releaseValidation();
   }
 
+  /** Keeps the batch's loss and metric values on the device; validateEnd reads them all at once. */
   accumulateMetrics(): void {
     const { ctx, metrics } = this.o;
-    const n = this.batchSize;
-    this.lossSum += ctx.lastLossValue! * n;
-    this.seen += n;
+    const values: tf.Tensor[] = [tf.keep(this.validLoss!.clone())];
+    this.validBatches.push({ n: this.batchSize, values });
     const output = ctx.lastOutput!;
     const target = ctx.lastTarget!;
     for (let i = 0; i < metrics.length; i++) {
@@ -270,17 +291,44 @@ export class TfEngine implements LoopEngine {
       try {
         // A per-sample tensor read as its first element would be a silently wrong metric.
         checkOneNumber(value, `metric ${metrics[i]!.name}`);
-        this.metricSums[i]! += value.dataSync()[0]! * n;
+        values.push(tf.keep(value.reshape([])));
       } finally {
         if (value instanceof tf.Tensor) value.dispose();
       }
     }
   }
 
+  /**
+   * The pass's validation loss and metrics: one host read of every batch's values, then the
+   * size-weighted means summed in float64 in batch order.
+   */
   finalizeMetrics(): Record<string, number> {
-    const result: Record<string, number> = { validLoss: this.lossSum / this.seen };
-    this.o.metrics.forEach((m, i) => (result[m.name] = this.metricSums[i]! / this.seen));
+    const { metrics } = this.o;
+    const batches = this.validBatches;
+    const width = metrics.length + 1;
+    const all = batches.length ? tf.tidy(() => tf.stack(batches.flatMap((b) => b.values))) : null;
+    const read = all ? (all.dataSync() as Float32Array) : new Float32Array(0);
+    all?.dispose();
+    const sums = new Array<number>(width).fill(0);
+    let seen = 0;
+    batches.forEach((b, j) => {
+      for (let i = 0; i < width; i++) sums[i]! += read[j * width + i]! * b.n;
+      seen += b.n;
+    });
+    if (batches.length) this.validLossValue ??= read[(batches.length - 1) * width]!;
+    this.releaseValidation();
+    const result: Record<string, number> = { validLoss: sums[0]! / seen };
+    metrics.forEach((m, i) => (result[m.name] = sums[i + 1]! / seen));
     return result;
+  }
+
+  /** Lets go of the validation pass's kept values; the last loss's value stays readable (ctx.lastLossValue). */
+  private releaseValidation() {
+    for (const b of this.validBatches) for (const t of b.values) t.dispose();
+    this.validBatches = [];
+    if (this.validLoss && this.validLossValue === null) this.validLossValue = this.validLoss.dataSync()[0]!;
+    this.validLoss?.dispose();
+    this.validLoss = null;
   }
 
   releaseBatch(): void {
@@ -293,6 +341,8 @@ export class TfEngine implements LoopEngine {
 
   releaseRun(): void {
     this.releaseBatch();
+    this.releaseValidation();
+    this.trainLosses.release();
     if (this.fresh) release([this.fresh]);
     this.fresh = null;
     this.zeroGradients();
@@ -330,5 +380,55 @@ function checkGradients(grads: unknown) {
   for (const [name, t] of Object.entries(grads)) {
     if (!(t instanceof tf.Tensor)) throw new ConfigError(`learn.grads["${name}"] is not a tensor (got ${typeof t}); every value must be a gradient tensor`);
     if (t.isDisposed) throw new ConfigError(`learn.grads["${name}"] is a disposed tensor; keep the gradients you set alive (no tf.tidy around the assignment's result)`);
+  }
+}
+
+/**
+ * Scalars kept on the device in order, read in one host read. Every `COMPACT_EVERY` they are
+ * stacked (on the device) into one tensor, so a run nobody reads holds a few tensors, not one per batch.
+ */
+class KeptScalars {
+  private static readonly COMPACT_EVERY = 256;
+  private scalars: tf.Tensor[] = [];
+  private packed: tf.Tensor1D | null = null;
+
+  keep(t: tf.Tensor): void {
+    this.scalars.push(t);
+    if (this.scalars.length >= KeptScalars.COMPACT_EVERY) this.packed = this.pack();
+  }
+
+  read(): Float32Array {
+    const all = this.pack();
+    this.packed = null;
+    if (!all) return new Float32Array(0);
+    try {
+      return all.dataSync() as Float32Array;
+    } finally {
+      all.dispose();
+    }
+  }
+
+  release(): void {
+    for (const t of this.scalars) t.dispose();
+    this.scalars = [];
+    this.packed?.dispose();
+    this.packed = null;
+  }
+
+  /** Everything kept, as one tensor (null: nothing); the parts are let go. */
+  private pack(): tf.Tensor1D | null {
+    const { scalars, packed } = this;
+    if (!scalars.length) return packed;
+    this.scalars = [];
+    // Kept: the loop may pack inside the gradient tape, whose scope would free it on closing.
+    const joined = tf.keep(
+      tf.tidy(() => {
+        const fresh = tf.stack(scalars.map((s) => s.reshape([])));
+        return packed ? tf.concat([packed, fresh]) : fresh;
+      }),
+    ) as tf.Tensor1D;
+    for (const t of scalars) t.dispose();
+    packed?.dispose();
+    return joined;
   }
 }

@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { noControls, type ControlFlags } from '../../machines/controls.js';
 import type { Stage } from '../../machines/stages.js';
 import type { LearnerApi } from './learnerApi.js';
+import type { LossReader } from './lossLog.js';
 
 /**
  * What a hook receives (contract §5). One object per run, updated in place as the loop
@@ -43,6 +44,15 @@ export interface TrainContext {
   lastLossValue: number | null;
   /** Debiased exponential moving average of the train loss, β = 0.98 (as fastai), after each train batch's loss; NaN before the first. */
   smoothLoss: number;
+  /**
+   * Calls `fn(loss, smoothLoss)` with this train batch's loss (null when it has none: a
+   * cancelled batch) and the smoothed loss after it, once the loop reads them from the device:
+   * in batch order, at the latest before epochEnd's hooks, when the run's state is captured
+   * (a checkpoint), and when the run ends. Unlike reading `lastLossValue` it costs no host
+   * read per batch: what a callback that records every batch uses (Recorder, Progress). In
+   * validation it calls `fn` at once.
+   */
+  readLossLater(fn: LossReader): void;
   /** `{ validLoss, <metric>: value }` of the latest validation pass, set at validateEnd; kept until the next pass; null before the first. */
   lastMetrics: Record<string, number> | null;
   /**
@@ -77,7 +87,7 @@ export interface JumpPosition {
 
 /** A fresh context for a run of `nEpochs` whose train pass has `nBatches` batches. */
 export function newTrainContext(learn: LearnerApi, nEpochs: number, nBatches: number): TrainContext {
-  return {
+  const ctx: TrainContext = {
     stage: 'trainBegin',
     epoch: 0,
     nEpochs,
@@ -95,5 +105,7 @@ export function newTrainContext(learn: LearnerApi, nEpochs: number, nBatches: nu
     controls: noControls(),
     error: null,
     learn,
+    readLossLater: (fn) => fn(ctx.lastLossValue, ctx.smoothLoss),
   };
+  return ctx;
 }

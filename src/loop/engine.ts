@@ -17,9 +17,15 @@ export interface LoopEngine {
   /** The loss of the batch (ctx.lastLoss), without reading its value: a hook may still replace it. */
   computeLoss(train: boolean): void;
   /**
-   * The value of the batch's final loss (ctx.lastLoss as the hooks left it). The loop calls it
-   * once per batch, once the loss can no longer change: it is the one host read of the loss.
+   * The batch's loss (ctx.lastLoss as the hooks left it) is final: check it is a scalar and keep
+   * it on the device, without reading it. The loop calls it once per batch, once the loss can no
+   * longer change. A train batch's loss joins those `readKeptLosses` reads; a validation batch's
+   * is the one its metrics are accumulated with and `readLoss` reads.
    */
+  keepLoss(train: boolean): void;
+  /** Every train loss kept since the last call, in batch order, in one host read; they are let go. */
+  readKeptLosses(): ArrayLike<number>;
+  /** The value of the validation batch's kept loss, read now (someone asked for ctx.lastLossValue). */
   readLoss(): number;
   /** This batch's loss is the one to differentiate when the tape closes. */
   markLossForBackward(): void;

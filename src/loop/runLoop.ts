@@ -19,6 +19,7 @@ import {
   type FinalStatus,
   type HookParams,
   type LoopContext,
+  type LoopEvent,
   type LoopInput,
 } from '../../machines/trainLoop.js';
 import { workPhase } from '../../machines/work.js';
@@ -28,10 +29,25 @@ import type { TrainContext } from './context.js';
 import type { LoopEngine } from './engine.js';
 import type { QuietPoint } from './quietPoint.js';
 import { HookTable, mergeHookResult, type Requested } from './hookTable.js';
-import type { LoopObserver } from './observer.js';
+import type { LoopObserver, LoopSnapshot } from './observer.js';
+import { ResolvedActor, unsupportedByResolvedActor } from './resolvedActor.js';
 import { SmoothLoss, type SmoothLossState } from './smoothLoss.js';
+import { LossLog } from './lossLog.js';
 
 export type LoopActor = Actor<typeof trainLoopMachine>;
+
+/** What the driver needs of an actor: the live XState actor and the resolved one both give it. */
+interface DrivenActor {
+  send(event: LoopEvent): void;
+  getSnapshot(): {
+    status: string;
+    value: unknown;
+    context: LoopContext;
+    error?: unknown;
+    hasTag(tag: string): boolean;
+  };
+  getPersistedSnapshot(): unknown;
+}
 
 export interface RunLoopOptions {
   engine: LoopEngine;
@@ -61,6 +77,11 @@ export interface RunLoopOptions {
    * driver with a broken one, to show the property tests catch it. Never set in real use.
    */
   policy?: Partial<DriverPolicy>;
+  /**
+   * @internal Run the machine on a live XState actor even where the resolved actor
+   * (src/loop/resolvedActor.ts) could: the equivalence tests compare the two.
+   */
+  liveActor?: boolean;
   /**
    * Looks at the loop after every event sent has settled (the state entered has run its hooks,
    * its way out is not taken yet). Synchronous and may block: the visualizer's breakpoints wait
@@ -121,15 +142,20 @@ export interface LoopResult {
    * whole run's count, epochs started past by a jump included), it counts only batches that ran.
    */
   trainBatches: number;
+  /** Host reads of the train losses during the run (the loss is kept on the device until someone asks). */
+  lossReads: number;
 }
 
 /** A machine's description and where each of its actions runs, read once per machine. */
-const described = new WeakMap<object, { description: MachineDescription; places: Map<string, Stage | null> }>();
+const described = new WeakMap<
+  object,
+  { description: MachineDescription; places: Map<string, Stage | null>; resolvable: boolean }
+>();
 function describeOnce(machine: typeof trainLoopMachine) {
   let d = described.get(machine);
   if (!d) {
     const description = describeMachine(machine);
-    d = { description, places: workStages(description) };
+    d = { description, places: workStages(description), resolvable: unsupportedByResolvedActor(machine) === null };
     described.set(machine, d);
   }
   return d;
@@ -173,7 +199,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   const { engine, table, ctx } = opts;
   const policy: DriverPolicy = { ...DRIVER_POLICY, ...opts.policy };
   const baseMachine = opts.machine ?? trainLoopMachine;
-  const { description, places } = describeOnce(baseMachine);
+  const { description, places, resolvable } = describeOnce(baseMachine);
   const tagged = (tag: string) => description.states.filter((st) => st.tags.includes(tag)).map((st) => st.path);
   if (tagged(TAPE_OPENS).length && !tagged(TAPE_CLOSES).length) {
     throw new ConfigError(
@@ -181,13 +207,28 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     );
   }
   const smooth = opts.smoothLoss instanceof SmoothLoss ? opts.smoothLoss : new SmoothLoss(opts.smoothLoss);
-  ctx.smoothLoss = smooth.value;
+  const losses = new LossLog(engine, smooth);
   let pending: TrainchartError | null = null;
   let firstError: TrainchartError | null = null;
   let epochsDone = 0;
   let trainBatches = 0;
-  /** The batch's loss tensor exists but its value has not been read yet (it may still be replaced). */
+  /** The batch's loss tensor exists but is not final yet (a hook may still replace it). */
   let lossPending = false;
+  /** Whose loss `ctx.lastLossValue` is: none yet in this batch, the train log's latest, or the validation batch's. */
+  let lossOf: 'none' | 'train' | 'valid' = 'none';
+  // The loss and the smoothed loss are read from the device when asked for (src/loop/lossLog.ts).
+  Object.defineProperties(ctx, {
+    lastLossValue: {
+      configurable: true,
+      enumerable: true,
+      get: () => (lossOf === 'none' ? null : lossOf === 'train' ? losses.latest() : engine.readLoss()),
+    },
+    smoothLoss: { configurable: true, enumerable: true, get: () => losses.smoothed() },
+  });
+  ctx.readLossLater = (fn) => {
+    if (ctx.train) losses.later(lossOf === 'train', fn);
+    else fn(ctx.lastLossValue, ctx.smoothLoss);
+  };
 
   const failWith = (error: TrainchartError) => {
     if (firstError === null) firstError = error;
@@ -212,20 +253,30 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     };
 
   /**
-   * Reads the batch's loss once it is final: after the hooks of the stage that computed it (a
-   * backwardBegin hook may replace it), or earlier when work needs it first (validation
-   * metrics). The one host read of the loss per batch.
+   * The batch's loss is final: after the hooks of the stage that computed it (a backwardBegin
+   * hook may replace it), or earlier when work needs it first (validation metrics). Kept on the
+   * device; read when someone asks (src/loop/lossLog.ts).
    */
   const settleLoss = (context: LoopContext): boolean => {
     lossPending = false;
     try {
-      const value = engine.readLoss();
-      ctx.lastLossValue = value;
-      if (context.train) ctx.smoothLoss = smooth.add(value);
+      if (context.train) losses.keep();
+      else engine.keepLoss(false);
+      lossOf = context.train ? 'train' : 'valid';
       return true;
     } catch (e) {
       fail(stageOf('computeLoss', context.train), null, workPhase('computeLoss'), e);
       return false;
+    }
+  };
+
+  /** Reads the kept train losses for the callbacks waiting for them (readLossLater). */
+  const readWantedLosses = (stage: Stage) => {
+    if (!losses.wanted) return;
+    try {
+      losses.flush();
+    } catch (e) {
+      fail(stage, null, 'reading the losses', e);
     }
   };
 
@@ -247,6 +298,9 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     // leaving batchEnd) threw again: that error is still pending as trainEnd is entered.
     if (pending && stage !== 'trainEnd') return {};
     syncContext(context, stage);
+    // The epoch's (and the run's) records are complete before their end hooks read them.
+    if (stage === 'epochEnd' || stage === 'trainEnd') readWantedLosses(stage);
+    if (pending && stage !== 'trainEnd') return {};
     if (stage === 'epochEnd') epochsDone += 1;
     if (stage === 'batchEnd' && context.train) trainBatches += 1;
     if (stage === 'trainEnd') ctx.error = firstError;
@@ -368,7 +422,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       },
       orderBatches: doWork('orderBatches', (c) => engine.orderEpoch(c.epoch)),
       loadBatch: doWork('loadBatch', (c) => {
-        ctx.lastLossValue = null;
+        lossOf = 'none';
         lossPending = false;
         engine.loadBatch(c.train, c.batchIndex, c.epoch);
       }),
@@ -401,6 +455,12 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       },
       releaseRun: ({ context }) => {
         try {
+          // Last use of the device's losses: the smoothed loss goes on in the next fit.
+          losses.flush();
+        } catch (e) {
+          fail(stageOf('releaseRun', context.train), null, 'reading the losses', e);
+        }
+        try {
           engine.releaseRun();
         } catch (e) {
           fail(stageOf('releaseRun', context.train), null, workPhase('releaseRun'), e);
@@ -409,23 +469,32 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     },
   });
 
-  const actor = createActor(machine, {
-    input: opts.input,
-    ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
-    ...(opts.inspect ? { inspect: opts.inspect } : {}),
-  });
-  // An error inside XState itself (not in our work, which is caught above) ends the actor
-  // with status 'error'; observing it keeps XState from rethrowing it asynchronously.
-  actor.subscribe({ error: () => {} });
-  actor.start();
-  opts.onActor?.(actor);
+  // Anyone watching the actor itself gets XState's live actor; the loop alone runs the same
+  // machine resolved once per step (src/loop/resolvedActor.ts), ~10× cheaper per event.
+  const live = opts.liveActor || !resolvable || opts.inspect || opts.snapshot || opts.onActor || opts.observer;
+  let actor: DrivenActor;
+  if (live) {
+    const liveActor = createActor(machine, {
+      input: opts.input,
+      ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
+      ...(opts.inspect ? { inspect: opts.inspect } : {}),
+    });
+    // An error inside XState itself (not in our work, which is caught above) ends the actor
+    // with status 'error'; observing it keeps XState from rethrowing it asynchronously.
+    liveActor.subscribe({ error: () => {} });
+    liveActor.start();
+    opts.onActor?.(liveActor);
+    actor = liveActor;
+  } else {
+    actor = new ResolvedActor<LoopContext>(machine, opts.input);
+  }
 
   const yieldEveryMs = opts.yieldEveryMs ?? 25;
   let lastYield = performance.now();
   const observer = opts.observer;
   const sendNext = () => {
     actor.send(NEXT_EVENT);
-    observer?.afterEvent(actor.getSnapshot(), ctx);
+    observer?.afterEvent(actor.getSnapshot() as LoopSnapshot, ctx);
   };
   // A path from an opening to a closing visits no state twice: more steps than states is a cycle.
   const maxTapeSteps = description.states.length;
@@ -479,6 +548,8 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       snapshot: structuredClone(persisted),
       capture: () => {
         if (!opts.capture) throw new TrainchartError('CONFIG', 'this run was started without a way to capture its state (runLoop option `capture`)');
+        // The state includes the smoothed loss and the callbacks' records of every batch so far.
+        losses.flush();
         return opts.capture(point);
       },
     };
@@ -545,7 +616,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       const stage = error instanceof StageError || error instanceof ControlError ? (error.stage as Stage) : ctx.stage;
       const callback = error instanceof StageError ? error.callback : error instanceof ControlError ? error.callback : null;
       actor.send({ type: 'FAIL', failure: { stage, callback, message: error.message } });
-      observer?.afterEvent(actor.getSnapshot(), ctx);
+      observer?.afterEvent(actor.getSnapshot() as LoopSnapshot, ctx);
     }
     if (performance.now() - lastYield >= yieldEveryMs) {
       await yieldToEventLoop();
@@ -562,7 +633,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     });
   }
   const status = (typeof snapshot.value === 'string' ? snapshot.value : 'failed') as FinalStatus;
-  return { status, error: firstError, context: snapshot.context, smoothLoss: smooth.getState(), epochsDone, trainBatches };
+  return { status, error: firstError, context: snapshot.context, smoothLoss: smooth.getState(), epochsDone, trainBatches, lossReads: losses.reads };
 }
 
 export { HookTable };

@@ -13,6 +13,8 @@ export const FAULTABLE = [
   'loadBatch',
   'forward',
   'computeLoss',
+  'keepLoss',
+  'readKeptLosses',
   'readLoss',
   'underTape',
   'accumulateGradients',
@@ -105,10 +107,28 @@ export class FakeEngine implements LoopEngine {
     this.loss = train ? 1 / (1 + this.epoch + b) : 0.5 + b / 10;
   }
 
+  /** Train losses kept and not read yet; the validation batch's loss kept. */
+  private keptTrain: number[] = [];
+  private keptValid: number | null = null;
+
+  keepLoss(train: boolean): void {
+    this.enter('keepLoss');
+    if (this.loss === null) throw new Error('fake keepLoss: no loss was computed for this batch');
+    if (train) this.keptTrain.push(this.loss);
+    else this.keptValid = this.loss;
+  }
+
+  readKeptLosses(): number[] {
+    this.enter('readKeptLosses');
+    const read = this.keptTrain;
+    this.keptTrain = [];
+    return read;
+  }
+
   readLoss(): number {
     this.enter('readLoss');
-    if (this.loss === null) throw new Error('fake readLoss: no loss was computed for this batch');
-    return this.loss;
+    if (this.keptValid === null) throw new Error('fake readLoss: no validation loss was kept');
+    return this.keptValid;
   }
 
   markLossForBackward(): void {

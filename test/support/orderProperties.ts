@@ -350,6 +350,8 @@ export interface Variant {
   table?: (callbacks: Callback[]) => HookTable;
   /** Rules of the driver to break (driver mutants); a factory, so a rule with memory starts fresh each run. */
   policy?: () => Partial<DriverPolicy>;
+  /** Drive a live XState actor instead of the resolved one (src/loop/resolvedActor.ts): the equivalence tests compare them. */
+  live?: boolean;
 }
 
 export interface ScenarioReport extends CheckResult {
@@ -405,6 +407,7 @@ export async function checkScenario(s: Scenario, variant: Variant = {}): Promise
       stopRequested: () => stop.requested,
       ...(variant.machine ? { machine: variant.machine } : {}),
       ...(variant.policy ? { policy: variant.policy() } : {}),
+      ...(variant.live ? { liveActor: true } : {}),
     });
     outcome = { status: result.status, error: result.error };
     epochsDone = result.epochsDone;

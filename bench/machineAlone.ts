@@ -1,0 +1,80 @@
+/**
+ * Contender (g): the machine and its driver alone, with a tensor-free engine, so what is left
+ * is the loop's own cost per train batch cycle (7 NEXT events, every stage's hooks).
+ */
+import { runLoop } from '../src/loop/runLoop.js';
+import { HookTable } from '../src/loop/hookTable.js';
+import { Callback } from '../src/loop/callback.js';
+import { newTrainContext } from '../src/loop/context.js';
+import type { LoopEngine } from '../src/loop/engine.js';
+import type { LearnerApi } from '../src/loop/learnerApi.js';
+
+/** Does nothing, as fast as it can: what remains is the driver and the machine. */
+export class NoWorkEngine implements LoopEngine {
+  private kept = 0;
+  orderEpoch() {}
+  loadBatch() {}
+  forward() {}
+  computeLoss() {}
+  keepLoss(train: boolean) {
+    if (train) this.kept += 1;
+  }
+  readKeptLosses() {
+    const read = new Float32Array(this.kept).fill(1);
+    this.kept = 0;
+    return read;
+  }
+  readLoss() {
+    return 1;
+  }
+  markLossForBackward() {}
+  underTape(run: () => void) {
+    run();
+  }
+  accumulateGradients() {}
+  dropGradients() {}
+  step() {}
+  keepGradients() {}
+  zeroGradients() {}
+  startValidation() {}
+  accumulateMetrics() {}
+  finalizeMetrics() {
+    return { validLoss: 1 };
+  }
+  releaseBatch() {}
+  releaseRun() {}
+}
+
+/** A callback with a hook at every stage that does nothing (the "10 no-op callbacks" of contender e). */
+export class NoOpCallback extends Callback {
+  onTrainBegin() {}
+  onEpochBegin() {}
+  onBatchBegin() {}
+  onLossBegin() {}
+  onBackwardBegin() {}
+  onBackwardEnd() {}
+  onStepEnd() {}
+  onBatchEnd() {}
+  onValidateBegin() {}
+  onValidateEnd() {}
+  onEpochEnd() {}
+  onTrainEnd() {}
+}
+
+export function noOpCallbacks(n: number): Callback[] {
+  return Array.from({ length: n }, () => new NoOpCallback());
+}
+
+/** µs per train batch cycle of the bare machine and driver with `nCallbacks` no-op callbacks. */
+export async function machineAloneMicros(nCallbacks: number, nTrainBatches: number): Promise<number> {
+  const callbacks = noOpCallbacks(nCallbacks);
+  const ctx = newTrainContext({} as LearnerApi, 1, nTrainBatches);
+  const started = performance.now();
+  await runLoop({
+    engine: new NoWorkEngine(),
+    table: new HookTable(callbacks),
+    ctx,
+    input: { nEpochs: 1, nTrainBatches, nValidBatches: 0, validate: false },
+  });
+  return ((performance.now() - started) * 1000) / nTrainBatches;
+}

@@ -1,0 +1,92 @@
+/**
+ * The run's train losses, read from the device only when someone needs them. Reading a tensor's
+ * value stalls until every queued kernel has run (`dataSync`: on a GPU backend, the whole
+ * pipeline), so the loop does not read a batch's loss just because it exists: the engine keeps
+ * each final loss on the device, and this log reads all of them in one host read when
+ *
+ * - a hook or guard reads `ctx.lastLossValue` or `ctx.smoothLoss` (on demand), or
+ * - callbacks asked for them with `ctx.readLossLater(fn)` and an epoch ends (before its hooks),
+ *   or the run's state is captured (a checkpoint), or the run ends.
+ *
+ * The values and the smoothed loss are exactly what an eager read gave: the same float32 values,
+ * smoothed in float64 in batch order.
+ */
+import type { LoopEngine } from './engine.js';
+import type { SmoothLoss } from './smoothLoss.js';
+
+/** Called with a train batch's loss (null: the batch computed none) and the smoothed loss after it. */
+export type LossReader = (loss: number | null, smoothLoss: number) => void;
+
+export class LossLog {
+  /** Losses kept on the device, not read yet. */
+  private kept = 0;
+  /** Losses read so far in this run. */
+  private read = 0;
+  private lastRead: number | null = null;
+  /** Readers waiting for the losses up to their batch (`upTo` losses read). */
+  private waiting: Array<{ upTo: number; withLoss: boolean; fn: LossReader }> = [];
+  /** Host reads done (the benchmark and the tests count them). */
+  reads = 0;
+
+  constructor(
+    private readonly engine: Pick<LoopEngine, 'keepLoss' | 'readKeptLosses'>,
+    private readonly smooth: SmoothLoss,
+  ) {}
+
+  /** The current train batch's loss is final: keep it (on the device) in the log. */
+  keep(): void {
+    this.engine.keepLoss(true);
+    this.kept += 1;
+  }
+
+  /** Are any readers waiting, i.e. will an epoch's end read the log? */
+  get wanted(): boolean {
+    return this.waiting.length > 0;
+  }
+
+  /** The latest loss kept (read now if needed). */
+  latest(): number | null {
+    this.flush();
+    return this.lastRead;
+  }
+
+  /** The smoothed loss after every loss kept so far (read now if needed). */
+  smoothed(): number {
+    this.flush();
+    return this.smooth.value;
+  }
+
+  /**
+   * `fn` gets the current batch's loss (`withLoss`: the batch kept one) and the smoothed loss
+   * after it, once read; at once when nothing is waiting to be read.
+   */
+  later(withLoss: boolean, fn: LossReader): void {
+    if (this.kept === 0) {
+      fn(withLoss ? this.lastRead : null, this.smooth.value);
+      return;
+    }
+    this.waiting.push({ upTo: this.read + this.kept, withLoss, fn });
+  }
+
+  /** Reads every kept loss in one host read, smooths them in order and calls the readers waiting for them. */
+  flush(): void {
+    if (this.kept === 0) return;
+    const values = this.engine.readKeptLosses();
+    this.reads += 1;
+    this.kept = 0;
+    const waiting = this.waiting;
+    this.waiting = [];
+    let w = 0;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!;
+      this.smooth.add(value);
+      this.read += 1;
+      this.lastRead = value;
+      for (; w < waiting.length && waiting[w]!.upTo === this.read; w++) {
+        waiting[w]!.fn(waiting[w]!.withLoss ? value : null, this.smooth.value);
+      }
+    }
+    // Readers of batches that kept no loss, registered after the last one that did.
+    for (; w < waiting.length; w++) waiting[w]!.fn(null, this.smooth.value);
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * The loop machine run without XState's interpreter on the per-batch path, still decided by the
+ * machine definition alone. An XState actor costs about 8 µs per event (a macrostep builds sets
+ * of state nodes, clones the snapshot, notifies observers); the loop sends about 7 events a batch.
+ * Here every step is resolved *once* by XState's own pure `transition` function and memoised:
+ *
+ * - which transition an event takes is chosen by XState itself (`machine.getTransitionData`,
+ *   which evaluates the machine's guards on the current context, exactly as the actor does);
+ * - what taking it does — the exit, transition and entry actions in order, the state reached,
+ *   its tags and status — is read once per (state, transition) from `transition()` on a probe
+ *   copy of the machine whose actions all do nothing (so none of them is resolved away, an
+ *   `assign` included), then replayed with the real implementations: an `assign` merges its
+ *   update into a fresh context as XState's `resolveAssign` does, any other action is called
+ *   with `{ context, event }` and its params.
+ *
+ * That is exact only for machines whose one event makes one microstep: no eventless (`always`)
+ * or delayed transitions, no invoked or spawned actors, no parallel or history states, no
+ * built-in actions (raise, sendTo, …) and no dynamic params. `supportsResolvedActor` checks that
+ * from the definition; runLoop uses the live actor otherwise, and whenever someone outside
+ * watches the actor itself (inspection, `onActor`, an observer, a snapshot to restore).
+ * test/resolved-actor.test.ts runs both on the same scenarios and compares every step.
+ */
+import { initialTransition, transition, type AnyStateMachine, type EventObject } from 'xstate';
+
+interface ExecutableAction {
+  type: string;
+  params: unknown;
+}
+
+type ActionImpl = ((args: unknown, params: unknown) => void) & { type?: string; assignment?: unknown };
+
+/** One transition taken from one state: what it runs and where it ends. */
+interface Step {
+  actions: { impl: ActionImpl; params: unknown }[];
+  value: unknown;
+  status: 'active' | 'done';
+  tags: ReadonlySet<string>;
+}
+
+export interface ResolvedSnapshot<C> {
+  status: 'active' | 'done' | 'error';
+  value: unknown;
+  context: C;
+  error: unknown;
+  hasTag(tag: string): boolean;
+}
+
+const BUILTIN = /^xstate\./;
+
+/**
+ * Why the machine cannot be run resolved (null: it can). Reads the definition only.
+ */
+export function unsupportedByResolvedActor(machine: AnyStateMachine): string | null {
+  const actions = machine.implementations.actions as Record<string, unknown>;
+  const named = (a: unknown): string | null => {
+    if (typeof a === 'string') return actions[a] ? null : `action "${a}" has no implementation`;
+    if (a && typeof a === 'object' && typeof (a as { type?: unknown }).type === 'string') {
+      const { type, params } = a as { type: string; params?: unknown };
+      if (typeof params === 'function') return `action "${type}" has dynamic params`;
+      return actions[type] ? null : `action "${type}" has no implementation`;
+    }
+    return 'an inline or built-in action';
+  };
+  const visit = (node: AnyStateMachine['root']): string | null => {
+    const config = node.config as Record<string, unknown>;
+    if (node.type === 'parallel' || node.type === 'history') return `state "${node.id}" is ${node.type}`;
+    if (config.always || config.after || config.invoke) return `state "${node.id}" has always/after/invoke`;
+    for (const a of [...node.entry, ...node.exit]) {
+      const why = named(a);
+      if (why) return `state "${node.id}": ${why}`;
+    }
+    for (const list of node.transitions.values()) {
+      for (const t of list) {
+        if (typeof t.guard === 'function') return `state "${node.id}" has an inline guard`;
+        if (t.guard && typeof t.guard === 'object' && typeof (t.guard as { params?: unknown }).params === 'function') {
+          return `state "${node.id}" has a guard with dynamic params`;
+        }
+        for (const a of t.actions) {
+          const why = named(a);
+          if (why) return `state "${node.id}" (event ${t.eventType}): ${why}`;
+        }
+      }
+    }
+    for (const child of Object.values(node.states ?? {})) {
+      const why = visit(child as AnyStateMachine['root']);
+      if (why) return why;
+    }
+    return null;
+  };
+  return visit(machine.root);
+}
+
+/** A stand-in for `createActor(machine, { input }).start()` with the part of Actor the loop uses. */
+export class ResolvedActor<C extends object> {
+  private snapshot: ResolvedSnapshot<C>;
+  /**
+   * Per state value, per transition taken: what to run. Keyed by the value object itself: every
+   * step reached by a memoised step reuses that step's value, so few distinct objects occur.
+   */
+  private readonly steps = new Map<unknown, Map<object, Step>>();
+  /** One value object per state (by its JSON), so the memo above closes over a few keys. */
+  private readonly values = new Map<string, unknown>();
+  private readonly probe: AnyStateMachine;
+  private readonly impls: Record<string, ActionImpl>;
+
+  constructor(
+    private readonly machine: AnyStateMachine,
+    input: unknown,
+  ) {
+    this.impls = machine.implementations.actions as Record<string, ActionImpl>;
+    const silent = Object.fromEntries(Object.keys(this.impls).map((name) => [name, () => {}]));
+    this.probe = machine.provide({ actions: silent });
+    // The initial state and context exactly as the actor makes them (context from input), and
+    // the initial entry actions, if any, run as every other step's are.
+    const [initial, executable] = initialTransition(this.probe, input) as unknown as [
+      { value: unknown; context: C; status: string; tags: Set<string> },
+      ExecutableAction[],
+    ];
+    const event = { type: 'xstate.init', input } as EventObject;
+    let context = initial.context;
+    for (const { impl, params } of this.implsOf(executable)) context = this.run(impl, params, context, event);
+    const tags = new Set(initial.tags);
+    this.snapshot = { status: initial.status === 'done' ? 'done' : 'active', value: this.canonical(initial.value), context, error: undefined, hasTag: (t) => tags.has(t) };
+  }
+
+  getSnapshot(): ResolvedSnapshot<C> {
+    return this.snapshot;
+  }
+
+  /** The machine's own persisted form of the current state (checkpoints), as the live actor gives it. */
+  getPersistedSnapshot(): unknown {
+    const { value, context, status } = this.snapshot;
+    return this.machine.getPersistedSnapshot(this.machine.resolveState({ value, context, status } as never));
+  }
+
+  send(event: EventObject): void {
+    const current = this.snapshot;
+    if (current.status !== 'active') return;
+    let taken: readonly object[];
+    try {
+      // XState's own choice of transition, its guards evaluated on this context.
+      taken = this.machine.getTransitionData({ machine: this.machine, value: current.value, context: current.context } as never, event) as object[];
+    } catch (error) {
+      this.snapshot = { ...current, status: 'error', error };
+      return;
+    }
+    if (taken.length === 0) return; // ignored: the same snapshot, as the actor keeps it
+    const step = this.stepFor(current, taken[0]!, event);
+    let context = current.context;
+    try {
+      for (const { impl, params } of step.actions) context = this.run(impl, params, context, event);
+    } catch (error) {
+      this.snapshot = { ...current, context, status: 'error', error };
+      return;
+    }
+    // As XState's microstep: the same state nodes and no assign keep the very same snapshot.
+    if (step.value === current.value && context === current.context && step.status === current.status) return;
+    this.snapshot = { status: step.status, value: step.value, context, error: undefined, hasTag: (tag) => step.tags.has(tag) };
+  }
+
+  private stepFor(current: ResolvedSnapshot<C>, taken: object, event: EventObject): Step {
+    let byTransition = this.steps.get(current.value);
+    if (!byTransition) this.steps.set(current.value, (byTransition = new Map()));
+    let step = byTransition.get(taken);
+    if (step) return step;
+    const from = this.probe.resolveState({ value: current.value, context: current.context } as never);
+    const [next, executable] = transition(this.probe, from, event) as unknown as [
+      { value: unknown; status: string; tags: Set<string> },
+      ExecutableAction[],
+    ];
+    step = {
+      actions: this.implsOf(executable),
+      value: this.canonical(next.value),
+      status: next.status === 'done' ? 'done' : 'active',
+      tags: new Set(next.tags),
+    };
+    byTransition.set(taken, step);
+    return step;
+  }
+
+  private canonical(value: unknown): unknown {
+    const key = JSON.stringify(value);
+    const known = this.values.get(key);
+    if (known !== undefined) return known;
+    this.values.set(key, value);
+    return value;
+  }
+
+  /** The real implementations of the actions the probe listed, in its order. */
+  private implsOf(executable: readonly ExecutableAction[]): Step['actions'] {
+    return executable.map(({ type, params }) => {
+      const impl = this.impls[type];
+      if (!impl || BUILTIN.test(type)) throw new Error(`the resolved loop actor cannot run action "${type}"`);
+      return { impl, params };
+    });
+  }
+
+  /** One action as the actor runs it: an assign makes the next context, anything else is called. */
+  private run(impl: ActionImpl, params: unknown, context: C, event: EventObject): C {
+    if (impl.type === 'xstate.assign') return assigned(impl.assignment, context, event, params);
+    impl({ context, event, self: this }, params);
+    return context;
+  }
+}
+
+/** XState's `resolveAssign`: the update merged into a fresh copy of the context. */
+function assigned<C extends object>(assignment: unknown, context: C, event: EventObject, params: unknown): C {
+  const args = { context, event };
+  let update: Record<string, unknown> = {};
+  if (typeof assignment === 'function') update = assignment(args, params) as Record<string, unknown>;
+  else {
+    for (const key of Object.keys(assignment as object)) {
+      const prop = (assignment as Record<string, unknown>)[key];
+      update[key] = typeof prop === 'function' ? (prop as (a: unknown, p: unknown) => unknown)(args, params) : prop;
+    }
+  }
+  return Object.assign({}, context, update);
+}

@@ -1,0 +1,147 @@
+/**
+ * The resolved actor (src/loop/resolvedActor.ts) must be the live XState actor, only cheaper:
+ * the reference here is XState's own `createActor`, run side by side on the same machine.
+ *
+ * - Event by event, on the real machine whose hooks return random controls: after every NEXT,
+ *   STOP or FAIL both are in the same state with the same context, status and tags, give the
+ *   same persisted snapshot (what a checkpoint saves), and have run the same work in the same order.
+ * - Through the real driver, on the property tests' random scenarios (hooks and work throwing,
+ *   controls of every kind, resumes, stops): both give the very same hook trace, guard reads,
+ *   quiet points and outcome.
+ * - Machines it cannot run exactly are recognised from their definition, and runLoop drives them live.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { assign, createActor, setup } from 'xstate';
+import { CONTROL_NAMES } from '../machines/controls.js';
+import { QUIET, TAPE_CLOSES, TAPE_OPENS, trainLoopMachine, type LoopContext, type LoopInput } from '../machines/trainLoop.js';
+import { WORK_NAMES } from '../machines/work.js';
+import { ResolvedActor, unsupportedByResolvedActor } from '../src/loop/resolvedActor.js';
+import { checkScenario, fcParameters, resumedScenarioArb, scenarioArb } from './support/orderProperties.js';
+import { mutant, replaceGuard } from './support/machineMutants.js';
+
+/** A small deterministic generator (mulberry32), so both machines see the same "random" hooks. */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The real machine, its hooks returning pseudo-random controls from `seed`, its work logged. */
+function scriptedMachine(seed: number, log: string[]) {
+  const random = rng(seed);
+  const work = Object.fromEntries(WORK_NAMES.map((name) => [name, ({ context }: { context: LoopContext }) => log.push(`${name}@${context.epoch}.${context.batchIndex}`)]));
+  return trainLoopMachine.provide({
+    actions: {
+      ...work,
+      runHooks: assign(({ context }, params: { stage: string }) => {
+        log.push(`hooks ${params.stage}`);
+        const r = random();
+        if (params.stage === 'trainBegin' && r < 0.2) return { jumpTo: Math.floor(random() * 4) };
+        if (r < 0.25) {
+          const control = CONTROL_NAMES[Math.floor(random() * CONTROL_NAMES.length)]!;
+          return { controls: { ...context.controls, [control]: true } };
+        }
+        return {};
+      }),
+    },
+  });
+}
+
+const inputArb: fc.Arbitrary<LoopInput> = fc
+  .record({
+    nEpochs: fc.integer({ min: 0, max: 3 }),
+    nTrainBatches: fc.integer({ min: 0, max: 4 }),
+    nValidBatches: fc.integer({ min: 0, max: 2 }),
+    validate: fc.boolean(),
+    resumeAt: fc.option(fc.record({ epoch: fc.nat(3), batch: fc.nat(4), stopEpoch: fc.boolean(), skipValidate: fc.boolean() })),
+  })
+  .map(({ resumeAt, ...input }) => {
+    if (!resumeAt || input.nEpochs === 0) return input;
+    const epoch = resumeAt.epoch % input.nEpochs;
+    const batchIndex = resumeAt.batch % (input.nTrainBatches + 1);
+    const mid = batchIndex > 0;
+    return {
+      ...input,
+      resume: { epoch, batchIndex, iteration: epoch * input.nTrainBatches + batchIndex, stopEpoch: mid && resumeAt.stopEpoch, skipValidate: mid && resumeAt.skipValidate },
+    };
+  });
+
+describe('the resolved actor is the live actor, event by event', () => {
+  it('the real machine can be resolved; machines it cannot run exactly are recognised from their definition', () => {
+    expect(unsupportedByResolvedActor(trainLoopMachine)).toBeNull();
+    const inlineGuard = mutant((c) => replaceGuard(c, 'validationDue', () => true));
+    expect(unsupportedByResolvedActor(inlineGuard)).toMatch(/inline guard/);
+    const eventless = setup({}).createMachine({ initial: 'a', states: { a: { always: 'b' }, b: {} } });
+    expect(unsupportedByResolvedActor(eventless)).toMatch(/always/);
+    const parallel = setup({}).createMachine({ type: 'parallel', states: { a: {}, b: {} } });
+    expect(unsupportedByResolvedActor(parallel)).toMatch(/parallel/);
+    const builtin = setup({}).createMachine({ initial: 'a', states: { a: { on: { GO: { actions: assign({}) } } } } });
+    expect(unsupportedByResolvedActor(builtin)).toMatch(/inline or built-in/);
+  });
+
+  it('same state, context, status, tags, persisted snapshot and work after every event (300 random runs)', async () => {
+    await fc.assert(
+      fc.property(inputArb, fc.integer(), fc.integer(), (input, hookSeed, eventSeed) => {
+        const liveLog: string[] = [];
+        const resolvedLog: string[] = [];
+        const live = createActor(scriptedMachine(hookSeed, liveLog), { input });
+        live.start();
+        const resolved = new ResolvedActor<LoopContext>(scriptedMachine(hookSeed, resolvedLog), input);
+        const events = rng(eventSeed);
+        const compare = (after: string) => {
+          const a = live.getSnapshot();
+          const b = resolved.getSnapshot();
+          expect(b.value, after).toEqual(a.value);
+          expect(b.status, after).toBe(a.status);
+          expect(b.context, after).toEqual(a.context);
+          for (const tag of [QUIET, TAPE_OPENS, TAPE_CLOSES]) expect(b.hasTag(tag), `${after}: tag ${tag}`).toBe(a.hasTag(tag));
+          expect(resolved.getPersistedSnapshot(), after).toEqual(live.getPersistedSnapshot());
+          expect(resolvedLog, after).toEqual(liveLog);
+        };
+        compare('start');
+        for (let i = 0; i < 400 && live.getSnapshot().status === 'active'; i++) {
+          const r = events();
+          const event =
+            r < 0.03
+              ? ({ type: 'STOP' } as const)
+              : r < 0.045
+                ? ({ type: 'FAIL', failure: { stage: 'batchEnd', callback: null, message: `failure ${i}` } } as const)
+                : ({ type: 'NEXT' } as const);
+          const liveBefore = live.getSnapshot();
+          const resolvedBefore = resolved.getSnapshot();
+          live.send(event);
+          resolved.send(event);
+          compare(`event ${i} (${event.type})`);
+          // An event the machine ignores leaves the very same snapshot (the driver relies on it).
+          if (live.getSnapshot() === liveBefore) expect(resolved.getSnapshot(), `event ${i} ignored`).toBe(resolvedBefore);
+        }
+        expect(live.getSnapshot().status).toBe('done');
+      }),
+      fcParameters<[LoopInput, number, number]>(300),
+    );
+  });
+
+  it('through the driver: the same hook trace, guard reads, quiet points and outcome as the live actor (200 + 200 scenarios)', async () => {
+    for (const arb of [scenarioArb, resumedScenarioArb]) {
+      await fc.assert(
+        fc.asyncProperty(arb, async (s) => {
+          const resolved = await checkScenario(s);
+          const live = await checkScenario(s, { live: true });
+          expect(resolved.status).toBe(live.status);
+          expect((resolved.error as Error | null)?.message ?? null).toBe((live.error as Error | null)?.message ?? null);
+          expect(resolved.trace).toEqual(live.trace);
+          expect(resolved.guardCalls).toEqual(live.guardCalls);
+          expect(resolved.quietCalls).toEqual(live.quietCalls);
+          expect(resolved.violations).toEqual(live.violations);
+        }),
+        fcParameters(200),
+      );
+    }
+  });
+});
