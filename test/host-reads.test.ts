@@ -1,0 +1,179 @@
+/**
+ * The loop reads nothing from the device that nobody asked for (issue 10): a host read
+ * (`dataSync`, `data`) waits for every queued kernel — on a GPU backend, the whole pipeline.
+ * Counted, not timed: every read of any tensor goes through the backend's `readSync` or `read`,
+ * so those two are wrapped and the calls counted during real fits.
+ *
+ * Reference (the contract of src/loop/lossLog.ts): the train losses stay on the device and are
+ * read in one host read per epoch when callbacks want them (the Recorder and Progress do, by
+ * `ctx.readLossLater`), once at the fit's end otherwise (its smoothed loss); a validation pass
+ * reads its loss and metrics once; a hook that reads `ctx.lastLossValue` gets it on demand.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Progress } from '../callbacks/progress.js';
+import { Callback } from '../src/loop/callback.js';
+import type { TrainContext } from '../src/loop/context.js';
+import { DataLoader } from '../src/data/dataLoader.js';
+import { Learner } from '../src/learner.js';
+import { mlp } from '../src/models/presets.js';
+
+const N_BATCHES = 40;
+const BATCH = 8;
+const EPOCHS = 3;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+let restore: (() => void) | null = null;
+afterEach(() => {
+  restore?.();
+  restore = null;
+});
+
+/** Counts every host read of the current backend from now on. */
+function countReads(): { n: number } {
+  const backend = tf.backend() as unknown as { readSync: (id: unknown) => unknown; read: (id: unknown) => Promise<unknown> };
+  const { readSync, read } = backend;
+  const count = { n: 0 };
+  backend.readSync = function (this: unknown, id: unknown) {
+    count.n += 1;
+    return readSync.call(this, id);
+  };
+  backend.read = function (this: unknown, id: unknown) {
+    count.n += 1;
+    return read.call(this, id);
+  };
+  restore = () => {
+    backend.readSync = readSync;
+    backend.read = read;
+  };
+  return count;
+}
+
+function loaders(withValidation: boolean) {
+  const make = (n: number, seed: number) => {
+    const x = new Float32Array(n * 20);
+    const y = new Float32Array(n * 3);
+    let s = seed;
+    for (let i = 0; i < x.length; i++) x[i] = ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
+    for (let i = 0; i < n; i++) y[i * 3 + (i % 3)] = 1;
+    return DataLoader.fromArrays(x, y, { batchSize: BATCH, xShape: [20], yShape: [3], shuffle: true, seed });
+  };
+  return { train: make(N_BATCHES * BATCH, 7), valid: withValidation ? make(5 * BATCH, 11) : null };
+}
+
+function learner(opts: { withValidation: boolean; recorder: boolean; callbacks?: Callback[] }) {
+  const { train, valid } = loaders(opts.withValidation);
+  return new Learner({
+    model: mlp({ inputShape: [20], hidden: [16], classes: 3, seed: 1 }),
+    data: valid ? { train, valid } : { train },
+    loss: 'categoricalCrossentropy',
+    optimizer: 'adam',
+    metrics: opts.withValidation ? ['accuracy'] : [],
+    recorder: opts.recorder,
+    progress: false,
+    callbacks: opts.callbacks ?? [],
+  });
+}
+
+/** Progress as a pipe sees it (no bar: its table rows only), the default off a terminal. */
+const pipedProgress = () => new Progress({ stream: { write: () => true, isTTY: false } });
+
+/** Notes the reads made by the time trainEnd's hooks run. */
+class ReadsAtTrainEnd extends Callback {
+  seen = -1;
+  constructor(private readonly count: { n: number }) {
+    super();
+  }
+  onTrainEnd() {
+    this.seen = this.count.n;
+  }
+}
+
+describe('host reads per train batch (counted)', () => {
+  it('with the default callbacks (Recorder, Progress): one read per epoch, ≤ 0.1 per train batch; the records are complete', async () => {
+    const learn = learner({ withValidation: false, recorder: true, callbacks: [pipedProgress()] });
+    const count = countReads();
+    const result = await learn.fit(EPOCHS);
+    const reads = count.n;
+    restore!();
+    expect(reads).toBe(EPOCHS);
+    expect(reads / (EPOCHS * N_BATCHES)).toBeLessThanOrEqual(0.1);
+    // Read in bulk, yet every batch's loss is there, finite, and the smoothed loss is the EMA of them.
+    const { losses, smoothLosses, epochs } = learn.recorder!;
+    expect(losses).toHaveLength(EPOCHS * N_BATCHES);
+    expect(losses.every(Number.isFinite)).toBe(true);
+    let avg = 0;
+    losses.forEach((l, i) => {
+      avg = 0.98 * avg + 0.02 * l;
+      expect(smoothLosses[i]).toBeCloseTo(avg / (1 - 0.98 ** (i + 1)), 10);
+    });
+    expect(epochs.map((e) => e.trainLoss)).toEqual(
+      [0, 1, 2].map((e) => losses.slice(e * N_BATCHES, (e + 1) * N_BATCHES).reduce((a, b) => a + b, 0) / N_BATCHES),
+    );
+    expect(result.smoothLoss).toBe(smoothLosses.at(-1));
+  });
+
+  it('with no callback reading the loss: no read while training (0 per train batch), one at the fit’s end', async () => {
+    const count = { n: 0 };
+    const atEnd = new ReadsAtTrainEnd(count);
+    const learn = learner({ withValidation: false, recorder: false, callbacks: [atEnd] });
+    const counted = countReads();
+    Object.defineProperty(count, 'n', { get: () => counted.n });
+    const result = await learn.fit(EPOCHS);
+    expect(atEnd.seen).toBe(0);
+    // The smoothed loss, for the result and the next fit: every batch's loss in one read.
+    expect(counted.n).toBe(1);
+    expect(Number.isFinite(result.smoothLoss)).toBe(true);
+  });
+
+  it('a validation pass reads its loss and metrics once, however many batches it has', async () => {
+    const learn = learner({ withValidation: true, recorder: true, callbacks: [pipedProgress()] });
+    const count = countReads();
+    const result = await learn.fit(EPOCHS);
+    expect(count.n).toBe(2 * EPOCHS);
+    expect(Object.keys(result.metrics!)).toEqual(['validLoss', 'accuracy']);
+  });
+
+  it('a hook reading ctx.lastLossValue gets it on demand: one read per batch (so the count above can fail)', async () => {
+    const values: number[] = [];
+    class Eager extends Callback {
+      onBatchEnd(ctx: TrainContext) {
+        if (ctx.train) values.push(ctx.lastLossValue!);
+      }
+    }
+    const learn = learner({ withValidation: false, recorder: true, callbacks: [new Eager()] });
+    const count = countReads();
+    await learn.fit(1);
+    expect(count.n).toBe(N_BATCHES);
+    expect(values).toEqual(learn.recorder!.losses);
+  });
+
+  it('a long run nobody reads holds a bounded number of tensors, and its smoothed loss is exactly the eager one', async () => {
+    class TensorsAtBatchEnd extends Callback {
+      counts: number[] = [];
+      onBatchEnd() {
+        this.counts.push(tf.memory().numTensors);
+      }
+    }
+    const watch = new TensorsAtBatchEnd();
+    const lazy = learner({ withValidation: false, recorder: false, callbacks: [watch] });
+    const count = countReads();
+    const lazyResult = await lazy.fit(EPOCHS * 5);
+    expect(count.n).toBe(1);
+    restore!();
+    restore = null;
+    // 600 batches kept on the device: packed every 256, so never more than ~256 scalars at once.
+    expect(Math.max(...watch.counts) - Math.min(...watch.counts)).toBeLessThanOrEqual(260);
+    class Eager extends Callback {
+      onBatchEnd(ctx: TrainContext) {
+        void ctx.lastLossValue;
+      }
+    }
+    const eager = learner({ withValidation: false, recorder: false, callbacks: [new Eager()] });
+    const eagerResult = await eager.fit(EPOCHS * 5);
+    expect(lazyResult.smoothLoss).toBe(eagerResult.smoothLoss);
+  });
+});
