@@ -1,0 +1,329 @@
+/**
+ * `npm run bench [-- --json] [--quick]`: trainchart against its peers, in one process and one
+ * run. For every backend (wasm, cpu; tensorflow when tfjs-node is installed), model (the MLP
+ * 784-128-10 and the small CNN) and batch size (64, 256), the contenders of bench/contenders.ts
+ * train the same model on the same batches, alternating block by block (the order rotates each
+ * round; the first round is a warm-up and is not counted). Then: the machine alone with a
+ * tensor-free engine, memory and event-loop lag over a longer fit, the time to write one
+ * checkpoint, and the host reads per train batch (counted). Prints a table; with --json the
+ * last line of stdout is the whole result as JSON (also written to bench/results/latest.json).
+ *
+ * Ratios are speeds: `d/a` = time(a) / time(d), so ≥ 1 means d is at least as fast as a.
+ * Timing only lives here, never in a test (test/bench-quick runs --quick so this cannot rot).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Checkpoint } from '../callbacks/checkpoint.js';
+import { setKernelSet } from '../src/backend/kernelSet.js';
+import { selectBackend } from '../src/backend/selectBackend.js';
+import { Callback } from '../src/loop/callback.js';
+import type { QuietPoint } from '../src/loop/quietPoint.js';
+import type { TrainContext } from '../src/loop/context.js';
+import { CONTENDERS, newLearner, type Contender, type ModelName, type Setup } from './contenders.js';
+import { machineAloneMicros } from './machineAlone.js';
+
+const args = process.argv.slice(2);
+const QUICK = args.includes('--quick');
+const JSON_OUT = args.includes('--json');
+const unknown = args.filter((a) => !['--quick', '--json'].includes(a));
+if (unknown.length) {
+  console.error(`bench: unknown argument ${unknown.join(' ')}; use --json and/or --quick`);
+  process.exit(2);
+}
+
+const log = (line: string) => console.log(line);
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+const ROUNDS = QUICK ? 2 : 8; // the first is a warm-up
+
+interface Stats {
+  median: number;
+  min: number;
+  max: number;
+  samples: number[];
+}
+function stats(samples: number[]): Stats {
+  const s = [...samples].sort((x, y) => x - y);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return { median, min: s[0]!, max: s.at(-1)!, samples };
+}
+const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+
+/**
+ * Batches per block: a block of ~0.2–0.5 s on this kind of machine (more rounds of short blocks
+ * spread the VM's slow spells over every contender); --quick only has to run.
+ */
+function batchesFor(backend: string, model: ModelName, batchSize: number): number {
+  if (QUICK) return model === 'mlp' ? 4 : 2;
+  const heavy = (backend === 'cpu' ? 12 : 1) * (model === 'cnn' ? 8 : 1) * (batchSize / 64);
+  return Math.max(heavy >= 200 ? 1 : 2, Math.round(40 / heavy));
+}
+
+/** Rounds of a config: fewer where one batch takes seconds (the CNN on cpu), where overhead is lost in the kernels anyway. */
+const roundsFor = (backend: string, model: ModelName) => (!QUICK && backend === 'cpu' && model === 'cnn' ? 4 : ROUNDS);
+
+interface ConfigResult {
+  backend: string;
+  kernels: 'trainchart' | 'stock';
+  model: ModelName;
+  batchSize: number;
+  batches: number;
+  contenders: Record<string, { label: string; msPerBatch: Stats }>;
+  ratios: Record<string, number>;
+}
+
+async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup: Setup, keys: Contender['key'][]): Promise<ConfigResult> {
+  const contenders: Contender[] = [];
+  for (const k of keys) contenders.push(await CONTENDERS[k](setup));
+  const samples = new Map<string, number[]>(keys.map((k) => [k, []]));
+  try {
+    const rounds = roundsFor(backend, setup.model);
+    for (let r = 0; r < rounds; r++) {
+      // Rotated each round, so no contender always runs right after the same one.
+      const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]!);
+      for (const c of order) {
+        gc();
+        const perBatch = await c.runBlock();
+        if (r > 0) samples.get(c.key)!.push(...perBatch.map((ms) => round(ms, 3)));
+      }
+    }
+  } finally {
+    for (const c of contenders) await c.dispose();
+  }
+  const result: ConfigResult = { backend, kernels, ...setup, contenders: {}, ratios: {} };
+  for (const c of contenders) result.contenders[c.key] = { label: c.label, msPerBatch: stats(samples.get(c.key)!) };
+  const med = (k: string) => result.contenders[k]?.msPerBatch.median;
+  for (const [x, y] of [['d', 'a'], ['d', 'b'], ['d', 'c'], ['e', 'a'], ['f', 'd']] as const) {
+    const tx = med(x);
+    const ty = med(y);
+    if (tx !== undefined && ty !== undefined) result.ratios[`${x}/${y}`] = round(ty / tx);
+  }
+  return result;
+}
+
+/** numTensors and RSS at every epoch end, and the event loop's lag, over a longer fit with the default callbacks. */
+async function memoryAndLag(backend: string, setup: Setup, epochs: number) {
+  class AtEpochEnd extends Callback {
+    rows: Array<{ epoch: number; numTensors: number; rssMB: number }> = [];
+    onEpochEnd(ctx: TrainContext) {
+      gc();
+      this.rows.push({ epoch: ctx.epoch, numTensors: tf.memory().numTensors, rssMB: round(process.memoryUsage().rss / 2 ** 20, 1) });
+    }
+  }
+  const learn = await newLearner(setup);
+  const probe = new AtEpochEnd();
+  learn.addCallback(probe);
+  const lag = monitorEventLoopDelay({ resolution: 1 });
+  const started = performance.now();
+  lag.enable();
+  await learn.fit(epochs);
+  lag.disable();
+  const msPerBatch = (performance.now() - started) / (epochs * setup.batches);
+  learn.dispose();
+  const rows = probe.rows;
+  const second = rows[Math.min(1, rows.length - 1)]!;
+  const last = rows.at(-1)!;
+  return {
+    backend,
+    ...setup,
+    epochs: rows,
+    numTensorsFlat: rows.every((r) => r.numTensors === rows[0]!.numTensors),
+    rssGrowthPct: round((100 * (last.rssMB - second.rssMB)) / second.rssMB, 2),
+    eventLoopLagP99Ms: round(lag.percentile(99) / 1e6, 2),
+    eventLoopLagMaxMs: round(lag.max / 1e6, 2),
+    msPerBatch: round(msPerBatch),
+  };
+}
+
+/** The time the Checkpoint callback takes at an epoch's end (capture + crash-safe write). */
+async function checkpointWrite(setup: Setup, epochs: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'trainchart-bench-'));
+  const times: number[] = [];
+  class TimedCheckpoint extends Checkpoint {
+    override atQuietPoint(point: QuietPoint): void {
+      const t = performance.now();
+      super.atQuietPoint(point);
+      if (point.stage === 'epochEnd') times.push(performance.now() - t);
+    }
+  }
+  const learn = await newLearner(setup);
+  learn.addCallback(new TimedCheckpoint({ dir, keep: 2 }));
+  try {
+    await learn.fit(epochs);
+  } finally {
+    learn.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { model: setup.model, batchSize: setup.batchSize, writeMs: stats(times.map((t) => round(t, 2))) };
+}
+
+/** Host reads (every `dataSync`/`data` goes through the backend's readSync/read) per train batch of a fit. */
+async function hostReads(setup: Setup, epochs: number) {
+  const backend = tf.backend() as unknown as { readSync: (id: unknown) => unknown; read: (id: unknown) => Promise<unknown> };
+  const { readSync, read } = backend;
+  let n = 0;
+  backend.readSync = function (this: unknown, id: unknown) {
+    n += 1;
+    return readSync.call(this, id);
+  };
+  backend.read = function (this: unknown, id: unknown) {
+    n += 1;
+    return read.call(this, id);
+  };
+  try {
+    const measure = async (withDefaults: boolean) => {
+      const learn = await newLearner(setup, 0, withDefaults);
+      n = 0;
+      await learn.fit(epochs);
+      const reads = n;
+      learn.dispose();
+      return { reads, trainBatches: epochs * setup.batches, perTrainBatch: round(reads / (epochs * setup.batches), 4) };
+    };
+    return { defaults: await measure(true), none: await measure(false) };
+  } finally {
+    backend.readSync = readSync;
+    backend.read = read;
+  }
+}
+
+function table(configs: ConfigResult[]): string[] {
+  const keys = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const head = ['backend', 'kernels', 'model', 'batch', ...keys.map((k) => `${k} ms`), 'd/a', 'd/b', 'd/c', 'e/a', 'f/d'];
+  const rows = configs.map((c) => [
+    c.backend,
+    c.kernels,
+    c.model,
+    String(c.batchSize),
+    ...keys.map((k) => (c.contenders[k] ? c.contenders[k]!.msPerBatch.median.toFixed(2) : '–')),
+    ...['d/a', 'd/b', 'd/c', 'e/a', 'f/d'].map((r) => (c.ratios[r] !== undefined ? c.ratios[r]!.toFixed(3) : '–')),
+  ]);
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)];
+}
+
+async function main() {
+  const started = performance.now();
+  const backends: string[] = ['wasm', 'cpu'];
+  const skipped: Record<string, string> = {};
+  try {
+    await selectBackend('tensorflow');
+    backends.unshift('tensorflow');
+  } catch (e) {
+    skipped.tensorflow = (e as Error).message.split('. ')[0]!;
+  }
+  const configs: ConfigResult[] = [];
+  const models: ModelName[] = ['mlp', 'cnn'];
+  const batchSizes = QUICK ? [64] : [64, 256];
+  const all: Contender['key'][] = ['a', 'b', 'c', 'd', 'e', 'f'];
+  for (const backend of backends) {
+    await selectBackend(backend as 'wasm' | 'cpu' | 'tensorflow');
+    for (const model of models) {
+      for (const batchSize of batchSizes) {
+        const setup = { model, batchSize, batches: batchesFor(backend, model, batchSize) };
+        const c = await runConfig(backend, 'trainchart', setup, all);
+        configs.push(c);
+        log(`${backend} ${model} b${batchSize}: ${all.map((k) => `${k} ${c.contenders[k]!.msPerBatch.median.toFixed(2)}`).join('  ')} ms/batch`);
+      }
+    }
+    if (backend === 'wasm') {
+      // tfjs's stock kernels (the wasm-kernels issue's reference rows), on top of the ratios above.
+      setKernelSet('stock');
+      try {
+        for (const model of QUICK ? (['mlp'] as const) : models) {
+          const setup = { model, batchSize: 64, batches: batchesFor(backend, model, 64) };
+          const c = await runConfig(backend, 'stock', setup, ['a', 'b', 'c', 'd']);
+          configs.push(c);
+          log(`${backend} (stock kernels) ${model} b64: ${['a', 'b', 'c', 'd'].map((k) => `${k} ${c.contenders[k]!.msPerBatch.median.toFixed(2)}`).join('  ')} ms/batch`);
+        }
+      } finally {
+        setKernelSet('trainchart');
+      }
+    }
+  }
+
+  // (g) The machine and driver alone, tensor-free.
+  const nBatches = 3000; // the first round warms the JIT up and is not counted
+  const alone = { resolved10: [] as number[], resolved0: [] as number[], live10: [] as number[] };
+  for (let r = 0; r < (QUICK ? 2 : 7); r++) {
+    alone.resolved10.push(await machineAloneMicros(10, nBatches));
+    alone.resolved0.push(await machineAloneMicros(0, nBatches));
+    alone.live10.push(await machineAloneMicros(10, Math.ceil(nBatches / 5), true));
+  }
+  const machineAlone = {
+    usPerBatch10Callbacks: stats(alone.resolved10.slice(1).map((x) => round(x, 2))),
+    usPerBatchNoCallbacks: stats(alone.resolved0.slice(1).map((x) => round(x, 2))),
+    usPerBatch10CallbacksLiveActor: stats(alone.live10.slice(1).map((x) => round(x, 2))),
+  };
+  log(`machine alone: ${machineAlone.usPerBatch10Callbacks.median} µs/batch with 10 callbacks (${machineAlone.usPerBatchNoCallbacks.median} with none; live XState actor ${machineAlone.usPerBatch10CallbacksLiveActor.median})`);
+
+  await selectBackend('wasm');
+  const mlp64: Setup = { model: 'mlp', batchSize: 64, batches: QUICK ? 10 : 50 };
+  const memory = await memoryAndLag('wasm', mlp64, QUICK ? 3 : 10);
+  log(`memory (wasm mlp b64, ${memory.epochs.length} epochs): numTensors ${memory.epochs.map((e) => e.numTensors).join(',')}; RSS ${memory.epochs.map((e) => e.rssMB).join(',')} MB; lag p99 ${memory.eventLoopLagP99Ms} ms`);
+  const checkpoint = await checkpointWrite(mlp64, QUICK ? 1 : 3);
+  log(`checkpoint write (mlp): median ${checkpoint.writeMs.median} ms`);
+  const reads = await hostReads(mlp64, QUICK ? 2 : 3);
+  log(`host reads per train batch: ${reads.defaults.perTrainBatch} with the default callbacks, ${reads.none.perTrainBatch} with none`);
+
+  const ratio = (backend: string, r: string) => configs.filter((c) => c.backend === backend && c.kernels === 'trainchart').map((c) => c.ratios[r]!);
+  const worst = (backend: string, r: string) => Math.min(...ratio(backend, r));
+  const checks: Record<string, { value: number | boolean; limit: string; pass: boolean }> = {};
+  for (const backend of backends) {
+    for (const [r, min] of [['d/a', 0.98], ['d/b', 1.0], ['d/c', 1.1], ['e/a', 0.97]] as const) {
+      const v = worst(backend, r);
+      checks[`${backend} ${r} (worst config)`] = { value: v, limit: `≥ ${min}`, pass: v >= min };
+    }
+    const f = ratio(backend, 'f/d');
+    const fWorst = Math.min(...f);
+    checks[`${backend} f/d (worst config)`] = { value: fWorst, limit: '≥ 0.98 (within 2%)', pass: fWorst >= 0.98 };
+  }
+  const us = machineAlone.usPerBatch10Callbacks.median;
+  checks['machine alone, 10 callbacks (µs/batch)'] = { value: us, limit: '≤ 15', pass: us <= 15 };
+  checks['numTensors flat across epochs'] = { value: memory.numTensorsFlat, limit: 'true', pass: memory.numTensorsFlat };
+  checks['RSS growth epoch 2 → last (%)'] = { value: memory.rssGrowthPct, limit: '< 5', pass: memory.rssGrowthPct < 5 };
+  const lagLimit = Math.max(50, memory.msPerBatch);
+  checks['event-loop lag p99 (ms)'] = { value: memory.eventLoopLagP99Ms, limit: `≤ ${round(lagLimit, 1)}`, pass: memory.eventLoopLagP99Ms <= lagLimit };
+  checks['host reads per train batch, defaults'] = { value: reads.defaults.perTrainBatch, limit: '≤ 0.1', pass: reads.defaults.perTrainBatch <= 0.1 };
+
+  log('');
+  for (const line of table(configs)) log(line);
+  log('');
+  for (const [name, c] of Object.entries(checks)) log(`${c.pass ? 'ok  ' : 'MISS'} ${name}: ${c.value} (${c.limit})`);
+
+  const result = {
+    quick: QUICK,
+    rounds: ROUNDS - 1,
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGB: round(totalmem() / 2 ** 30, 1),
+      node: process.version,
+      tfjs: tf.version.tfjs,
+      date: new Date().toISOString(),
+    },
+    skippedBackends: skipped,
+    configs,
+    machineAlone,
+    memory,
+    checkpoint,
+    hostReads: reads,
+    checks,
+    seconds: round((performance.now() - started) / 1000, 1),
+  };
+  const json = JSON.stringify(result);
+  const out = join(process.cwd(), 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, QUICK ? 'latest-quick.json' : 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+  if (JSON_OUT) console.log(json);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

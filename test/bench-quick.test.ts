@@ -1,0 +1,62 @@
+/**
+ * `npm run bench -- --quick` runs in CI so the benchmark cannot rot (issue 10). No timing is
+ * asserted — speed lives in the benchmark's own output (docs/benchmarks.md) — only that every
+ * contender ran on every backend and model and that the JSON it prints last has every part.
+ *
+ * It runs what the script runs after its build step (`npm test` has just built dist/): a second
+ * build here would rewrite dist/ under the CLI tests running beside this one.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..');
+const run = promisify(execFile);
+
+describe('npm run bench -- --quick', () => {
+  it('the bench script is the build plus dist/bench/run.js', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.bench).toBe('npm run build && node --expose-gc dist/bench/run.js');
+    expect(existsSync(join(root, 'dist/bench/run.js'))).toBe(true);
+  });
+
+  it('runs every contender on wasm and cpu, MLP and CNN, and ends stdout with the whole result as JSON', { timeout: 300_000 }, async () => {
+    const { stdout } = await run(process.execPath, ['--expose-gc', 'dist/bench/run.js', '--quick', '--json'], {
+      cwd: root,
+      maxBuffer: 1 << 24,
+      timeout: 290_000,
+    });
+    const lines = stdout.trimEnd().split('\n');
+    const result = JSON.parse(lines.at(-1)!) as {
+      quick: boolean;
+      configs: Array<{ backend: string; kernels: string; model: string; batchSize: number; contenders: Record<string, { msPerBatch: { median: number; min: number; max: number } }>; ratios: Record<string, number> }>;
+      machineAlone: Record<string, { median: number }>;
+      memory: { epochs: Array<{ numTensors: number; rssMB: number }>; eventLoopLagP99Ms: number };
+      checkpoint: { writeMs: { median: number } };
+      hostReads: { defaults: { perTrainBatch: number }; none: { perTrainBatch: number } };
+      checks: Record<string, { pass: boolean; limit: string }>;
+      machine: { cpus: number; node: string };
+    };
+    expect(result.quick).toBe(true);
+    for (const backend of ['wasm', 'cpu']) {
+      for (const model of ['mlp', 'cnn']) {
+        const c = result.configs.find((x) => x.backend === backend && x.model === model && x.kernels === 'trainchart');
+        expect(c, `${backend} ${model}`).toBeDefined();
+        expect(Object.keys(c!.contenders).sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+        for (const k of Object.values(c!.contenders)) expect(k.msPerBatch.median).toBeGreaterThan(0);
+        expect(Object.keys(c!.ratios).sort()).toEqual(['d/a', 'd/b', 'd/c', 'e/a', 'f/d']);
+      }
+    }
+    expect(result.configs.some((c) => c.kernels === 'stock')).toBe(true);
+    expect(result.machineAlone.usPerBatch10Callbacks!.median).toBeGreaterThan(0);
+    expect(result.memory.epochs.length).toBeGreaterThanOrEqual(2);
+    expect(result.checkpoint.writeMs.median).toBeGreaterThan(0);
+    // Counts, not times: these hold on any machine.
+    expect(result.hostReads.defaults.perTrainBatch).toBeLessThanOrEqual(0.1);
+    expect(result.checks['numTensors flat across epochs']!.pass).toBe(true);
+    // The table is printed before the JSON.
+    expect(lines.some((l) => l.startsWith('| backend | kernels | model |'))).toBe(true);
+  });
+});
