@@ -118,7 +118,7 @@ export class Recorder extends Callback {
 
   /** Someone looks at the losses mid-run: read the ones still on the device now. */
   private readUnread(): void {
-    if (this.#unread && this.#unreadCount > 0) void this.#unread.lastLossValue;
+    if (this.#unread && this.#unreadCount > 0) void this.#unread.smoothLoss;
   }
 
   onTrainBegin(): void {

@@ -43,6 +43,8 @@ export class TfEngine implements LoopEngine {
   private batchSize = 0;
   /** The train losses the loop has not read yet, on the device. */
   private readonly trainLosses = new KeptScalars();
+  /** This batch's train loss, now the log's: not freed with the batch. */
+  private adopted: tf.Tensor | null = null;
   /** The current validation batch's loss, and its value once someone read it. */
   private validLoss: tf.Tensor | null = null;
   private validLossValue: number | null = null;
@@ -97,10 +99,16 @@ export class TfEngine implements LoopEngine {
       const what = loss === null ? 'null' : !(loss instanceof tf.Tensor) ? String(loss) : loss.isDisposed ? 'a disposed tensor' : `a tensor of shape [${loss.shape}]`;
       throw new ConfigError(`ctx.lastLoss is ${what} after the hooks of ${this.o.ctx.stage}; a hook that replaces the loss must put a scalar tensor there`);
     }
+    if (train) {
+      // The log takes the tensor itself over (no clone: a kernel call saved per batch);
+      // releaseBatch leaves it alone.
+      this.trainLosses.keep(tf.keep(loss));
+      this.adopted = loss;
+      return;
+    }
     // A clone shares the data (no copy) and outlives the batch's release.
     const kept = tf.keep(loss.clone());
-    if (train) this.trainLosses.keep(kept);
-    else {
+    {
       this.validLoss?.dispose();
       this.validLoss = kept;
       this.validLossValue = null;
@@ -333,8 +341,10 @@ export class TfEngine implements LoopEngine {
 
   releaseBatch(): void {
     const { ctx } = this.o;
-    for (const t of [ctx.lastInput, ctx.lastTarget, ctx.lastOutput, ctx.lastLoss]) t?.dispose();
-    for (const t of this.owned) t.dispose();
+    const adopted = this.adopted;
+    this.adopted = null;
+    for (const t of [ctx.lastInput, ctx.lastTarget, ctx.lastOutput, ctx.lastLoss]) if (t !== adopted) t?.dispose();
+    for (const t of this.owned) if (t !== adopted) t.dispose();
     this.owned = [];
     ctx.lastInput = ctx.lastTarget = ctx.lastOutput = ctx.lastLoss = null;
   }
@@ -398,6 +408,16 @@ class KeptScalars {
   }
 
   read(): Float32Array {
+    if (!this.packed && this.scalars.length === 1) {
+      // Read every batch (someone asks each time): the scalar itself, no stacking kernels.
+      const [only] = this.scalars as [tf.Tensor];
+      this.scalars = [];
+      try {
+        return Float32Array.from(only.dataSync());
+      } finally {
+        only.dispose();
+      }
+    }
     const all = this.pack();
     this.packed = null;
     if (!all) return new Float32Array(0);
@@ -423,7 +443,7 @@ class KeptScalars {
     // Kept: the loop may pack inside the gradient tape, whose scope would free it on closing.
     const joined = tf.keep(
       tf.tidy(() => {
-        const fresh = tf.stack(scalars.map((s) => s.reshape([])));
+        const fresh = tf.stack(scalars.map((s) => (s.rank === 0 ? s : s.reshape([]))));
         return packed ? tf.concat([packed, fresh]) : fresh;
       }),
     ) as tf.Tensor1D;

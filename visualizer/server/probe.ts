@@ -22,6 +22,8 @@ export class VisualizerProbe extends Callback {
   private lossCount = 0;
   private valid: Record<string, number> | null = null;
   private epochStart = 0;
+  /** The context of a run whose latest batches wait for their losses. */
+  private unread: TrainContext | null = null;
 
   constructor(private readonly flags: Int32Array) {
     super();
@@ -41,19 +43,18 @@ export class VisualizerProbe extends Callback {
 
   onBatchEnd(ctx: TrainContext): void {
     if (!ctx.train) return;
-    const loss = ctx.lastLossValue;
-    if (loss !== null && Number.isFinite(loss)) {
-      this.lossSum += loss;
-      this.lossCount += 1;
-    }
     const learn = ctx.learn;
-    this.batches.push({
-      iteration: ctx.iteration,
-      epoch: ctx.epoch,
-      loss: finite(loss),
-      smoothLoss: finite(ctx.smoothLoss),
-      lr: learn.lr,
-      momentum: learn.momentum,
+    const item: BatchItem = { iteration: ctx.iteration, epoch: ctx.epoch, loss: null, smoothLoss: null, lr: learn.lr, momentum: learn.momentum };
+    this.batches.push(item);
+    // The losses come in bulk (one host read per page update, not per batch: see take()).
+    this.unread = ctx;
+    ctx.readLossLater((loss, smooth) => {
+      item.loss = finite(loss);
+      item.smoothLoss = finite(smooth);
+      if (loss !== null && Number.isFinite(loss)) {
+        this.lossSum += loss;
+        this.lossCount += 1;
+      }
     });
   }
 
@@ -75,8 +76,10 @@ export class VisualizerProbe extends Callback {
     });
   }
 
-  /** The records since the last call. */
+  /** The records since the last call, their losses read (one host read for all of them). */
   take(): { batches: BatchItem[]; epochs: EpochMessage[] } {
+    if (this.unread) void this.unread.smoothLoss;
+    this.unread = null;
     const out = { batches: this.batches, epochs: this.epochs };
     this.batches = [];
     this.epochs = [];
