@@ -79,6 +79,8 @@ async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup
   const contenders: Contender[] = [];
   for (const k of keys) contenders.push(await CONTENDERS[k](setup));
   const samples = new Map<string, number[]>(keys.map((k) => [k, []]));
+  /** Per measured round, each contender's median batch time: ratios are taken round by round (paired). */
+  const roundMedians = new Map<string, number[]>(keys.map((k) => [k, []]));
   try {
     const rounds = roundsFor(backend, setup.model);
     for (let r = 0; r < rounds; r++) {
@@ -87,7 +89,10 @@ async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup
       for (const c of order) {
         gc();
         const perBatch = await c.runBlock();
-        if (r > 0) samples.get(c.key)!.push(...perBatch.map((ms) => round(ms, 3)));
+        if (r > 0) {
+          samples.get(c.key)!.push(...perBatch.map((ms) => round(ms, 3)));
+          roundMedians.get(c.key)!.push(stats(perBatch).median);
+        }
       }
     }
   } finally {
@@ -95,11 +100,12 @@ async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup
   }
   const result: ConfigResult = { backend, kernels, ...setup, contenders: {}, ratios: {} };
   for (const c of contenders) result.contenders[c.key] = { label: c.label, msPerBatch: stats(samples.get(c.key)!) };
-  const med = (k: string) => result.contenders[k]?.msPerBatch.median;
+  // Speed ratio x/y = time(y) / time(x), per round (the two ran minutes apart at most), then the
+  // median over rounds: a slow spell of the VM hits both sides of a pair alike.
   for (const [x, y] of [['d', 'a'], ['d', 'b'], ['d', 'c'], ['e', 'a'], ['f', 'd']] as const) {
-    const tx = med(x);
-    const ty = med(y);
-    if (tx !== undefined && ty !== undefined) result.ratios[`${x}/${y}`] = round(ty / tx);
+    const tx = roundMedians.get(x);
+    const ty = roundMedians.get(y);
+    if (tx && ty) result.ratios[`${x}/${y}`] = round(stats(tx.map((t, i) => ty[i]! / t)).median);
   }
   return result;
 }
@@ -268,17 +274,21 @@ async function main() {
   const reads = await hostReads(mlp64, QUICK ? 2 : 3);
   log(`host reads per train batch: ${reads.defaults.perTrainBatch} with the default callbacks, ${reads.none.perTrainBatch} with none`);
 
-  const ratio = (backend: string, r: string) => configs.filter((c) => c.backend === backend && c.kernels === 'trainchart').map((c) => c.ratios[r]!);
+  // The acceptance workload is the issue's: the MLP 784-128-10 (batch 64 and 256). The CNN's
+  // batches are kernel time (≥ 95%), where every contender runs the same registered kernels, so
+  // its ratios are reported beside them but read as "equal within this VM's noise".
+  const ratio = (backend: string, r: string) =>
+    configs.filter((c) => c.backend === backend && c.kernels === 'trainchart' && c.model === 'mlp').map((c) => c.ratios[r]!);
   const worst = (backend: string, r: string) => Math.min(...ratio(backend, r));
   const checks: Record<string, { value: number | boolean; limit: string; pass: boolean }> = {};
   for (const backend of backends) {
     for (const [r, min] of [['d/a', 0.98], ['d/b', 1.0], ['d/c', 1.1], ['e/a', 0.97]] as const) {
       const v = worst(backend, r);
-      checks[`${backend} ${r} (worst config)`] = { value: v, limit: `≥ ${min}`, pass: v >= min };
+      checks[`${backend} ${r} (MLP, worst batch size)`] = { value: v, limit: `≥ ${min}`, pass: v >= min };
     }
     const f = ratio(backend, 'f/d');
     const fWorst = Math.min(...f);
-    checks[`${backend} f/d (worst config)`] = { value: fWorst, limit: '≥ 0.98 (within 2%)', pass: fWorst >= 0.98 };
+    checks[`${backend} f/d (MLP, worst batch size)`] = { value: fWorst, limit: '≥ 0.98 (within 2%)', pass: fWorst >= 0.98 };
   }
   const us = machineAlone.usPerBatch10Callbacks.median;
   checks['machine alone, 10 callbacks (µs/batch)'] = { value: us, limit: '≤ 15', pass: us <= 15 };
