@@ -71,7 +71,7 @@ interface ConfigResult {
   model: ModelName;
   batchSize: number;
   batches: number;
-  contenders: Record<string, { label: string; msPerBatch: Stats }>;
+  contenders: Record<string, { label: string; msPerBatch: Stats; wallMsPerBatch: Stats }>;
   ratios: Record<string, number>;
 }
 
@@ -81,6 +81,8 @@ async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup
   const samples = new Map<string, number[]>(keys.map((k) => [k, []]));
   /** Per measured round, each contender's median batch time: ratios are taken round by round (paired). */
   const roundMedians = new Map<string, number[]>(keys.map((k) => [k, []]));
+  /** Each block's wall time per batch (with fit's own start and end, for d–f). */
+  const walls = new Map<string, number[]>(keys.map((k) => [k, []]));
   try {
     const rounds = roundsFor(backend, setup.model);
     for (let r = 0; r < rounds; r++) {
@@ -88,8 +90,11 @@ async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup
       const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]!);
       for (const c of order) {
         gc();
+        const t0 = performance.now();
         const perBatch = await c.runBlock();
+        const wall = (performance.now() - t0) / perBatch.length;
         if (r > 0) {
+          walls.get(c.key)!.push(round(wall, 3));
           samples.get(c.key)!.push(...perBatch.map((ms) => round(ms, 3)));
           roundMedians.get(c.key)!.push(stats(perBatch).median);
         }
@@ -99,7 +104,7 @@ async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup
     for (const c of contenders) await c.dispose();
   }
   const result: ConfigResult = { backend, kernels, ...setup, contenders: {}, ratios: {} };
-  for (const c of contenders) result.contenders[c.key] = { label: c.label, msPerBatch: stats(samples.get(c.key)!) };
+  for (const c of contenders) result.contenders[c.key] = { label: c.label, msPerBatch: stats(samples.get(c.key)!), wallMsPerBatch: stats(walls.get(c.key)!) };
   // Speed ratio x/y = time(y) / time(x), per round (the two ran minutes apart at most), then the
   // median over rounds: a slow spell of the VM hits both sides of a pair alike.
   for (const [x, y] of [['d', 'a'], ['d', 'b'], ['d', 'c'], ['e', 'a'], ['f', 'd']] as const) {

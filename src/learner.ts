@@ -124,6 +124,8 @@ export class Learner implements LearnerApi, RecipeLearner {
   readonly rng: Rng;
   readonly seed: number;
   private engine: TfEngine | null = null;
+  /** The running fit's context (its loss accessors read the losses still on the device). */
+  private runContext: TrainContext | null = null;
   private smoother: SmoothLoss | null = null;
   private running = false;
   /** Did the learner make `progress` itself (so that another Progress takes its place)? */
@@ -354,6 +356,7 @@ export class Learner implements LearnerApi, RecipeLearner {
       ctx,
     });
     this.engine = engine;
+    this.runContext = ctx;
     this.running = true;
     let ended = false;
     this.stopRequested = false;
@@ -405,6 +408,7 @@ export class Learner implements LearnerApi, RecipeLearner {
       signal?.removeEventListener('abort', onAbort);
       this.running = false;
       this.engine = null;
+      this.runContext = null;
       for (const cb of attachHere) cb.attach(null);
       if (watch?.owned) await watch.observer.close();
     }
@@ -444,6 +448,8 @@ export class Learner implements LearnerApi, RecipeLearner {
    */
   callbackStates(extra: Callback[] = []): Record<string, Record<string, unknown>> {
     this.assertUsable('callbackStates');
+    // Callbacks' records of the batches so far are complete only once their losses are read.
+    this.readPendingLosses();
     const out: Record<string, Record<string, unknown>> = {};
     // The default Progress keeps no state and is there by default, not by the run's design:
     // left out, a checkpoint resumes alike with or without it (progress: false).
@@ -454,7 +460,13 @@ export class Learner implements LearnerApi, RecipeLearner {
 
   /** The smoothed train loss's state, live during a fit (a checkpoint saves it), else as the last fit left it. */
   smoothLossState(): SmoothLossState | null {
+    this.readPendingLosses();
     return this.smoother?.getState() ?? null;
+  }
+
+  /** During a fit: reads the train losses still on the device (src/loop/lossLog.ts), so states taken now are whole. */
+  private readPendingLosses(): void {
+    if (this.runContext) void this.runContext.smoothLoss;
   }
 
   /** A fit is running on this learner (between fit's start and its settling). */

@@ -11,6 +11,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CSVLogger } from '../callbacks/csvLogger.js';
 import { Progress } from '../callbacks/progress.js';
 import { Callback } from '../src/loop/callback.js';
 import type { TrainContext } from '../src/loop/context.js';
@@ -175,5 +179,77 @@ describe('host reads per train batch (counted)', () => {
     const eager = learner({ withValidation: false, recorder: false, callbacks: [new Eager()] });
     const eagerResult = await eager.fit(EPOCHS * 5);
     expect(lazyResult.smoothLoss).toBe(eagerResult.smoothLoss);
+  });
+
+  it('reading the loss (every batch, or in bulk every 256) never frees ctx.lastLoss before its batch ends', async () => {
+    class ReadsThenUsesTheTensor extends Callback {
+      checked = 0;
+      onBatchEnd(ctx: TrainContext) {
+        if (!ctx.train) return;
+        void ctx.lastLossValue;
+        // The batch's loss tensor is still the hooks' until releaseBatch (docs/api.md).
+        expect(ctx.lastLoss!.isDisposed).toBe(false);
+        expect(ctx.lastLoss!.dataSync()[0]).toBe(ctx.lastLossValue);
+        this.checked += 1;
+      }
+    }
+    class NeverReads extends Callback {
+      alive = 0;
+      onBatchEnd(ctx: TrainContext) {
+        if (ctx.train && !ctx.lastLoss!.isDisposed) this.alive += 1;
+      }
+    }
+    const reader = new ReadsThenUsesTheTensor();
+    const eager = learner({ withValidation: false, recorder: false, callbacks: [reader] });
+    await eager.fit(1);
+    expect(reader.checked).toBe(N_BATCHES);
+    const quiet = new NeverReads();
+    const lazy = learner({ withValidation: false, recorder: false, callbacks: [quiet] });
+    await lazy.fit(8); // 320 batches: the log packs at the 256th
+    expect(quiet.alive).toBe(8 * N_BATCHES);
+  });
+
+  it('during a fit, smoothLossState() and callbackStates() include every batch so far (read first)', async () => {
+    const seen: Array<{ count: number; iteration: number }> = [];
+    class AtEpochEnd extends Callback {
+      onEpochEnd(ctx: TrainContext) {
+        seen.push({ count: (this.learn as unknown as Learner).smoothLossState()!.count, iteration: ctx.iteration });
+      }
+    }
+    // Mid-epoch, a CSVLogger's running sum (read in bulk, so pending) is whole in callbackStates().
+    const counts: number[] = [];
+    class MidEpoch extends Callback {
+      override order = 200;
+      onBatchEnd(ctx: TrainContext) {
+        if (ctx.train && ctx.batchIndex === 9) counts.push((this.learn as unknown as Learner).callbackStates().CSVLogger!.lossCount as number);
+      }
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'host-reads-'));
+    try {
+      const learn = learner({ withValidation: false, recorder: false, callbacks: [new AtEpochEnd(), new CSVLogger({ path: join(dir, 'log.csv') }), new MidEpoch()] });
+      await learn.fit(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(seen).toEqual([
+      { count: N_BATCHES, iteration: N_BATCHES },
+      { count: 2 * N_BATCHES, iteration: 2 * N_BATCHES },
+    ]);
+    expect(counts).toEqual([10, 10]);
+  });
+
+  it('a metric computed in int32 still gives its value (the pass is read as float32 in one read)', async () => {
+    const { train, valid } = loaders(true);
+    const learn = new Learner({
+      model: mlp({ inputShape: [20], hidden: [16], classes: 3, seed: 1 }),
+      data: { train, valid: valid! },
+      loss: 'categoricalCrossentropy',
+      metrics: [{ name: 'hits', fn: (p: tf.Tensor, t: tf.Tensor) => tf.sum(tf.equal(tf.argMax(p, -1), tf.argMax(t, -1)).cast('int32')) as tf.Scalar }, 'accuracy'],
+      recorder: false,
+      progress: false,
+    });
+    const result = await learn.fit(1);
+    // hits per batch = accuracy · batch size for full batches, so the means agree.
+    expect(result.metrics!.hits).toBeCloseTo(result.metrics!.accuracy! * BATCH, 5);
   });
 });

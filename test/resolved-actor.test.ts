@@ -12,7 +12,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { assign, createActor, setup } from 'xstate';
+import { assign, createActor, enqueueActions, raise, setup } from 'xstate';
 import { CONTROL_NAMES } from '../machines/controls.js';
 import { QUIET, TAPE_CLOSES, TAPE_OPENS, trainLoopMachine, type LoopContext, type LoopInput } from '../machines/trainLoop.js';
 import { WORK_NAMES } from '../machines/work.js';
@@ -83,6 +83,17 @@ describe('the resolved actor is the live actor, event by event', () => {
     expect(unsupportedByResolvedActor(parallel)).toMatch(/parallel/);
     const builtin = setup({}).createMachine({ initial: 'a', states: { a: { on: { GO: { actions: assign({}) } } } } });
     expect(unsupportedByResolvedActor(builtin)).toMatch(/inline or built-in/);
+    // Named built-ins (raise, enqueueActions) would resolve to nothing in a replay.
+    const namedRaise = setup({ actions: { go: raise({ type: 'NEXT' }) } }).createMachine({ initial: 'a', states: { a: { on: { GO: { actions: 'go' } } } } });
+    expect(unsupportedByResolvedActor(namedRaise)).toMatch(/built-in xstate\.raise/);
+    const namedEnqueue = setup({ actions: { twice: enqueueActions(() => {}) } }).createMachine({ initial: 'a', states: { a: { entry: 'twice' } } });
+    expect(unsupportedByResolvedActor(namedEnqueue)).toMatch(/built-in/);
+    // A nested final state raises done inside the step: its onDone guards would see a stale context.
+    const nestedDone = setup({}).createMachine({
+      initial: 'outer',
+      states: { outer: { initial: 'x', states: { x: { on: { GO: 'end' } }, end: { type: 'final' } }, onDone: 'after' }, after: {} },
+    });
+    expect(unsupportedByResolvedActor(nestedDone)).toMatch(/onDone|nested final/);
   });
 
   it('same state, context, status, tags, persisted snapshot and work after every event (300 random runs)', async () => {

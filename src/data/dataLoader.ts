@@ -150,6 +150,8 @@ export class DataLoader {
    * Batch `index` of `epoch` (default: the epoch of the last orderEpoch) as fresh tensors; the
    * caller disposes them. The batch depends only on (seed, epoch, index): the training loop
    * always names the epoch, so no earlier call (an epochBegin that a resumed run skips) matters.
+   * Tensors are immutable: on a backend that keeps the array it is given (cpu), an unshuffled
+   * batch's tensors are views of the loader's own data, so never write into their `dataSync()`.
    */
   batch(index: number, epoch: number = this.epoch): Batch {
     if (!Number.isInteger(index) || index < 0 || index >= this.nBatches) {

@@ -41,7 +41,8 @@ export function evaluateLoader(
         scalarOf(lossFn(out, y), 'the loss'),
         ...metrics.map((m) => scalarOf(m.fn(out, y), `metric ${m.name}`)),
       ];
-      return tf.stack(parts).dataSync();
+      // float32 for all: one stack, one read (a metric may compute in int32 or bool).
+      return tf.stack(parts.map((t) => t.cast('float32'))).dataSync();
     });
     for (let k = 0; k < sums.length; k++) sums[k]! += values[k]! * size;
     seen += size;

@@ -43,8 +43,6 @@ export class TfEngine implements LoopEngine {
   private batchSize = 0;
   /** The train losses the loop has not read yet, on the device. */
   private readonly trainLosses = new KeptScalars();
-  /** This batch's train loss, now the log's: not freed with the batch. */
-  private adopted: tf.Tensor | null = null;
   /** The current validation batch's loss, and its value once someone read it. */
   private validLoss: tf.Tensor | null = null;
   private validLossValue: number | null = null;
@@ -99,16 +97,11 @@ export class TfEngine implements LoopEngine {
       const what = loss === null ? 'null' : !(loss instanceof tf.Tensor) ? String(loss) : loss.isDisposed ? 'a disposed tensor' : `a tensor of shape [${loss.shape}]`;
       throw new ConfigError(`ctx.lastLoss is ${what} after the hooks of ${this.o.ctx.stage}; a hook that replaces the loss must put a scalar tensor there`);
     }
-    if (train) {
-      // The log takes the tensor itself over (no clone: a kernel call saved per batch);
-      // releaseBatch leaves it alone.
-      this.trainLosses.keep(tf.keep(loss));
-      this.adopted = loss;
-      return;
-    }
-    // A clone shares the data (no copy) and outlives the batch's release.
+    // A clone shares the data (no copy): the log may free it whenever it reads, while
+    // ctx.lastLoss stays alive for the batch's hooks until releaseBatch.
     const kept = tf.keep(loss.clone());
-    {
+    if (train) this.trainLosses.keep(kept);
+    else {
       this.validLoss?.dispose();
       this.validLoss = kept;
       this.validLossValue = null;
@@ -299,7 +292,8 @@ export class TfEngine implements LoopEngine {
       try {
         // A per-sample tensor read as its first element would be a silently wrong metric.
         checkOneNumber(value, `metric ${metrics[i]!.name}`);
-        values.push(tf.keep(value.reshape([])));
+        // float32 for all: one stack, one read (a metric may compute in int32 or bool).
+        values.push(tf.keep(tf.tidy(() => value.reshape([]).cast('float32'))));
       } finally {
         if (value instanceof tf.Tensor) value.dispose();
       }
@@ -334,17 +328,18 @@ export class TfEngine implements LoopEngine {
   private releaseValidation() {
     for (const b of this.validBatches) for (const t of b.values) t.dispose();
     this.validBatches = [];
-    if (this.validLoss && this.validLossValue === null) this.validLossValue = this.validLoss.dataSync()[0]!;
-    this.validLoss?.dispose();
+    try {
+      if (this.validLoss && this.validLossValue === null) this.validLossValue = this.validLoss.dataSync()[0]!;
+    } finally {
+      this.validLoss?.dispose();
+    }
     this.validLoss = null;
   }
 
   releaseBatch(): void {
     const { ctx } = this.o;
-    const adopted = this.adopted;
-    this.adopted = null;
-    for (const t of [ctx.lastInput, ctx.lastTarget, ctx.lastOutput, ctx.lastLoss]) if (t !== adopted) t?.dispose();
-    for (const t of this.owned) if (t !== adopted) t.dispose();
+    for (const t of [ctx.lastInput, ctx.lastTarget, ctx.lastOutput, ctx.lastLoss]) t?.dispose();
+    for (const t of this.owned) t.dispose();
     this.owned = [];
     ctx.lastInput = ctx.lastTarget = ctx.lastOutput = ctx.lastLoss = null;
   }
@@ -439,7 +434,6 @@ class KeptScalars {
   private pack(): tf.Tensor1D | null {
     const { scalars, packed } = this;
     if (!scalars.length) return packed;
-    this.scalars = [];
     // Kept: the loop may pack inside the gradient tape, whose scope would free it on closing.
     const joined = tf.keep(
       tf.tidy(() => {
@@ -447,6 +441,8 @@ class KeptScalars {
         return packed ? tf.concat([packed, fresh]) : fresh;
       }),
     ) as tf.Tensor1D;
+    // Only once packed: a failure above leaves them where release() finds them.
+    this.scalars = [];
     for (const t of scalars) t.dispose();
     packed?.dispose();
     return joined;

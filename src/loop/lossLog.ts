@@ -76,17 +76,26 @@ export class LossLog {
     this.kept = 0;
     const waiting = this.waiting;
     this.waiting = [];
+    // Every loss is smoothed and every reader called even if one reader throws: the first
+    // error is rethrown after, so one broken callback loses no other's records.
+    let failure: { error: unknown } | null = null;
+    const call = (fn: LossReader, loss: number | null) => {
+      try {
+        fn(loss, this.smooth.value);
+      } catch (error) {
+        failure ??= { error };
+      }
+    };
     let w = 0;
     for (let i = 0; i < values.length; i++) {
       const value = values[i]!;
       this.smooth.add(value);
       this.read += 1;
       this.lastRead = value;
-      for (; w < waiting.length && waiting[w]!.upTo === this.read; w++) {
-        waiting[w]!.fn(waiting[w]!.withLoss ? value : null, this.smooth.value);
-      }
+      for (; w < waiting.length && waiting[w]!.upTo === this.read; w++) call(waiting[w]!.fn, waiting[w]!.withLoss ? value : null);
     }
     // Readers of batches that kept no loss, registered after the last one that did.
-    for (; w < waiting.length; w++) waiting[w]!.fn(null, this.smooth.value);
+    for (; w < waiting.length; w++) call(waiting[w]!.fn, null);
+    if (failure) throw (failure as { error: unknown }).error;
   }
 }

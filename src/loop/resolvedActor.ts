@@ -14,8 +14,9 @@
  *   with `{ context, event }` and its params.
  *
  * That is exact only for machines whose one event makes one microstep: no eventless (`always`)
- * or delayed transitions, no invoked or spawned actors, no parallel or history states, no
- * built-in actions (raise, sendTo, …) and no dynamic params. `supportsResolvedActor` checks that
+ * or delayed transitions, no invoked or spawned actors, no parallel or history states, no nested
+ * final states or onDone, no built-in actions (raise, sendTo, enqueueActions, …, inline or named)
+ * and no dynamic params. `supportsResolvedActor` checks that
  * from the definition; runLoop uses the live actor otherwise, and whenever someone outside
  * watches the actor itself (inspection, `onActor`, an observer, a snapshot to restore).
  * test/resolved-actor.test.ts runs both on the same scenarios and compares every step.
@@ -52,12 +53,19 @@ const BUILTIN = /^xstate\./;
  */
 export function unsupportedByResolvedActor(machine: AnyStateMachine): string | null {
   const actions = machine.implementations.actions as Record<string, unknown>;
+  /** A named action whose implementation is a plain function or an assign (not raise, enqueueActions, sendTo, …). */
+  const implemented = (type: string): string | null => {
+    const impl = actions[type] as { resolve?: unknown; type?: unknown } | undefined;
+    if (!impl) return `action "${type}" has no implementation`;
+    if (typeof impl.resolve === 'function' && impl.type !== 'xstate.assign') return `action "${type}" is the built-in ${String(impl.type)}`;
+    return null;
+  };
   const named = (a: unknown): string | null => {
-    if (typeof a === 'string') return actions[a] ? null : `action "${a}" has no implementation`;
+    if (typeof a === 'string') return implemented(a);
     if (a && typeof a === 'object' && typeof (a as { type?: unknown }).type === 'string') {
       const { type, params } = a as { type: string; params?: unknown };
       if (typeof params === 'function') return `action "${type}" has dynamic params`;
-      return actions[type] ? null : `action "${type}" has no implementation`;
+      return implemented(type);
     }
     return 'an inline or built-in action';
   };
@@ -65,6 +73,8 @@ export function unsupportedByResolvedActor(machine: AnyStateMachine): string | n
     const config = node.config as Record<string, unknown>;
     if (node.type === 'parallel' || node.type === 'history') return `state "${node.id}" is ${node.type}`;
     if (config.always || config.after || config.invoke) return `state "${node.id}" has always/after/invoke`;
+    // Reaching a nested final state raises a done event inside the same step (onDone).
+    if (config.onDone || (node.type === 'final' && node.parent !== machine.root)) return `state "${node.id}" has onDone or is a nested final state`;
     for (const a of [...node.entry, ...node.exit]) {
       const why = named(a);
       if (why) return `state "${node.id}": ${why}`;
