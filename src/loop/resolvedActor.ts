@@ -49,6 +49,43 @@ export interface ResolvedSnapshot<C> {
 const BUILTIN = /^xstate\./;
 
 /**
+ * What a step does depends on the machine's definition only (the state it leaves, the
+ * transition it takes), not on the implementations: so steps resolved once serve every actor
+ * of that definition — every fit provides the loop machine anew with its own work and hooks.
+ * Keyed by the definition (`machine.config`), then by the state left and the transition taken.
+ */
+interface StepPlan {
+  actions: ExecutableAction[];
+  value: unknown;
+  status: 'active' | 'done';
+  tags: ReadonlySet<string>;
+}
+const PLANS = new WeakMap<object, Map<string, StepPlan>>();
+/** A transition's place in the definition: its source state, event and index among that event's candidates. */
+const TRANSITION_KEYS = new WeakMap<object, string>();
+function transitionKey(t: object): string {
+  let key = TRANSITION_KEYS.get(t);
+  if (key === undefined) {
+    const { source, eventType } = t as { source: { id: string; transitions: Map<string, object[]> }; eventType: string };
+    key = `${source.id}\u0000${eventType}\u0000${source.transitions.get(eventType)?.indexOf(t) ?? -1}`;
+    TRANSITION_KEYS.set(t, key);
+  }
+  return key;
+}
+/** The probe (every action silent) per definition, reused while the guards are the same functions. */
+const PROBES = new WeakMap<object, { guards: Record<string, unknown>; probe: AnyStateMachine }>();
+function probeOf(machine: AnyStateMachine): AnyStateMachine {
+  const guards = machine.implementations.guards as Record<string, unknown>;
+  const known = PROBES.get(machine.config);
+  const same = known && Object.keys(guards).length === Object.keys(known.guards).length && Object.keys(guards).every((k) => guards[k] === known.guards[k]);
+  if (known && same) return known.probe;
+  const silent = Object.fromEntries(Object.keys(machine.implementations.actions).map((name) => [name, () => {}]));
+  const probe = machine.provide({ actions: silent });
+  PROBES.set(machine.config, { guards: { ...guards }, probe });
+  return probe;
+}
+
+/**
  * Why the machine cannot be run resolved (null: it can). Reads the definition only.
  */
 export function unsupportedByResolvedActor(machine: AnyStateMachine): string | null {
@@ -111,6 +148,7 @@ export class ResolvedActor<C extends object> {
   /** One value object per state (by its JSON), so the memo above closes over a few keys. */
   private readonly values = new Map<string, unknown>();
   private readonly probe: AnyStateMachine;
+  private readonly plans: Map<string, StepPlan>;
   private readonly impls: Record<string, ActionImpl>;
 
   constructor(
@@ -118,8 +156,10 @@ export class ResolvedActor<C extends object> {
     input: unknown,
   ) {
     this.impls = machine.implementations.actions as Record<string, ActionImpl>;
-    const silent = Object.fromEntries(Object.keys(this.impls).map((name) => [name, () => {}]));
-    this.probe = machine.provide({ actions: silent });
+    this.probe = probeOf(machine);
+    let plans = PLANS.get(machine.config);
+    if (!plans) PLANS.set(machine.config, (plans = new Map()));
+    this.plans = plans;
     // The initial state and context exactly as the actor makes them (context from input), and
     // the initial entry actions, if any, run as every other step's are.
     const [initial, executable] = initialTransition(this.probe, input) as unknown as [
@@ -173,17 +213,23 @@ export class ResolvedActor<C extends object> {
     if (!byTransition) this.steps.set(current.value, (byTransition = new Map()));
     let step = byTransition.get(taken);
     if (step) return step;
-    const from = this.probe.resolveState({ value: current.value, context: current.context } as never);
-    const [next, executable] = transition(this.probe, from, event) as unknown as [
-      { value: unknown; status: string; tags: Set<string> },
-      ExecutableAction[],
-    ];
-    step = {
-      actions: this.implsOf(executable),
-      value: this.canonical(next.value),
-      status: next.status === 'done' ? 'done' : 'active',
-      tags: new Set(next.tags),
-    };
+    const planKey = `${JSON.stringify(current.value)}\u0000${transitionKey(taken)}`;
+    let plan = this.plans.get(planKey);
+    if (!plan) {
+      const from = this.probe.resolveState({ value: current.value, context: current.context } as never);
+      const [next, executable] = transition(this.probe, from, event) as unknown as [
+        { value: unknown; status: string; tags: Set<string> },
+        ExecutableAction[],
+      ];
+      plan = {
+        actions: executable.map(({ type, params }) => ({ type, params })),
+        value: next.value,
+        status: next.status === 'done' ? 'done' : 'active',
+        tags: new Set(next.tags),
+      };
+      this.plans.set(planKey, plan);
+    }
+    step = { actions: this.implsOf(plan.actions), value: this.canonical(plan.value), status: plan.status, tags: plan.tags };
     byTransition.set(taken, step);
     return step;
   }
