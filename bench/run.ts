@@ -58,7 +58,9 @@ const round = (x: number, digits = 3) => Number(x.toFixed(digits));
  */
 function batchesFor(backend: string, model: ModelName, batchSize: number): number {
   if (QUICK) return model === 'mlp' ? 4 : 2;
-  const heavy = (backend === 'cpu' ? 12 : 1) * (model === 'cnn' ? 8 : 1) * (batchSize / 64);
+  // cpu: enough MLP batches per block that its periodic full GCs (every ~3 batches: cpu tensors
+  // are JS typed arrays) fall on every contender alike.
+  const heavy = (backend === 'cpu' ? (model === 'cnn' ? 12 : 4) : 1) * (model === 'cnn' ? 8 : 1) * (batchSize / 64);
   return Math.max(heavy >= 200 ? 1 : 2, Math.round(40 / heavy));
 }
 
