@@ -36,6 +36,7 @@ interface Step {
   value: unknown;
   status: 'active' | 'done';
   tags: ReadonlySet<string>;
+  hasTag: (tag: string) => boolean;
 }
 
 export interface ResolvedSnapshot<C> {
@@ -197,6 +198,7 @@ export class ResolvedActor<C extends object> {
     if (taken.length === 0) return; // ignored: the same snapshot, as the actor keeps it
     const step = this.stepFor(current, taken[0]!, event);
     let context = current.context;
+    this.assigned = false;
     try {
       for (const { impl, params } of step.actions) context = this.run(impl, params, context, event);
     } catch (error) {
@@ -204,9 +206,12 @@ export class ResolvedActor<C extends object> {
       return;
     }
     // As XState's microstep: the same state nodes and no assign keep the very same snapshot.
-    if (step.value === current.value && context === current.context && step.status === current.status) return;
-    this.snapshot = { status: step.status, value: step.value, context, error: undefined, hasTag: (tag) => step.tags.has(tag) };
+    if (step.value === current.value && !this.assigned && step.status === current.status) return;
+    this.snapshot = { status: step.status, value: step.value, context, error: undefined, hasTag: step.hasTag };
   }
+
+  /** Did an assign run in the current step (XState then makes a new snapshot, even for an empty update)? */
+  private assigned = false;
 
   private stepFor(current: ResolvedSnapshot<C>, taken: object, event: EventObject): Step {
     let byTransition = this.steps.get(current.value);
@@ -229,7 +234,8 @@ export class ResolvedActor<C extends object> {
       };
       this.plans.set(planKey, plan);
     }
-    step = { actions: this.implsOf(plan.actions), value: this.canonical(plan.value), status: plan.status, tags: plan.tags };
+    const tags = plan.tags;
+    step = { actions: this.implsOf(plan.actions), value: this.canonical(plan.value), status: plan.status, tags, hasTag: (tag) => tags.has(tag) };
     byTransition.set(taken, step);
     return step;
   }
@@ -253,7 +259,10 @@ export class ResolvedActor<C extends object> {
 
   /** One action as the actor runs it: an assign makes the next context, anything else is called. */
   private run(impl: ActionImpl, params: unknown, context: C, event: EventObject): C {
-    if (impl.type === 'xstate.assign') return assigned(impl.assignment, context, event, params);
+    if (impl.type === 'xstate.assign') {
+      this.assigned = true;
+      return assigned(impl.assignment, context, event, params);
+    }
     impl({ context, event, self: this }, params);
     return context;
   }
@@ -270,5 +279,8 @@ function assigned<C extends object>(assignment: unknown, context: C, event: Even
       update[key] = typeof prop === 'function' ? (prop as (a: unknown, p: unknown) => unknown)(args, params) : prop;
     }
   }
-  return Object.assign({}, context, update);
+  // XState copies the context even for an empty update; only the copy's identity would differ
+  // (the snapshot is still new: see `assigned` in send), and most hooks return nothing.
+  for (const _ in update) return Object.assign({}, context, update);
+  return context;
 }
