@@ -170,6 +170,12 @@ export class Recorder extends Callback {
     });
   }
 
+  /** The run's losses are all read by now (trainEnd reads them first): let go of its context. */
+  onTrainEnd(): void {
+    this.#unread = null;
+    this.#unreadCount = 0;
+  }
+
   onValidateEnd(ctx: TrainContext): void {
     this.validMetrics = ctx.lastMetrics ? { ...ctx.lastMetrics } : null;
   }
