@@ -29,12 +29,15 @@ import { redisOrSkip, REDIS_MISSING, startRedis, type RedisServer } from './supp
 
 const run = promisify(execFile);
 const CLI = 'dist/src/cli/main.js';
-const BATCHES = 32; // limitTrain 512 / batchSize 16
-const EVERY = 4; // checkpointEvery
+// Long enough (~1 s of training) that a worker can be caught and signalled mid-run: with 32
+// batches a run took ~0.1 s once the loop stopped reading every loss, and a SIGTERM sent at a
+// progress report could land after the last batch.
+const BATCHES = 256; // limitTrain 4096 / batchSize 16
+const EVERY = 16; // checkpointEvery
 
 const SPEC = {
   name: 'preempt',
-  base: { model: 'mlp', epochs: 1, batchSize: 16, limitTrain: 512, limitValid: 200, seed: 1, checkpointEvery: EVERY, backend: 'wasm' },
+  base: { model: 'mlp', epochs: 1, batchSize: 16, limitTrain: 4096, limitValid: 200, seed: 1, checkpointEvery: EVERY, backend: 'wasm' },
   grid: { optimizer: ['adam', 'sgd'] },
   random: { n: 3, seed: 7, space: { lr: { min: 1e-3, max: 1e-2, log: true } } },
 };
@@ -107,7 +110,8 @@ describe.skipIf(mode === 'skip')('a sweep on BullMQ survives SIGKILL and SIGTERM
         for (const job of await queue.getJobs(['active'])) {
           const p = job.progress as unknown as RunProgressReport | number;
           if (job.processedBy !== worker || job.id === exclude || typeof p !== 'object' || p === null) continue;
-          if (p.iteration >= 2 * EVERY && p.iteration <= BATCHES - EVERY) return { job, iteration: p.iteration };
+          // Room on both sides: a checkpoint to resume from before, and batches left after the signal lands.
+          if (p.iteration >= 2 * EVERY && p.iteration <= BATCHES - 3 * EVERY) return { job, iteration: p.iteration };
         }
         return null;
       },
