@@ -187,6 +187,9 @@ function hasNew(current: Readonly<Record<string, boolean>>, requested: Partial<R
   return false;
 }
 
+/** What a stage with nothing to ask for gives the machine (shared: the machine only reads it). */
+const NO_CHANGE: Partial<LoopContext> = Object.freeze({});
+
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
@@ -198,6 +201,8 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   const { engine, table, ctx } = opts;
   const policy: DriverPolicy = { ...DRIVER_POLICY, ...opts.policy };
+  /** The driver's own rules (no mutant policy): stages without hooks or guards may take the short way. */
+  const defaultOrder = opts.policy === undefined;
   const baseMachine = opts.machine ?? trainLoopMachine;
   const { description, places, resolvable } = describeOnce(baseMachine);
   const tagged = (tag: string) => description.states.filter((st) => st.tags.includes(tag)).map((st) => st.path);
@@ -305,6 +310,12 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     if (stage === 'batchEnd' && context.train) trainBatches += 1;
     if (stage === 'trainEnd') ctx.error = firstError;
     const train = context.train;
+    // Most stages of a batch have no hook and no guard (the default callbacks hook batchEnd
+    // only): their whole part is settling the loss. Same result as the general path below.
+    if (defaultOrder && table.hooksAt(stage).length === 0 && table.guardsAt(stage, train).length === 0) {
+      if (lossPending) settleLoss(context);
+      return NO_CHANGE;
+    }
     const where = { stage, train };
     const requested: Requested = { controls: null, jumpTo: null };
     let ok = true;
