@@ -17,24 +17,15 @@ import { CONTROL_NAMES } from '../machines/controls.js';
 import { QUIET, TAPE_CLOSES, TAPE_OPENS, trainLoopMachine, type LoopContext, type LoopInput } from '../machines/trainLoop.js';
 import { WORK_NAMES } from '../machines/work.js';
 import { ResolvedActor, unsupportedByResolvedActor } from '../src/loop/resolvedActor.js';
+import { Rng } from '../src/rng.js';
 import { checkScenario, fcParameters, resumedScenarioArb, scenarioArb } from './support/orderProperties.js';
 import { mutant, replaceGuard } from './support/machineMutants.js';
 
-/** A small deterministic generator (mulberry32), so both machines see the same "random" hooks. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The real machine, its hooks returning pseudo-random controls from `seed`, its work logged. */
 function scriptedMachine(seed: number, log: string[]) {
-  const random = rng(seed);
+  // The project's seeded generator: both machines built from one seed see the same "random" hooks.
+  const rng = new Rng(seed);
+  const random = () => rng.nextFloat();
   const work = Object.fromEntries(WORK_NAMES.map((name) => [name, ({ context }: { context: LoopContext }) => log.push(`${name}@${context.epoch}.${context.batchIndex}`)]));
   return trainLoopMachine.provide({
     actions: {
@@ -104,7 +95,8 @@ describe('the resolved actor is the live actor, event by event', () => {
         const live = createActor(scriptedMachine(hookSeed, liveLog), { input });
         live.start();
         const resolved = new ResolvedActor<LoopContext>(scriptedMachine(hookSeed, resolvedLog), input);
-        const events = rng(eventSeed);
+        const eventRng = new Rng(eventSeed);
+        const events = () => eventRng.nextFloat();
         const compare = (after: string) => {
           const a = live.getSnapshot();
           const b = resolved.getSnapshot();
