@@ -12,7 +12,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { assign, createActor, enqueueActions, raise, setup } from 'xstate';
+import { and, assign, createActor, enqueueActions, not, raise, setup, type AnyStateMachine } from 'xstate';
 import { CONTROL_NAMES } from '../machines/controls.js';
 import { QUIET, TAPE_CLOSES, TAPE_OPENS, trainLoopMachine, type LoopContext, type LoopInput } from '../machines/trainLoop.js';
 import { WORK_NAMES } from '../machines/work.js';
@@ -146,5 +146,74 @@ describe('the resolved actor is the live actor, event by event', () => {
         fcParameters(200),
       );
     }
+  });
+
+  it('chooses transitions as XState does on machines off the loop: guards that throw, built-in guards, ancestors, wildcards, missing guards', () => {
+    /** Both actors through the same events: the same value, status, context and error message after each. */
+    const sameRun = (machine: AnyStateMachine, events: string[]) => {
+      const live = createActor(machine);
+      live.subscribe({ error: () => {} });
+      live.start();
+      const resolved = new ResolvedActor<Record<string, unknown>>(machine, undefined);
+      for (const [i, type] of events.entries()) {
+        if (live.getSnapshot().status !== 'active') break;
+        live.send({ type });
+        resolved.send({ type });
+        const a = live.getSnapshot();
+        const b = resolved.getSnapshot();
+        const at = `after event ${i} (${type})`;
+        expect(b.status, at).toBe(a.status);
+        expect(b.value, at).toEqual(a.value);
+        expect(b.context, at).toEqual(a.context);
+        expect((b.error as Error | undefined)?.message, at).toBe((a.error as Error | undefined)?.message);
+      }
+      return resolved.getSnapshot();
+    };
+    const counting = setup({
+      types: { context: {} as { n: number } },
+      actions: { inc: assign(({ context }) => ({ n: context.n + 1 })) },
+      guards: {
+        small: ({ context }) => context.n < 2,
+        atLeast: ({ context }, params: { min: number }) => context.n >= params.min,
+        boom: ({ context }) => {
+          if (context.n >= 3) throw new Error('guard exploded');
+          return false;
+        },
+        both: and(['small', not('boom')]),
+      },
+    });
+    // Inner candidates first, then the parent's; params reach the guard; a throwing guard ends the actor in error.
+    const nested = counting.createMachine({
+      context: { n: 0 },
+      initial: 'outer',
+      on: { GO: { target: '.done', guard: { type: 'atLeast', params: { min: 5 } } } },
+      states: {
+        outer: {
+          initial: 'inner',
+          on: { GO: [{ guard: 'boom', target: 'done' }, { target: '.other', actions: 'inc' }] },
+          states: { inner: { on: { GO: { guard: 'small', actions: 'inc' } } }, other: {} },
+        },
+        done: {},
+      },
+    });
+    // n: 0 → 1 → 2 in inner; then the parent's move to other (3); there the parent's guard throws.
+    const ended = sameRun(nested, ['GO', 'GO', 'GO', 'GO', 'GO']);
+    expect(ended.status).toBe('error');
+    expect(String((ended.error as Error).message)).toMatch(/Unable to evaluate guard 'boom' in transition for event 'GO'.*\n.*guard exploded/s);
+    // A built-in guard (and/not) and a wildcard descriptor are left to XState's own choice.
+    const builtin = counting.createMachine({
+      context: { n: 0 },
+      initial: 'a',
+      states: { a: { on: { GO: [{ guard: 'both', actions: 'inc' }, { target: 'b' }], '*': { actions: 'inc' } } }, b: {} },
+    });
+    expect(sameRun(builtin, ['GO', 'OTHER', 'GO', 'GO']).value).toBe('b');
+    // A guard named but not implemented: XState's error, on both.
+    const missing = setup({}).createMachine({ initial: 'a', states: { a: { on: { GO: { guard: 'nowhere' as never, target: 'b' } } }, b: {} } });
+    expect(sameRun(missing, ['GO']).status).toBe('error');
+    // An event no state takes is ignored (the very same snapshot).
+    const resolved = new ResolvedActor<Record<string, unknown>>(nested, undefined);
+    const before = resolved.getSnapshot();
+    resolved.send({ type: 'UNKNOWN' });
+    expect(resolved.getSnapshot()).toBe(before);
   });
 });

@@ -238,11 +238,13 @@ export class TfEngine implements LoopEngine {
   }
 
   zeroGradients(): void {
-    const carried = this.carried;
-    this.carried = null;
-    release([{ ...this.current }, [...this.handed], { ...carried }]);
-    this.current = null;
-    this.handed.clear();
+    const { current, carried, handed } = this;
+    this.current = this.carried = null;
+    // Everything goes, so no set of what stays: a tensor held twice (a map edited in place,
+    // the carried sum) is disposed twice, which tfjs makes a no-op.
+    for (const t of handed) t.dispose();
+    handed.clear();
+    for (const map of [current, carried]) if (map) for (const name in map) map[name]!.dispose();
   }
 
   /**

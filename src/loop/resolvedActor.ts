@@ -4,8 +4,9 @@
  * of state nodes, clones the snapshot, notifies observers); the loop sends about 7 events a batch.
  * Here every step is resolved *once* by XState's own pure `transition` function and memoised:
  *
- * - which transition an event takes is chosen by XState itself (`machine.getTransitionData`,
- *   which evaluates the machine's guards on the current context, exactly as the actor does);
+ * - which transition an event takes is chosen as XState's `getTransitionData` chooses it: the
+ *   machine's guards evaluated on the current context, the innermost state's candidates first
+ *   (the candidate lists read once from the state nodes; anything unusual is left to XState);
  * - what taking it does — the exit, transition and entry actions in order, the state reached,
  *   its tags and status — is read once per (state, transition) from `transition()` on a probe
  *   copy of the machine whose actions all do nothing (so none of them is resolved away, an
@@ -29,6 +30,17 @@ interface ExecutableAction {
 }
 
 type ActionImpl = ((args: unknown, params: unknown) => void) & { type?: string; assignment?: unknown };
+
+type GuardImpl = (args: { context: unknown; event: EventObject }, params: unknown) => unknown;
+
+/** A transition the event may take, with its guard resolved to the implementation (null: none). */
+interface Candidate {
+  transition: object;
+  guard: GuardImpl | null;
+  params: unknown;
+  guardType: string;
+  nodeId: string;
+}
 
 /** One transition taken from one state: what it runs and where it ends. */
 interface Step {
@@ -187,16 +199,15 @@ export class ResolvedActor<C extends object> {
   send(event: EventObject): void {
     const current = this.snapshot;
     if (current.status !== 'active') return;
-    let taken: readonly object[];
+    let taken: object | undefined;
     try {
-      // XState's own choice of transition, its guards evaluated on this context.
-      taken = this.machine.getTransitionData({ machine: this.machine, value: current.value, context: current.context } as never, event) as object[];
+      taken = this.choose(current, event);
     } catch (error) {
       this.snapshot = { ...current, status: 'error', error };
       return;
     }
-    if (taken.length === 0) return; // ignored: the same snapshot, as the actor keeps it
-    const step = this.stepFor(current, taken[0]!, event);
+    if (taken === undefined) return; // ignored: the same snapshot, as the actor keeps it
+    const step = this.stepFor(current, taken, event);
     let context = current.context;
     this.assigned = false;
     try {
@@ -209,6 +220,79 @@ export class ResolvedActor<C extends object> {
     if (step.value === current.value && !this.assigned && step.status === current.status) return;
     this.snapshot = { status: step.status, value: step.value, context, error: undefined, hasTag: step.hasTag };
   }
+
+  /**
+   * The transition the event takes, as XState's `getTransitionData` chooses it: the candidates
+   * of the innermost active state first, then of each ancestor, each node's in the order it
+   * lists them; the first whose guard passes (or that has none) wins. The candidate lists are
+   * read once per (state, event type) from the state nodes; the guards run every time, on this
+   * context, with XState's arguments. Where XState would do more than call a plain guard (a
+   * built-in guard such as `and`, a guard not implemented, a wildcard event descriptor), the
+   * list is not made and XState itself chooses.
+   */
+  private choose(current: ResolvedSnapshot<C>, event: EventObject): object | undefined {
+    let byType = this.choices.get(current.value);
+    if (!byType) this.choices.set(current.value, (byType = new Map()));
+    let candidates = byType.get(event.type);
+    if (candidates === undefined) byType.set(event.type, (candidates = this.candidatesOf(current.value, event.type)));
+    if (candidates === null) {
+      const taken = this.machine.getTransitionData({ machine: this.machine, value: current.value, context: current.context } as never, event) as object[];
+      return taken[0];
+    }
+    for (let i = 0; i < candidates.length; i++) {
+      const c = candidates[i]!;
+      if (c.guard === null) return c.transition;
+      let passed: unknown;
+      try {
+        passed = c.guard({ context: current.context, event }, c.params);
+      } catch (err) {
+        // XState's own wording (StateNode.next), so an error reads the same on either actor.
+        throw new Error(`Unable to evaluate guard '${c.guardType}' in transition for event '${event.type}' in state node '${c.nodeId}':\n${(err as Error).message}`);
+      }
+      if (passed) return c.transition;
+    }
+    return undefined;
+  }
+
+  /** The candidates of `eventType` from the innermost active state out to the root (null: let XState choose). */
+  private candidatesOf(value: unknown, eventType: string): Candidate[] | null {
+    const nodes: AnyStateMachine['root'][] = [this.machine.root];
+    for (let v = value; ; ) {
+      const parent = nodes[nodes.length - 1]!;
+      const key = typeof v === 'string' ? v : Object.keys(v as object)[0]!;
+      const child = parent.states?.[key];
+      if (!child) return null;
+      nodes.push(child);
+      if (typeof v === 'string') break;
+      v = (v as Record<string, unknown>)[key];
+    }
+    const guards = this.machine.implementations.guards as Record<string, unknown>;
+    const out: Candidate[] = [];
+    for (const node of nodes.reverse()) {
+      for (const descriptor of node.transitions.keys()) if (descriptor !== eventType && descriptor.includes('*')) return null;
+      for (const t of node.transitions.get(eventType) ?? []) {
+        const guard = t.guard as unknown;
+        if (guard === undefined || guard === null) {
+          out.push({ transition: t, guard: null, params: undefined, guardType: '', nodeId: node.id });
+          continue;
+        }
+        if (typeof guard === 'function') {
+          if ('check' in guard) return null;
+          out.push({ transition: t, guard: guard as GuardImpl, params: undefined, guardType: '', nodeId: node.id });
+          continue;
+        }
+        const type = typeof guard === 'string' ? guard : (guard as { type: string }).type;
+        const impl = guards[type];
+        const params = typeof guard === 'string' ? undefined : (guard as { params?: unknown }).params;
+        if (typeof impl !== 'function' || 'check' in impl || typeof params === 'function') return null;
+        out.push({ transition: t, guard: impl as GuardImpl, params, guardType: type, nodeId: node.id });
+      }
+    }
+    return out;
+  }
+
+  /** Per state value, per event type: the candidate transitions in XState's order (null: XState chooses). */
+  private readonly choices = new Map<unknown, Map<string, Candidate[] | null>>();
 
   /** Did an assign run in the current step (XState then makes a new snapshot, even for an empty update)? */
   private assigned = false;

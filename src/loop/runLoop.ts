@@ -8,7 +8,7 @@ import {
 } from 'xstate';
 import type { ControlFlags, ControlName } from '../../machines/controls.js';
 import { describeMachine, workKey, workStages, type MachineDescription } from '../../machines/describe.js';
-import type { Stage } from '../../machines/stages.js';
+import { STAGES, type Stage } from '../../machines/stages.js';
 import { resumePointOf, type PersistedLoopSnapshot } from '../../machines/resume.js';
 import {
   NEXT_EVENT,
@@ -28,7 +28,7 @@ import { ConfigError, ControlError, StageError, TrainchartError } from '../error
 import type { TrainContext } from './context.js';
 import type { LoopEngine } from './engine.js';
 import type { QuietPoint } from './quietPoint.js';
-import { HookTable, mergeHookResult, type Requested } from './hookTable.js';
+import { HookTable, mergeHookResult, type BoundGuard, type BoundHook, type Requested } from './hookTable.js';
 import type { LoopObserver, LoopSnapshot } from './observer.js';
 import { ResolvedActor, unsupportedByResolvedActor } from './resolvedActor.js';
 import { SmoothLoss, type SmoothLossState } from './smoothLoss.js';
@@ -298,98 +298,132 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     ctx.controls = Object.isFrozen(context.controls) ? context.controls : Object.freeze(context.controls);
   };
 
+  /**
+   * Each stage's hooks and guards, looked up once per fit. A stage with neither (most stages of
+   * a batch with the default callbacks) is `bare`: its whole part is settling the loss.
+   */
+  interface StagePlan {
+    hooks: readonly BoundHook[];
+    guards: readonly BoundGuard[];
+    bare: boolean;
+  }
+  const stagePlans = new Map<Stage, { train: StagePlan; valid: StagePlan }>();
+  for (const stage of STAGES) {
+    const planFor = (train: boolean): StagePlan => {
+      const hooks = table.hooksAt(stage);
+      const guards = table.guardsAt(stage, train);
+      // A mutant policy (tests) always takes the general path, which is what it changes.
+      return { hooks, guards, bare: defaultOrder && hooks.length === 0 && guards.length === 0 };
+    };
+    stagePlans.set(stage, { train: planFor(true), valid: planFor(false) });
+  }
+
+  /** What one stage's hooks and guards asked for; reused: one stage runs at a time. */
+  const requested: Requested = { controls: null, jumpTo: null };
+
+  /** The stage's hooks, in run order; false once one failed. */
+  const callHooks = (context: LoopContext, stage: Stage, plan: StagePlan): boolean => {
+    const train = context.train;
+    for (const { callback, hook } of plan.hooks) {
+      try {
+        mergeHookResult(hook.call(callback, ctx), callback, stage, train, requested);
+        if (requested.jumpTo !== null && opts.input.firstEpoch !== undefined) {
+          // Two sources for where the run starts would leave the restored callback states wrong.
+          throw new ControlError(
+            `${callback.name}.onTrainBegin returned { epoch: ${requested.jumpTo} }, but this fit resumes at startEpoch ${opts.input.firstEpoch}; drop one of the two`,
+            callback.name,
+            stage,
+            'epoch',
+          );
+        }
+        if (requested.jumpTo !== null && opts.input.resume) {
+          throw new ControlError(
+            `${callback.name}.onTrainBegin returned { epoch: ${requested.jumpTo} }, but this fit resumes from a checkpoint (epoch ${opts.input.resume.epoch}); drop the epoch control`,
+            callback.name,
+            stage,
+            'epoch',
+          );
+        }
+        // Later hooks of this stage see what earlier ones asked for.
+        if (requested.controls && hasNew(ctx.controls, requested.controls)) {
+          ctx.controls = Object.freeze(policy.applyControls(context.controls, requested.controls, { stage, train }));
+        }
+      } catch (e) {
+        fail(stage, callback.name, 'hook', e);
+        return false;
+      }
+    }
+    return lossPending ? settleLoss(context) : true;
+  };
+
+  /** The stage's guards (§3: read as the stage is left); false once one failed. */
+  const readGuards = (context: LoopContext, stage: Stage, plan: StagePlan): boolean => {
+    const train = context.train;
+    for (const { callback, control, guard } of plan.guards) {
+      if (requested.controls?.[control]) continue;
+      let fired: unknown;
+      try {
+        fired = guard.call(callback, ctx);
+      } catch (e) {
+        fail(stage, callback.name, `guard ${control}`, e);
+        return false;
+      }
+      if (typeof fired !== 'boolean') {
+        // A Promise's own rejection, if any, must not crash the process as well.
+        if (typeof (fired as { then?: unknown } | null)?.then === 'function') (fired as PromiseLike<unknown>).then(undefined, () => {});
+        failWith(
+          new ControlError(
+            `guard ${control} of callback ${callback.name} (read at ${stage}${train ? '' : ' during validation'}) returned ${describeValue(fired)}; ` +
+              'a guard returns true or false (wrap a test that may give another value in Boolean(…))',
+            callback.name,
+            stage,
+            control,
+          ),
+        );
+        return false;
+      }
+      if (fired) (requested.controls ??= {})[control] = true;
+    }
+    return true;
+  };
+
   const runHooks = (context: LoopContext, stage: Stage): Partial<LoopContext> => {
     // trainEnd runs after an error, even when cleanup on the way there (releaseBatch on
     // leaving batchEnd) threw again: that error is still pending as trainEnd is entered.
-    if (pending && stage !== 'trainEnd') return {};
+    if (pending && stage !== 'trainEnd') return NO_CHANGE;
     syncContext(context, stage);
-    // The epoch's (and the run's) records are complete before their end hooks read them.
-    if (stage === 'epochEnd' || stage === 'trainEnd') readWantedLosses(stage);
-    if (pending && stage !== 'trainEnd') return {};
-    if (stage === 'epochEnd') epochsDone += 1;
-    if (stage === 'batchEnd' && context.train) trainBatches += 1;
-    if (stage === 'trainEnd') ctx.error = firstError;
     const train = context.train;
-    // Most stages of a batch have no hook and no guard (the default callbacks hook batchEnd
-    // only): their whole part is settling the loss. Same result as the general path below.
-    if (defaultOrder && table.hooksAt(stage).length === 0 && table.guardsAt(stage, train).length === 0) {
+    const plans = stagePlans.get(stage)!;
+    const plan = train ? plans.train : plans.valid;
+    if (stage === 'epochEnd' || stage === 'trainEnd') {
+      // The epoch's (and the run's) records are complete before their end hooks read them.
+      readWantedLosses(stage);
+      if (pending && stage !== 'trainEnd') return NO_CHANGE;
+      if (stage === 'epochEnd') epochsDone += 1;
+      else ctx.error = firstError;
+    } else if (stage === 'batchEnd' && train) trainBatches += 1;
+    if (plan.bare) {
       if (lossPending) settleLoss(context);
       return NO_CHANGE;
     }
-    const where = { stage, train };
-    const requested: Requested = { controls: null, jumpTo: null };
+    requested.controls = null;
+    requested.jumpTo = null;
     let ok = true;
-
-    const hooks = () => {
-      if (!ok) return;
-      for (const { callback, hook } of table.hooksAt(stage)) {
-        try {
-          mergeHookResult(hook.call(callback, ctx), callback, stage, train, requested);
-          if (requested.jumpTo !== null && opts.input.firstEpoch !== undefined) {
-            // Two sources for where the run starts would leave the restored callback states wrong.
-            throw new ControlError(
-              `${callback.name}.onTrainBegin returned { epoch: ${requested.jumpTo} }, but this fit resumes at startEpoch ${opts.input.firstEpoch}; drop one of the two`,
-              callback.name,
-              stage,
-              'epoch',
-            );
-          }
-          if (requested.jumpTo !== null && opts.input.resume) {
-            throw new ControlError(
-              `${callback.name}.onTrainBegin returned { epoch: ${requested.jumpTo} }, but this fit resumes from a checkpoint (epoch ${opts.input.resume.epoch}); drop the epoch control`,
-              callback.name,
-              stage,
-              'epoch',
-            );
-          }
-          // Later hooks of this stage see what earlier ones asked for.
-          if (requested.controls && hasNew(ctx.controls, requested.controls)) {
-            ctx.controls = Object.freeze(policy.applyControls(context.controls, requested.controls, where));
-          }
-        } catch (e) {
-          fail(stage, callback.name, 'hook', e);
-          ok = false;
-          return;
-        }
-      }
-      if (lossPending) ok = settleLoss(context);
-    };
-
-    const guards = () => {
-      if (!ok) return;
-      for (const { callback, control, guard } of table.guardsAt(stage, train)) {
-        if (requested.controls?.[control]) continue;
-        let fired: unknown;
-        try {
-          fired = guard.call(callback, ctx);
-        } catch (e) {
-          fail(stage, callback.name, `guard ${control}`, e);
-          ok = false;
-          return;
-        }
-        if (typeof fired !== 'boolean') {
-          // A Promise's own rejection, if any, must not crash the process as well.
-          if (typeof (fired as { then?: unknown } | null)?.then === 'function') (fired as PromiseLike<unknown>).then(undefined, () => {});
-          failWith(
-            new ControlError(
-              `guard ${control} of callback ${callback.name} (read at ${stage}${train ? '' : ' during validation'}) returned ${describeValue(fired)}; ` +
-                'a guard returns true or false (wrap a test that may give another value in Boolean(…))',
-              callback.name,
-              stage,
-              control,
-            ),
-          );
-          ok = false;
-          return;
-        }
-        if (fired) (requested.controls ??= {})[control] = true;
-      }
-    };
-
-    policy.stageOrder(hooks, guards);
-    if (!ok || (requested.controls === null && requested.jumpTo === null)) return {};
+    if (defaultOrder) {
+      ok = callHooks(context, stage, plan) && readGuards(context, stage, plan);
+    } else {
+      policy.stageOrder(
+        () => {
+          if (ok) ok = callHooks(context, stage, plan);
+        },
+        () => {
+          if (ok) ok = readGuards(context, stage, plan);
+        },
+      );
+    }
+    if (!ok || (requested.controls === null && requested.jumpTo === null)) return NO_CHANGE;
     const patch: Partial<LoopContext> = {};
-    if (requested.controls) patch.controls = policy.applyControls(context.controls, requested.controls, where);
+    if (requested.controls) patch.controls = policy.applyControls(context.controls, requested.controls, { stage, train });
     if (requested.jumpTo !== null) patch.jumpTo = requested.jumpTo;
     return patch;
   };
