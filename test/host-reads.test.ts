@@ -209,6 +209,24 @@ describe('host reads per train batch (counted)', () => {
     expect(quiet.alive).toBe(8 * N_BATCHES);
   });
 
+  it('a hook that frees the kept train loss gets a clear error, and the run leaks nothing', async () => {
+    class FreesTheLoss extends Callback {
+      onStepEnd(ctx: TrainContext) {
+        if (ctx.train && ctx.batchIndex === 3) ctx.lastLoss!.dispose();
+      }
+    }
+    // Reference: what a fit that goes well leaves (the optimizer's state, made at the first step).
+    const fine = learner({ withValidation: false, recorder: true });
+    let before = tf.memory().numTensors;
+    await fine.fit(1);
+    const keptByAFit = tf.memory().numTensors - before;
+    fine.dispose();
+    const learn = learner({ withValidation: false, recorder: true, callbacks: [new FreesTheLoss()] });
+    before = tf.memory().numTensors;
+    await expect(learn.fit(1)).rejects.toThrow(/train loss .*was disposed before the loop read it.*must not dispose ctx\.lastLoss/);
+    expect(tf.memory().numTensors - before).toBe(keptByAFit);
+  });
+
   it('during a fit, smoothLossState() and callbackStates() include every batch so far (read first)', async () => {
     const seen: Array<{ count: number; iteration: number }> = [];
     class AtEpochEnd extends Callback {

@@ -85,27 +85,77 @@ export interface JumpPosition {
   fromCheckpoint: boolean;
 }
 
+/**
+ * Where a context's loss fields come from: the run's loss log (src/loop/lossLog.ts), which reads
+ * them from the device on demand. Outside a run: no loss yet.
+ */
+export interface LossSource {
+  lastLossValue(): number | null;
+  smoothLoss(): number;
+  readLossLater(fn: LossReader): void;
+}
+
+const NO_LOSSES: LossSource = Object.freeze({
+  lastLossValue: () => null,
+  smoothLoss: () => Number.NaN,
+  readLossLater: (fn: LossReader) => fn(null, Number.NaN),
+});
+
+/**
+ * The context `newTrainContext` makes. A class, so the two loss fields are accessors (on the
+ * prototype) from the start: accessors defined on an object, or written in an object literal,
+ * put it in V8's slow (dictionary) properties, and the engine and every hook read this
+ * object's fields many times a batch.
+ */
+class RunTrainContext implements TrainContext {
+  stage: Stage = 'trainBegin';
+  epoch = 0;
+  iteration = 0;
+  batchIndex = 0;
+  train = true;
+  lastInput: tf.Tensor | null = null;
+  lastTarget: tf.Tensor | null = null;
+  lastOutput: tf.Tensor | null = null;
+  lastLoss: tf.Scalar | null = null;
+  lastMetrics: Record<string, number> | null = null;
+  controls: Readonly<ControlFlags> = noControls();
+  error: Error | null = null;
+  #losses: LossSource = NO_LOSSES;
+
+  constructor(
+    readonly learn: LearnerApi,
+    public nEpochs: number,
+    public nBatches: number,
+  ) {}
+
+  get lastLossValue(): number | null {
+    return this.#losses.lastLossValue();
+  }
+
+  get smoothLoss(): number {
+    return this.#losses.smoothLoss();
+  }
+
+  readLossLater(fn: LossReader): void {
+    this.#losses.readLossLater(fn);
+  }
+
+  static setLossSource(ctx: TrainContext, source: LossSource): boolean {
+    if (!(ctx instanceof RunTrainContext)) return false;
+    ctx.#losses = source;
+    return true;
+  }
+}
+
+/**
+ * Points the loss fields of a context made by `newTrainContext` at `source` (a run starting);
+ * false for any other object, whose loss fields the caller must define itself.
+ */
+export function setLossSource(ctx: TrainContext, source: LossSource): boolean {
+  return RunTrainContext.setLossSource(ctx, source);
+}
+
 /** A fresh context for a run of `nEpochs` whose train pass has `nBatches` batches. */
 export function newTrainContext(learn: LearnerApi, nEpochs: number, nBatches: number): TrainContext {
-  const ctx: TrainContext = {
-    stage: 'trainBegin',
-    epoch: 0,
-    nEpochs,
-    iteration: 0,
-    batchIndex: 0,
-    nBatches,
-    train: true,
-    lastInput: null,
-    lastTarget: null,
-    lastOutput: null,
-    lastLoss: null,
-    lastLossValue: null,
-    smoothLoss: Number.NaN,
-    lastMetrics: null,
-    controls: noControls(),
-    error: null,
-    learn,
-    readLossLater: (fn) => fn(ctx.lastLossValue, ctx.smoothLoss),
-  };
-  return ctx;
+  return new RunTrainContext(learn, nEpochs, nBatches);
 }

@@ -25,7 +25,7 @@ import {
 import { workPhase } from '../../machines/work.js';
 import type { Callback } from './callback.js';
 import { ConfigError, ControlError, StageError, TrainchartError } from '../errors.js';
-import type { TrainContext } from './context.js';
+import { setLossSource, type LossSource, type TrainContext } from './context.js';
 import type { LoopEngine } from './engine.js';
 import type { QuietPoint } from './quietPoint.js';
 import { HookTable, mergeHookResult, type BoundGuard, type BoundHook, type Requested } from './hookTable.js';
@@ -222,18 +222,22 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   /** Whose loss `ctx.lastLossValue` is: none yet in this batch, the train log's latest, or the validation batch's. */
   let lossOf: 'none' | 'train' | 'valid' = 'none';
   // The loss and the smoothed loss are read from the device when asked for (src/loop/lossLog.ts).
-  Object.defineProperties(ctx, {
-    lastLossValue: {
-      configurable: true,
-      enumerable: true,
-      get: () => (lossOf === 'none' ? null : lossOf === 'train' ? losses.latest() : engine.readLoss()),
+  const lossSource: LossSource = {
+    lastLossValue: () => (lossOf === 'none' ? null : lossOf === 'train' ? losses.latest() : engine.readLoss()),
+    smoothLoss: () => losses.smoothed(),
+    readLossLater: (fn) => {
+      if (ctx.train) losses.later(lossOf === 'train', fn);
+      else fn(lossSource.lastLossValue(), lossSource.smoothLoss());
     },
-    smoothLoss: { configurable: true, enumerable: true, get: () => losses.smoothed() },
-  });
-  ctx.readLossLater = (fn) => {
-    if (ctx.train) losses.later(lossOf === 'train', fn);
-    else fn(ctx.lastLossValue, ctx.smoothLoss);
   };
+  if (!setLossSource(ctx, lossSource)) {
+    // A context not made by newTrainContext (a test's own object): the same fields, defined here.
+    Object.defineProperties(ctx, {
+      lastLossValue: { configurable: true, enumerable: true, get: lossSource.lastLossValue },
+      smoothLoss: { configurable: true, enumerable: true, get: lossSource.smoothLoss },
+    });
+    ctx.readLossLater = lossSource.readLossLater;
+  }
 
   const failWith = (error: TrainchartError) => {
     if (firstError === null) firstError = error;
