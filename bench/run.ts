@@ -37,6 +37,9 @@ if (unknown.length) {
 const log = (line: string) => console.log(line);
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 const ROUNDS = QUICK ? 2 : 8; // the first is a warm-up
+/** A config whose round is short runs more rounds, up to this many seconds of measured rounds (and MAX_ROUNDS). */
+const MEASURED_SECONDS = 20;
+const MAX_ROUNDS = 41;
 
 interface Stats {
   median: number;
@@ -73,6 +76,8 @@ interface ConfigResult {
   model: ModelName;
   batchSize: number;
   batches: number;
+  /** Measured rounds (the warm-up not counted). */
+  rounds: number;
   contenders: Record<string, { label: string; msPerBatch: Stats; wallMsPerBatch: Stats }>;
   ratios: Record<string, number>;
   /** The ratios from each block's wall time per batch. */
@@ -88,12 +93,16 @@ async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup
   /** Each block's wall time per batch (with fit's own start and end, for d–f). */
   const walls = new Map<string, number[]>(keys.map((k) => [k, []]));
   try {
-    const rounds = roundsFor(backend, setup.model);
+    // One full collection before the config, none between its blocks: a forced collection
+    // shrinks V8's young generation, and every contender then trains ~10% slower than it does
+    // in use (measured here: the hand loop's 2.70 ms per batch became 2.96) until it grows back.
+    gc();
+    let rounds = roundsFor(backend, setup.model);
     for (let r = 0; r < rounds; r++) {
+      const roundStarted = performance.now();
       // Rotated each round, so no contender always runs right after the same one.
       const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]!);
       for (const c of order) {
-        gc();
         const t0 = performance.now();
         const perBatch = await c.runBlock();
         const wall = (performance.now() - t0) / perBatch.length;
@@ -103,11 +112,14 @@ async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup
           roundMedians.get(c.key)!.push(stats(perBatch).median);
         }
       }
+      // Cheap configs get more rounds (from the warm-up round's time): their ratios are medians
+      // over rounds, and a ratio of ±1% needs a few dozen of them on a noisy VM.
+      if (r === 0 && !QUICK) rounds = Math.max(rounds, Math.min(MAX_ROUNDS, 1 + Math.ceil(MEASURED_SECONDS / ((performance.now() - roundStarted) / 1000))));
     }
   } finally {
     for (const c of contenders) await c.dispose();
   }
-  const result: ConfigResult = { backend, kernels, ...setup, contenders: {}, ratios: {}, wallRatios: {} };
+  const result: ConfigResult = { backend, kernels, ...setup, rounds: roundMedians.get(keys[0]!)!.length, contenders: {}, ratios: {}, wallRatios: {} };
   for (const c of contenders) result.contenders[c.key] = { label: c.label, msPerBatch: stats(samples.get(c.key)!), wallMsPerBatch: stats(walls.get(c.key)!) };
   // Speed ratio x/y = time(y) / time(x), per round (the two ran minutes apart at most), then the
   // median over rounds: a slow spell of the VM hits both sides of a pair alike.
@@ -320,6 +332,7 @@ async function main() {
   const result = {
     quick: QUICK,
     rounds: ROUNDS - 1,
+    roundsNote: `measured rounds per config: at least ${ROUNDS - 1}, more for configs whose round is short (about ${MEASURED_SECONDS} s of rounds, at most ${MAX_ROUNDS - 1}); see configs[].rounds`,
     machine: {
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model ?? 'unknown',

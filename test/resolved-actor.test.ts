@@ -94,7 +94,7 @@ describe('the resolved actor is the live actor, event by event', () => {
         const resolvedLog: string[] = [];
         const live = createActor(scriptedMachine(hookSeed, liveLog), { input });
         live.start();
-        const resolved = new ResolvedActor<LoopContext>(scriptedMachine(hookSeed, resolvedLog), input);
+        const resolved = new ResolvedActor<LoopContext>(scriptedMachine(hookSeed, resolvedLog), input).start();
         const eventRng = new Rng(eventSeed);
         const events = () => eventRng.nextFloat();
         const compare = (after: string) => {
@@ -154,7 +154,7 @@ describe('the resolved actor is the live actor, event by event', () => {
       const live = createActor(machine);
       live.subscribe({ error: () => {} });
       live.start();
-      const resolved = new ResolvedActor<Record<string, unknown>>(machine, undefined);
+      const resolved = new ResolvedActor<Record<string, unknown>>(machine, undefined).start();
       for (const [i, type] of events.entries()) {
         if (live.getSnapshot().status !== 'active') break;
         live.send({ type });
@@ -210,8 +210,15 @@ describe('the resolved actor is the live actor, event by event', () => {
     // A guard named but not implemented: XState's error, on both.
     const missing = setup({}).createMachine({ initial: 'a', states: { a: { on: { GO: { guard: 'nowhere' as never, target: 'b' } } }, b: {} } });
     expect(sameRun(missing, ['GO']).status).toBe('error');
+    // The initial state's entry actions run at start(), as the live actor runs them.
+    const entering = counting.createMachine({ context: { n: 0 }, initial: 'a', states: { a: { entry: 'inc', on: { GO: 'b' } }, b: {} } });
+    const made = new ResolvedActor<{ n: number }>(entering, undefined);
+    expect(made.getSnapshot().context).toEqual({ n: 0 });
+    expect(made.start().getSnapshot().context).toEqual({ n: 1 });
+    expect(made.start().getSnapshot().context).toEqual({ n: 1 });
+    expect(sameRun(entering, ['GO']).context).toEqual({ n: 1 });
     // An event no state takes is ignored (the very same snapshot).
-    const resolved = new ResolvedActor<Record<string, unknown>>(nested, undefined);
+    const resolved = new ResolvedActor<Record<string, unknown>>(nested, undefined).start();
     const before = resolved.getSnapshot();
     resolved.send({ type: 'UNKNOWN' });
     expect(resolved.getSnapshot()).toBe(before);

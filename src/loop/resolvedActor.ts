@@ -40,12 +40,22 @@ interface Candidate {
   params: unknown;
   guardType: string;
   nodeId: string;
+  /** What taking it does, once resolved. */
+  step: Step | null;
+}
+
+/** An action of a step: its implementation, params, and for an assign its assignment. */
+interface ResolvedAction {
+  impl: ActionImpl;
+  params: unknown;
+  assignment: unknown;
 }
 
 /** One transition taken from one state: what it runs and where it ends. */
 interface Step {
-  actions: { impl: ActionImpl; params: unknown }[];
-  value: unknown;
+  actions: ResolvedAction[];
+  /** The state it reaches. */
+  record: StateRecord;
   status: 'active' | 'done';
   tags: ReadonlySet<string>;
   hasTag: (tag: string) => boolean;
@@ -150,112 +160,40 @@ export function unsupportedByResolvedActor(machine: AnyStateMachine): string | n
   return visit(machine.root);
 }
 
-/** A stand-in for `createActor(machine, { input }).start()` with the part of Actor the loop uses. */
-export class ResolvedActor<C extends object> {
-  private snapshot: ResolvedSnapshot<C>;
-  /**
-   * Per state value, per transition taken: what to run. Keyed by the value object itself: every
-   * step reached by a memoised step reuses that step's value, so few distinct objects occur.
-   */
-  private readonly steps = new Map<unknown, Map<object, Step>>();
-  /** One value object per state (by its JSON), so the memo above closes over a few keys. */
-  private readonly values = new Map<string, unknown>();
-  private readonly probe: AnyStateMachine;
+/**
+ * One state the actor can be in, with what each event type may do from there: its candidate
+ * transitions (null: XState chooses, see `choose`), and the steps already resolved.
+ */
+interface StateRecord {
+  value: unknown;
+  candidates: Map<string, Candidate[] | null>;
+  /** Steps by the transition XState chose (states whose candidates are left to XState). */
+  stepsByTransition: Map<object, Step>;
+}
+
+/**
+ * What the actors of one machine (one `provide`d instance) share: the records of its states,
+ * their candidate transitions and resolved steps. Nothing in it depends on a run: the actions'
+ * implementations are the machine's own, a run's context is passed in. A driver that provides
+ * its machine once (runLoop does) resolves each step once per process, not once per fit.
+ */
+class ResolvedMachine {
+  /** One record per state (by its value's JSON): every step reaching a state shares its record and value object. */
+  private readonly records = new Map<string, StateRecord>();
+  readonly probe: AnyStateMachine;
   private readonly plans: Map<string, StepPlan>;
   private readonly impls: Record<string, ActionImpl>;
 
-  constructor(
-    private readonly machine: AnyStateMachine,
-    input: unknown,
-  ) {
+  constructor(readonly machine: AnyStateMachine) {
     this.impls = machine.implementations.actions as Record<string, ActionImpl>;
     this.probe = probeOf(machine);
     let plans = PLANS.get(machine.config);
     if (!plans) PLANS.set(machine.config, (plans = new Map()));
     this.plans = plans;
-    // The initial state and context exactly as the actor makes them (context from input), and
-    // the initial entry actions, if any, run as every other step's are.
-    const [initial, executable] = initialTransition(this.probe, input) as unknown as [
-      { value: unknown; context: C; status: string; tags: Set<string> },
-      ExecutableAction[],
-    ];
-    const event = { type: 'xstate.init', input } as EventObject;
-    let context = initial.context;
-    for (const { impl, params } of this.implsOf(executable)) context = this.run(impl, params, context, event);
-    const tags = new Set(initial.tags);
-    this.snapshot = { status: initial.status === 'done' ? 'done' : 'active', value: this.canonical(initial.value), context, error: undefined, hasTag: (t) => tags.has(t) };
-  }
-
-  getSnapshot(): ResolvedSnapshot<C> {
-    return this.snapshot;
-  }
-
-  /** The machine's own persisted form of the current state (checkpoints), as the live actor gives it. */
-  getPersistedSnapshot(): unknown {
-    const { value, context, status } = this.snapshot;
-    return this.machine.getPersistedSnapshot(this.machine.resolveState({ value, context, status } as never));
-  }
-
-  send(event: EventObject): void {
-    const current = this.snapshot;
-    if (current.status !== 'active') return;
-    let taken: object | undefined;
-    try {
-      taken = this.choose(current, event);
-    } catch (error) {
-      this.snapshot = { ...current, status: 'error', error };
-      return;
-    }
-    if (taken === undefined) return; // ignored: the same snapshot, as the actor keeps it
-    const step = this.stepFor(current, taken, event);
-    let context = current.context;
-    this.assigned = false;
-    try {
-      for (const { impl, params } of step.actions) context = this.run(impl, params, context, event);
-    } catch (error) {
-      this.snapshot = { ...current, context, status: 'error', error };
-      return;
-    }
-    // As XState's microstep: the same state nodes and no assign keep the very same snapshot.
-    if (step.value === current.value && !this.assigned && step.status === current.status) return;
-    this.snapshot = { status: step.status, value: step.value, context, error: undefined, hasTag: step.hasTag };
-  }
-
-  /**
-   * The transition the event takes, as XState's `getTransitionData` chooses it: the candidates
-   * of the innermost active state first, then of each ancestor, each node's in the order it
-   * lists them; the first whose guard passes (or that has none) wins. The candidate lists are
-   * read once per (state, event type) from the state nodes; the guards run every time, on this
-   * context, with XState's arguments. Where XState would do more than call a plain guard (a
-   * built-in guard such as `and`, a guard not implemented, a wildcard event descriptor), the
-   * list is not made and XState itself chooses.
-   */
-  private choose(current: ResolvedSnapshot<C>, event: EventObject): object | undefined {
-    let byType = this.choices.get(current.value);
-    if (!byType) this.choices.set(current.value, (byType = new Map()));
-    let candidates = byType.get(event.type);
-    if (candidates === undefined) byType.set(event.type, (candidates = this.candidatesOf(current.value, event.type)));
-    if (candidates === null) {
-      const taken = this.machine.getTransitionData({ machine: this.machine, value: current.value, context: current.context } as never, event) as object[];
-      return taken[0];
-    }
-    for (let i = 0; i < candidates.length; i++) {
-      const c = candidates[i]!;
-      if (c.guard === null) return c.transition;
-      let passed: unknown;
-      try {
-        passed = c.guard({ context: current.context, event }, c.params);
-      } catch (err) {
-        // XState's own wording (StateNode.next), so an error reads the same on either actor.
-        throw new Error(`Unable to evaluate guard '${c.guardType}' in transition for event '${event.type}' in state node '${c.nodeId}':\n${(err as Error).message}`);
-      }
-      if (passed) return c.transition;
-    }
-    return undefined;
   }
 
   /** The candidates of `eventType` from the innermost active state out to the root (null: let XState choose). */
-  private candidatesOf(value: unknown, eventType: string): Candidate[] | null {
+  candidatesOf(value: unknown, eventType: string): Candidate[] | null {
     const nodes: AnyStateMachine['root'][] = [this.machine.root];
     for (let v = value; ; ) {
       const parent = nodes[nodes.length - 1]!;
@@ -272,40 +210,32 @@ export class ResolvedActor<C extends object> {
       for (const descriptor of node.transitions.keys()) if (descriptor !== eventType && descriptor.includes('*')) return null;
       for (const t of node.transitions.get(eventType) ?? []) {
         const guard = t.guard as unknown;
+        const candidate = (g: GuardImpl | null, params: unknown, guardType: string): Candidate => ({ transition: t, guard: g, params, guardType, nodeId: node.id, step: null });
         if (guard === undefined || guard === null) {
-          out.push({ transition: t, guard: null, params: undefined, guardType: '', nodeId: node.id });
+          out.push(candidate(null, undefined, ''));
           continue;
         }
         if (typeof guard === 'function') {
           if ('check' in guard) return null;
-          out.push({ transition: t, guard: guard as GuardImpl, params: undefined, guardType: '', nodeId: node.id });
+          out.push(candidate(guard as GuardImpl, undefined, ''));
           continue;
         }
         const type = typeof guard === 'string' ? guard : (guard as { type: string }).type;
         const impl = guards[type];
         const params = typeof guard === 'string' ? undefined : (guard as { params?: unknown }).params;
         if (typeof impl !== 'function' || 'check' in impl || typeof params === 'function') return null;
-        out.push({ transition: t, guard: impl as GuardImpl, params, guardType: type, nodeId: node.id });
+        out.push(candidate(impl as GuardImpl, params, type));
       }
     }
     return out;
   }
 
-  /** Per state value, per event type: the candidate transitions in XState's order (null: XState chooses). */
-  private readonly choices = new Map<unknown, Map<string, Candidate[] | null>>();
-
-  /** Did an assign run in the current step (XState then makes a new snapshot, even for an empty update)? */
-  private assigned = false;
-
-  private stepFor(current: ResolvedSnapshot<C>, taken: object, event: EventObject): Step {
-    let byTransition = this.steps.get(current.value);
-    if (!byTransition) this.steps.set(current.value, (byTransition = new Map()));
-    let step = byTransition.get(taken);
-    if (step) return step;
-    const planKey = `${JSON.stringify(current.value)}\u0000${transitionKey(taken)}`;
+  /** What taking `taken` from state `value` does, from the plan XState's `transition()` gave for it. */
+  resolveStep(value: unknown, context: unknown, taken: object, event: EventObject): Step {
+    const planKey = `${JSON.stringify(value)}\u0000${transitionKey(taken)}`;
     let plan = this.plans.get(planKey);
     if (!plan) {
-      const from = this.probe.resolveState({ value: current.value, context: current.context } as never);
+      const from = this.probe.resolveState({ value, context } as never);
       const [next, executable] = transition(this.probe, from, event) as unknown as [
         { value: unknown; status: string; tags: Set<string> },
         ExecutableAction[],
@@ -319,42 +249,162 @@ export class ResolvedActor<C extends object> {
       this.plans.set(planKey, plan);
     }
     const tags = plan.tags;
-    step = { actions: this.implsOf(plan.actions), value: this.canonical(plan.value), status: plan.status, tags, hasTag: (tag) => tags.has(tag) };
-    byTransition.set(taken, step);
-    return step;
+    return { actions: this.implsOf(plan.actions), record: this.recordOf(plan.value), status: plan.status, tags, hasTag: (tag) => tags.has(tag) };
   }
 
-  private canonical(value: unknown): unknown {
+  recordOf(value: unknown): StateRecord {
     const key = JSON.stringify(value);
-    const known = this.values.get(key);
-    if (known !== undefined) return known;
-    this.values.set(key, value);
-    return value;
+    let record = this.records.get(key);
+    if (!record) this.records.set(key, (record = { value, candidates: new Map(), stepsByTransition: new Map() }));
+    return record;
   }
 
   /** The real implementations of the actions the probe listed, in its order. */
-  private implsOf(executable: readonly ExecutableAction[]): Step['actions'] {
+  implsOf(executable: readonly ExecutableAction[]): Step['actions'] {
     return executable.map(({ type, params }) => {
       const impl = this.impls[type];
       if (!impl || BUILTIN.test(type)) throw new Error(`the resolved loop actor cannot run action "${type}"`);
-      return { impl, params };
+      return { impl, params, assignment: impl.type === 'xstate.assign' ? impl.assignment : null };
     });
   }
+}
+
+const RESOLVED = new WeakMap<AnyStateMachine, ResolvedMachine>();
+
+/**
+ * A stand-in for `createActor(machine, { input })` with the part of Actor the loop uses: made,
+ * its initial context computed; `start()` runs the initial entry actions, as XState's does.
+ */
+export class ResolvedActor<C extends object> {
+  private snapshot: ResolvedSnapshot<C>;
+  /** The record of the current state (`snapshot.value`). */
+  private record: StateRecord;
+  private readonly resolved: ResolvedMachine;
+  /** The initial entry actions, until `start()`. */
+  private initialActions: ResolvedAction[] | null;
+  private readonly input: unknown;
+
+  constructor(
+    private readonly machine: AnyStateMachine,
+    input: unknown,
+  ) {
+    let resolved = RESOLVED.get(machine);
+    if (!resolved) RESOLVED.set(machine, (resolved = new ResolvedMachine(machine)));
+    this.resolved = resolved;
+    this.input = input;
+    // The initial state and context exactly as the actor makes them (context from input).
+    const [initial, executable] = initialTransition(resolved.probe, input) as unknown as [
+      { value: unknown; context: C; status: string; tags: Set<string> },
+      ExecutableAction[],
+    ];
+    this.initialActions = resolved.implsOf(executable);
+    const tags = new Set(initial.tags);
+    this.record = resolved.recordOf(initial.value);
+    this.snapshot = { status: initial.status === 'done' ? 'done' : 'active', value: this.record.value, context: initial.context, error: undefined, hasTag: (t) => tags.has(t) };
+  }
+
+  /** Runs the initial state's entry actions (once), as every other step's are. */
+  start(): this {
+    const actions = this.initialActions;
+    if (actions === null) return this;
+    this.initialActions = null;
+    const event = { type: 'xstate.init', input: this.input } as EventObject;
+    let context = this.snapshot.context;
+    for (const action of actions) context = this.run(action, context, event);
+    if (context !== this.snapshot.context) this.snapshot = { ...this.snapshot, context };
+    return this;
+  }
+
+  getSnapshot(): ResolvedSnapshot<C> {
+    return this.snapshot;
+  }
+
+  /** The machine's own persisted form of the current state (checkpoints), as the live actor gives it. */
+  getPersistedSnapshot(): unknown {
+    const { value, context, status } = this.snapshot;
+    return this.machine.getPersistedSnapshot(this.machine.resolveState({ value, context, status } as never));
+  }
+
+  send(event: EventObject): void {
+    const current = this.snapshot;
+    if (current.status !== 'active') return;
+    let step: Step | undefined;
+    try {
+      step = this.choose(current, event);
+    } catch (error) {
+      this.snapshot = { ...current, status: 'error', error };
+      return;
+    }
+    if (step === undefined) return; // ignored: the same snapshot, as the actor keeps it
+    let context = current.context;
+    this.assigned = false;
+    try {
+      const actions = step.actions;
+      for (let i = 0; i < actions.length; i++) context = this.run(actions[i]!, context, event);
+    } catch (error) {
+      this.snapshot = { ...current, context, status: 'error', error };
+      return;
+    }
+    // As XState's microstep: the same state nodes and no assign keep the very same snapshot.
+    if (step.record === this.record && !this.assigned && step.status === current.status) return;
+    this.record = step.record;
+    this.snapshot = { status: step.status, value: step.record.value, context, error: undefined, hasTag: step.hasTag };
+  }
+
+  /**
+   * The step the event takes, by the transition XState's `getTransitionData` would choose: the
+   * candidates of the innermost active state first, then of each ancestor, each node's in the
+   * order it lists them; the first whose guard passes (or that has none) wins. The candidate
+   * lists are read once per (state, event type) from the state nodes; the guards run every time,
+   * on this context, with XState's arguments. Where XState would do more than call a plain
+   * guard (a built-in guard such as `and`, a guard not implemented, a wildcard event
+   * descriptor), the list is not made and XState itself chooses.
+   */
+  private choose(current: ResolvedSnapshot<C>, event: EventObject): Step | undefined {
+    const record = this.record;
+    let candidates = record.candidates.get(event.type);
+    if (candidates === undefined) record.candidates.set(event.type, (candidates = this.resolved.candidatesOf(record.value, event.type)));
+    if (candidates === null) {
+      const taken = (this.machine.getTransitionData({ machine: this.machine, value: current.value, context: current.context } as never, event) as object[])[0];
+      if (taken === undefined) return undefined;
+      let step = record.stepsByTransition.get(taken);
+      if (!step) record.stepsByTransition.set(taken, (step = this.resolved.resolveStep(current.value, current.context, taken, event)));
+      return step;
+    }
+    for (let i = 0; i < candidates.length; i++) {
+      const c = candidates[i]!;
+      if (c.guard !== null) {
+        let passed: unknown;
+        try {
+          passed = c.guard({ context: current.context, event }, c.params);
+        } catch (err) {
+          // XState's own wording (StateNode.next), so an error reads the same on either actor.
+          throw new Error(`Unable to evaluate guard '${c.guardType}' in transition for event '${event.type}' in state node '${c.nodeId}':\n${(err as Error).message}`);
+        }
+        if (!passed) continue;
+      }
+      return (c.step ??= this.resolved.resolveStep(current.value, current.context, c.transition, event));
+    }
+    return undefined;
+  }
+
+  /** Did an assign run in the current step (XState then makes a new snapshot, even for an empty update)? */
+  private assigned = false;
 
   /** One action as the actor runs it: an assign makes the next context, anything else is called. */
-  private run(impl: ActionImpl, params: unknown, context: C, event: EventObject): C {
-    if (impl.type === 'xstate.assign') {
+  private run(action: ResolvedAction, context: C, event: EventObject): C {
+    if (action.assignment !== null) {
       this.assigned = true;
-      return assigned(impl.assignment, context, event, params);
+      return assigned(action.assignment, context, event, action.params, this);
     }
-    impl({ context, event, self: this }, params);
+    action.impl({ context, event, self: this }, action.params);
     return context;
   }
 }
 
 /** XState's `resolveAssign`: the update merged into a fresh copy of the context. */
-function assigned<C extends object>(assignment: unknown, context: C, event: EventObject, params: unknown): C {
-  const args = { context, event };
+function assigned<C extends object>(assignment: unknown, context: C, event: EventObject, params: unknown, self: unknown): C {
+  const args = { context, event, self };
   let update: Record<string, unknown> = {};
   if (typeof assignment === 'function') update = assignment(args, params) as Record<string, unknown>;
   else {

@@ -192,6 +192,41 @@ const NO_CHANGE: Partial<LoopContext> = Object.freeze({});
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** What one run does for the machine's named actions: its hooks (an assign) and its work. */
+interface RunActions {
+  runHooks: (context: LoopContext, params: HookParams) => Partial<LoopContext>;
+  work: Record<string, (args: { context: LoopContext }) => void>;
+}
+
+/** The run each actor (live or resolved) drives, found by the `self` XState passes every action. */
+const RUNS = new WeakMap<object, RunActions>();
+function runOf(self: unknown): RunActions {
+  const run = RUNS.get(self as object);
+  if (!run) throw new Error('internal: a loop action ran on an actor no run registered');
+  return run;
+}
+
+/**
+ * Each loop machine provided once, with stand-ins for the actions a run implements: one
+ * machine object for every fit, so XState builds its state nodes once and the resolved
+ * actor's steps (src/loop/resolvedActor.ts) are resolved once per process, not once per fit.
+ */
+const PROVIDED = new WeakMap<typeof trainLoopMachine, { names: string; machine: typeof trainLoopMachine }>();
+function providedOnce(base: typeof trainLoopMachine, workNames: readonly string[]): typeof trainLoopMachine {
+  const names = workNames.join();
+  const known = PROVIDED.get(base);
+  if (known && known.names === names) return known.machine;
+  const actions: Record<string, unknown> = {
+    runHooks: assign((args: { context: LoopContext; self: unknown }, params: HookParams) => runOf(args.self).runHooks(args.context, params)),
+  };
+  for (const name of workNames) {
+    actions[name] = (args: { context: LoopContext; self: unknown }) => runOf(args.self).work[name]!(args);
+  }
+  const machine = base.provide({ actions } as Parameters<typeof base.provide>[0]);
+  PROVIDED.set(base, { names, machine });
+  return machine;
+}
+
 /**
  * Runs one fit: creates the actor of the loop machine with the learner's work and hooks
  * provided, then sends NEXT until it is done. This driver never chooses a stage; it only
@@ -432,9 +467,11 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     return patch;
   };
 
-  const machine = baseMachine.provide({
-    actions: {
-      runHooks: assign(({ context }, params: HookParams) => runHooks(context, params.stage)),
+  // This run's implementations of the machine's named actions; the machine itself is provided
+  // once per definition with stand-ins that find the run by the actor running them (`self`).
+  const runActions: RunActions = {
+    runHooks: (context: LoopContext, params: HookParams) => runHooks(context, params.stage),
+    work: {
       restoreRun: () => {
         if (pending) return;
         try {
@@ -516,7 +553,8 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
         }
       },
     },
-  });
+  };
+  const machine = providedOnce(baseMachine, Object.keys(runActions.work));
 
   // Anyone watching the actor itself gets XState's live actor; the loop alone runs the same
   // machine resolved once per step (src/loop/resolvedActor.ts), ~10× cheaper per event.
@@ -531,11 +569,14 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     // An error inside XState itself (not in our work, which is caught above) ends the actor
     // with status 'error'; observing it keeps XState from rethrowing it asynchronously.
     liveActor.subscribe({ error: () => {} });
+    RUNS.set(liveActor, runActions);
     liveActor.start();
     opts.onActor?.(liveActor);
     actor = liveActor;
   } else {
-    actor = new ResolvedActor<LoopContext>(machine, opts.input);
+    const resolved = new ResolvedActor<LoopContext>(machine, opts.input);
+    RUNS.set(resolved, runActions);
+    actor = resolved.start();
   }
 
   const yieldEveryMs = opts.yieldEveryMs ?? 25;
