@@ -38,7 +38,7 @@ const log = (line: string) => console.log(line);
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 const ROUNDS = QUICK ? 2 : 8; // the first is a warm-up
 /** A config whose round is short runs more rounds, up to this many seconds of measured rounds (and MAX_ROUNDS). */
-const MEASURED_SECONDS = 20;
+const MEASURED_SECONDS = 30;
 const MAX_ROUNDS = 41;
 
 interface Stats {

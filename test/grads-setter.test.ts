@@ -192,4 +192,30 @@ describe('learn.grads = … (backwardEnd only, frees exactly what it replaces)',
     expect(loopTensors(learn)).toBe(before);
     g0.forEach((w, i) => w.forEach((v, j) => expect(got[i]![j]).toBeCloseTo(2 * v, 5)));
   });
+
+  it('gradients set as tf.Variables are each freed once: the tensors they were made from keep their data', async () => {
+    // tfjs frees a Variable's data again on a second dispose (no isDisposed guard), so a
+    // gradient freed twice would take the data of the tensor it shares it with.
+    const bases: tf.Tensor[] = [];
+    class VariableGrads extends Callback {
+      onBackwardEnd(ctx: TrainContext) {
+        const out: tf.NamedTensorMap = {};
+        for (const [name, g] of Object.entries(ctx.learn.grads!)) {
+          const base = g.clone();
+          bases.push(base);
+          out[name] = tf.variable(base, false);
+        }
+        ctx.learn.grads = out;
+      }
+    }
+    const learn = tinyLearner([new VariableGrads()], sgd());
+    const before = loopTensors(learn);
+    await learn.fit(1);
+    expect(bases.length).toBeGreaterThan(0);
+    // What is left is exactly the bases the hook kept, each still readable.
+    expect(loopTensors(learn) - before).toBe(bases.length);
+    for (const b of bases) expect(() => b.dataSync()).not.toThrow();
+    tf.dispose(bases);
+    expect(loopTensors(learn)).toBe(before);
+  });
 });

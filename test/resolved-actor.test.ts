@@ -14,7 +14,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { and, assign, createActor, enqueueActions, not, raise, setup, type AnyStateMachine } from 'xstate';
 import { CONTROL_NAMES } from '../machines/controls.js';
-import { QUIET, TAPE_CLOSES, TAPE_OPENS, trainLoopMachine, type LoopContext, type LoopInput } from '../machines/trainLoop.js';
+import { QUIET, TAPE_CLOSES, TAPE_OPENS, trainLoopMachine, trainLoopSetup, type LoopContext, type LoopInput } from '../machines/trainLoop.js';
+import { noControls } from '../machines/controls.js';
+import { Callback } from '../src/loop/callback.js';
+import { newTrainContext } from '../src/loop/context.js';
+import { HookTable } from '../src/loop/hookTable.js';
+import { runLoop } from '../src/loop/runLoop.js';
+import { NoWorkEngine } from '../bench/machineAlone.js';
 import { WORK_NAMES } from '../machines/work.js';
 import { ResolvedActor, unsupportedByResolvedActor } from '../src/loop/resolvedActor.js';
 import { Rng } from '../src/rng.js';
@@ -155,17 +161,23 @@ describe('the resolved actor is the live actor, event by event', () => {
       live.subscribe({ error: () => {} });
       live.start();
       const resolved = new ResolvedActor<Record<string, unknown>>(machine, undefined).start();
-      for (const [i, type] of events.entries()) {
-        if (live.getSnapshot().status !== 'active') break;
-        live.send({ type });
-        resolved.send({ type });
+      const compare = (at: string) => {
         const a = live.getSnapshot();
         const b = resolved.getSnapshot();
-        const at = `after event ${i} (${type})`;
         expect(b.status, at).toBe(a.status);
         expect(b.value, at).toEqual(a.value);
         expect(b.context, at).toEqual(a.context);
         expect((b.error as Error | undefined)?.message, at).toBe((a.error as Error | undefined)?.message);
+      };
+      compare('started');
+      for (const [i, type] of events.entries()) {
+        if (live.getSnapshot().status !== 'active') break;
+        const [liveBefore, resolvedBefore] = [live.getSnapshot(), resolved.getSnapshot()];
+        live.send({ type });
+        resolved.send({ type });
+        compare(`after event ${i} (${type})`);
+        // An ignored event leaves the very same snapshot on both.
+        expect(resolved.getSnapshot() === resolvedBefore, `event ${i} (${type}) ignored?`).toBe(live.getSnapshot() === liveBefore);
       }
       return resolved.getSnapshot();
     };
@@ -210,17 +222,97 @@ describe('the resolved actor is the live actor, event by event', () => {
     // A guard named but not implemented: XState's error, on both.
     const missing = setup({}).createMachine({ initial: 'a', states: { a: { on: { GO: { guard: 'nowhere' as never, target: 'b' } } }, b: {} } });
     expect(sameRun(missing, ['GO']).status).toBe('error');
-    // The initial state's entry actions run at start(), as the live actor runs them.
-    const entering = counting.createMachine({ context: { n: 0 }, initial: 'a', states: { a: { entry: 'inc', on: { GO: 'b' } }, b: {} } });
-    const made = new ResolvedActor<{ n: number }>(entering, undefined);
-    expect(made.getSnapshot().context).toEqual({ n: 0 });
-    expect(made.start().getSnapshot().context).toEqual({ n: 1 });
-    expect(made.start().getSnapshot().context).toEqual({ n: 1 });
-    expect(sameRun(entering, ['GO']).context).toEqual({ n: 1 });
+    // The initial state's entry actions as XState runs them: assigns as the actor is made,
+    // the others at start(), each seeing the context of its place in the list.
+    const seen: string[] = [];
+    const entering = setup({
+      types: { context: {} as { n: number } },
+      actions: {
+        look: ({ context }) => seen.push(`look n=${context.n}`),
+        inc: assign(({ context }) => {
+          seen.push('inc');
+          return { n: context.n + 1 };
+        }),
+        explode: () => {
+          throw new Error('entry exploded');
+        },
+      },
+    });
+    const lookThenInc = entering.createMachine({ context: { n: 0 }, initial: 'a', states: { a: { entry: ['look', 'inc'], on: { GO: 'b' } }, b: {} } });
+    const orders = [createActor(lookThenInc), new ResolvedActor<{ n: number }>(lookThenInc, undefined)].map((actor) => {
+      seen.length = 0;
+      const made = actor.getSnapshot().context.n;
+      actor.start();
+      return { made, started: actor.getSnapshot().context.n, seen: [...seen] };
+    });
+    expect(orders[1]).toEqual(orders[0]);
+    expect(orders[0]).toEqual({ made: 1, started: 1, seen: ['look n=0'] });
+    // An entry action that throws, and one that throws in a transition (the context stays the one before it).
+    const failing = entering.createMachine({ context: { n: 0 }, initial: 'a', states: { a: { entry: 'explode' } } });
+    const throwsOnGo = entering.createMachine({ context: { n: 0 }, initial: 'a', states: { a: { on: { GO: { target: 'b', actions: ['inc', 'explode'] } } }, b: {} } });
+    expect(sameRun(failing, []).status).toBe('error');
+    expect(sameRun(throwsOnGo, ['GO']).context).toEqual({ n: 0 });
+    // An inline guard that throws: XState's message has no name in it.
+    const inline = setup({}).createMachine({
+      initial: 'a',
+      states: {
+        a: {
+          on: {
+            GO: {
+              guard: () => {
+                throw new Error('inline exploded');
+              },
+              target: 'b',
+            },
+          },
+        },
+        b: {},
+      },
+    });
+    expect(String((sameRun(inline, ['GO']).error as Error).message)).toMatch(/^Unable to evaluate guard in transition for event 'GO'/);
     // An event no state takes is ignored (the very same snapshot).
     const resolved = new ResolvedActor<Record<string, unknown>>(nested, undefined).start();
     const before = resolved.getSnapshot();
     resolved.send({ type: 'UNKNOWN' });
     expect(resolved.getSnapshot()).toBe(before);
+  });
+
+  it('through the driver, a custom machine whose first state runs hooks (as the actor is made) runs alike on both', async () => {
+    const machine = trainLoopSetup.createMachine({
+      id: 'startsInTrainBegin',
+      context: ({ input }) => ({ ...input, epoch: 0, iteration: 0, batchIndex: 0, train: true, controls: noControls(), jumpTo: null, resume: null, failure: null }),
+      initial: 'trainBegin',
+      on: { FAIL: { target: '.trainEnd', actions: ['recordFailure'] } },
+      states: {
+        trainBegin: { meta: { stage: 'trainBegin' }, entry: [{ type: 'runHooks', params: { stage: 'trainBegin' } }], on: { NEXT: 'trainEnd' } },
+        trainEnd: {
+          meta: { stage: 'trainEnd' },
+          entry: [{ type: 'runHooks', params: { stage: 'trainEnd' } }, 'releaseRun'],
+          on: { NEXT: [{ guard: 'failed', target: 'failed' }, { target: 'completed' }] },
+        },
+        completed: { type: 'final' },
+        failed: { type: 'final' },
+      },
+    });
+    for (const liveActor of [false, true]) {
+      const seen: string[] = [];
+      class Records extends Callback {
+        onTrainBegin() {
+          seen.push('trainBegin');
+        }
+        onTrainEnd() {
+          seen.push('trainEnd');
+        }
+      }
+      const result = await runLoop({
+        engine: new NoWorkEngine(),
+        table: new HookTable([new Records()]),
+        ctx: newTrainContext({} as never, 1, 0),
+        input: { nEpochs: 1, nTrainBatches: 0, nValidBatches: 0, validate: false },
+        machine: machine as unknown as typeof trainLoopMachine,
+        liveActor,
+      });
+      expect({ liveActor, status: result.status, seen }).toEqual({ liveActor, status: 'completed', seen: ['trainBegin', 'trainEnd'] });
+    }
   });
 });

@@ -41,11 +41,8 @@ export class TfEngine implements LoopEngine {
   /** Tensors this engine made for the current batch (hooks may have replaced the ctx fields). */
   private owned: tf.Tensor[] = [];
   private batchSize = 0;
-  /** The train losses of earlier batches the loop has not read yet, on the device. */
+  /** The train losses the loop has not read yet, on the device. */
   private readonly trainLosses = new KeptScalars();
-  /** This batch's final train loss (it joins `trainLosses` at releaseBatch), and whether it was read already. */
-  private trainLoss: tf.Tensor | null = null;
-  private trainLossRead = false;
   /** The current validation batch's loss, and its value once someone read it. */
   private validLoss: tf.Tensor | null = null;
   private validLossValue: number | null = null;
@@ -100,25 +97,19 @@ export class TfEngine implements LoopEngine {
       const what = loss === null ? 'null' : !(loss instanceof tf.Tensor) ? String(loss) : loss.isDisposed ? 'a disposed tensor' : `a tensor of shape [${loss.shape}]`;
       throw new ConfigError(`ctx.lastLoss is ${what} after the hooks of ${this.o.ctx.stage}; a hook that replaces the loss must put a scalar tensor there`);
     }
-    if (train) {
-      // No copy: the loss itself stays the batch's until releaseBatch (its hooks may still read
-      // ctx.lastLoss), which hands it to the log instead of freeing it, unless it was read by then.
-      // Kept: the tape's scope must not free it.
-      this.trainLoss = tf.keep(loss);
-      this.trainLossRead = false;
-    } else {
-      // A clone shares the data (no copy) and outlives the batch: validateEnd reads the pass's losses.
+    // A clone shares the data (no copy) and is the log's own: the log may free it whenever it
+    // reads, and a hook that frees (or holds on to) ctx.lastLoss cannot take it from the log.
+    const kept = tf.keep(loss.clone());
+    if (train) this.trainLosses.keep(kept);
+    else {
       this.validLoss?.dispose();
-      this.validLoss = tf.keep(loss.clone());
+      this.validLoss = kept;
       this.validLossValue = null;
     }
   }
 
   readKeptLosses(): Float32Array {
-    const current = this.trainLoss && !this.trainLossRead ? this.trainLoss : null;
-    if (current?.isDisposed) throw lossDisposed();
-    this.trainLossRead = current !== null || this.trainLossRead;
-    return this.trainLosses.read(current);
+    return this.trainLosses.read();
   }
 
   readLoss(): number {
@@ -249,11 +240,19 @@ export class TfEngine implements LoopEngine {
   zeroGradients(): void {
     const { current, carried, handed } = this;
     this.current = this.carried = null;
-    // Everything goes, so no set of what stays: a tensor held twice (a map edited in place,
-    // the carried sum) is disposed twice, which tfjs makes a no-op.
+    // Everything goes, each tensor once: a tensor may be both handed and in a map (and a
+    // tf.Variable set as a gradient is not safe to dispose twice).
     for (const t of handed) t.dispose();
+    for (const map of [current, carried]) {
+      if (!map) continue;
+      for (const name in map) {
+        const t = map[name]!;
+        if (handed.has(t)) continue;
+        handed.add(t);
+        t.dispose();
+      }
+    }
     handed.clear();
-    for (const map of [current, carried]) if (map) for (const name in map) map[name]!.dispose();
   }
 
   /**
@@ -349,26 +348,33 @@ export class TfEngine implements LoopEngine {
 
   releaseBatch(): void {
     const { ctx } = this.o;
-    // The batch's loss, unread, goes to the log rather than away.
-    const handOn = this.trainLoss && !this.trainLossRead ? this.trainLoss : null;
-    this.trainLoss = null;
-    for (const t of [ctx.lastInput, ctx.lastTarget, ctx.lastOutput, ctx.lastLoss]) if (t !== handOn) t?.dispose();
-    for (const t of this.owned) if (t !== handOn) t.dispose();
+    for (const t of [ctx.lastInput, ctx.lastTarget, ctx.lastOutput, ctx.lastLoss]) t?.dispose();
+    for (const t of this.owned) t.dispose();
     this.owned = [];
     ctx.lastInput = ctx.lastTarget = ctx.lastOutput = ctx.lastLoss = null;
-    if (handOn) {
-      if (handOn.isDisposed) throw lossDisposed();
-      this.trainLosses.keep(handOn);
-    }
   }
 
   releaseRun(): void {
-    this.releaseBatch();
-    this.releaseValidation();
-    this.trainLosses.release();
-    if (this.fresh) release([this.fresh]);
-    this.fresh = null;
-    this.zeroGradients();
+    // Each part is let go even when one before it throws: tensors are disposed on every path.
+    const parts = [
+      () => this.releaseBatch(),
+      () => this.releaseValidation(),
+      () => this.trainLosses.release(),
+      () => {
+        if (this.fresh) release([this.fresh]);
+        this.fresh = null;
+      },
+      () => this.zeroGradients(),
+    ];
+    let failure: { error: unknown } | null = null;
+    for (const part of parts) {
+      try {
+        part();
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    if (failure) throw failure.error;
   }
 
   private hand(grads: tf.NamedTensorMap | null) {
@@ -386,13 +392,6 @@ export class TfEngine implements LoopEngine {
 
 function tensorsOf(map: tf.NamedTensorMap | null): tf.Tensor[] {
   return map ? Object.values(map) : [];
-}
-
-/** A hook freed the loss the loop still keeps (it reads it later): say so instead of failing inside tfjs. */
-function lossDisposed(): ConfigError {
-  return new ConfigError(
-    "the batch's train loss (ctx.lastLoss after backwardBegin) was disposed before the loop read it; the loop frees it after batchEnd, so a hook must not dispose ctx.lastLoss",
-  );
 }
 
 /** Disposes every tensor of `groups` (each counted once) that none of `keep` holds. */
@@ -427,13 +426,17 @@ class KeptScalars {
     if (this.scalars.length >= KeptScalars.COMPACT_EVERY) this.packed = this.pack();
   }
 
-  /** Everything kept, then `last` (read, not let go: its owner still holds it), in one host read. */
-  read(last: tf.Tensor | null = null): Float32Array {
-    if (!this.packed && this.scalars.length === 0 && last) {
+  read(): Float32Array {
+    if (!this.packed && this.scalars.length === 1) {
       // Read every batch (someone asks each time): the scalar itself, no stacking kernels.
-      return Float32Array.from(last.dataSync());
+      const [only] = this.scalars as [tf.Tensor];
+      this.scalars = [];
+      try {
+        return Float32Array.from(only.dataSync());
+      } finally {
+        only.dispose();
+      }
     }
-    if (last) this.scalars.push(tf.keep(last.clone()));
     const all = this.pack();
     this.packed = null;
     if (!all) return new Float32Array(0);

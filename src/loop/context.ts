@@ -101,61 +101,46 @@ const NO_LOSSES: LossSource = Object.freeze({
   readLossLater: (fn: LossReader) => fn(null, Number.NaN),
 });
 
-/**
- * The context `newTrainContext` makes. A class, so the two loss fields are accessors (on the
- * prototype) from the start: accessors defined on an object, or written in an object literal,
- * put it in V8's slow (dictionary) properties, and the engine and every hook read this
- * object's fields many times a batch.
- */
-class RunTrainContext implements TrainContext {
-  stage: Stage = 'trainBegin';
-  epoch = 0;
-  iteration = 0;
-  batchIndex = 0;
-  train = true;
-  lastInput: tf.Tensor | null = null;
-  lastTarget: tf.Tensor | null = null;
-  lastOutput: tf.Tensor | null = null;
-  lastLoss: tf.Scalar | null = null;
-  lastMetrics: Record<string, number> | null = null;
-  controls: Readonly<ControlFlags> = noControls();
-  error: Error | null = null;
-  #losses: LossSource = NO_LOSSES;
-
-  constructor(
-    readonly learn: LearnerApi,
-    public nEpochs: number,
-    public nBatches: number,
-  ) {}
-
-  get lastLossValue(): number | null {
-    return this.#losses.lastLossValue();
-  }
-
-  get smoothLoss(): number {
-    return this.#losses.smoothLoss();
-  }
-
-  readLossLater(fn: LossReader): void {
-    this.#losses.readLossLater(fn);
-  }
-
-  static setLossSource(ctx: TrainContext, source: LossSource): boolean {
-    if (!(ctx instanceof RunTrainContext)) return false;
-    ctx.#losses = source;
-    return true;
-  }
-}
+/** The contexts made by `newTrainContext`, each with the way to point its loss fields elsewhere. */
+const LOSS_SOURCES = new WeakMap<TrainContext, (source: LossSource) => void>();
 
 /**
  * Points the loss fields of a context made by `newTrainContext` at `source` (a run starting);
  * false for any other object, whose loss fields the caller must define itself.
  */
 export function setLossSource(ctx: TrainContext, source: LossSource): boolean {
-  return RunTrainContext.setLossSource(ctx, source);
+  const point = LOSS_SOURCES.get(ctx);
+  point?.(source);
+  return point !== undefined;
 }
 
 /** A fresh context for a run of `nEpochs` whose train pass has `nBatches` batches. */
 export function newTrainContext(learn: LearnerApi, nEpochs: number, nBatches: number): TrainContext {
-  return new RunTrainContext(learn, nEpochs, nBatches);
+  let losses = NO_LOSSES;
+  // The two loss fields are accessors, added as new properties in their place in the field
+  // order: an object literal with getters, or a data property redefined as an accessor later,
+  // would drop the object to V8's slow (dictionary) properties, and the engine and every hook
+  // read this object's fields many times a batch.
+  const ctx = {
+    stage: 'trainBegin',
+    epoch: 0,
+    nEpochs,
+    iteration: 0,
+    batchIndex: 0,
+    nBatches,
+    train: true,
+    lastInput: null,
+    lastTarget: null,
+    lastOutput: null,
+    lastLoss: null,
+  } as Partial<TrainContext> as TrainContext;
+  Object.defineProperty(ctx, 'lastLossValue', { enumerable: true, configurable: true, get: () => losses.lastLossValue() });
+  Object.defineProperty(ctx, 'smoothLoss', { enumerable: true, configurable: true, get: () => losses.smoothLoss() });
+  ctx.lastMetrics = null;
+  ctx.controls = noControls();
+  ctx.error = null;
+  ctx.learn = learn;
+  ctx.readLossLater = (fn) => losses.readLossLater(fn);
+  LOSS_SOURCES.set(ctx, (source) => (losses = source));
+  return ctx;
 }

@@ -159,33 +159,15 @@ function misnamedHooks(cb: object): Array<{ name: string; what: string }> {
     if (d.get || d.set) found.set(name, 'getter');
     else if (typeof d.value === 'function' && (hookMeantBy(name) !== null || looksLikeHook(name))) found.set(name, 'field holding a function');
   }
-  for (const { name, what } of misnamedMembers(Object.getPrototypeOf(cb))) {
-    if (!found.has(name) && !Object.hasOwn(cb, name)) found.set(name, what);
-  }
-  return [...found].map(([name, what]) => ({ name, what }));
-}
-
-/**
- * The misnamed class members below Callback of a prototype chain, nearest class first; read
- * once per class (every fit checks its callbacks, and a class's members do not change).
- */
-const MEMBERS_SEEN = new WeakMap<object, ReadonlyArray<{ name: string; what: string }>>();
-function misnamedMembers(proto: object | null): ReadonlyArray<{ name: string; what: string }> {
-  if (!proto) return [];
-  const known = MEMBERS_SEEN.get(proto);
-  if (known) return known;
-  const found = new Map<string, string>();
-  for (let o: object | null = proto; o && o !== Callback.prototype; o = Object.getPrototypeOf(o)) {
+  for (let o: object | null = Object.getPrototypeOf(cb); o && o !== Callback.prototype; o = Object.getPrototypeOf(o)) {
     for (const name of Object.getOwnPropertyNames(o)) {
-      if (HOOK_NAMES.has(name) || found.has(name) || !(/^on[A-Z]/.test(name) || hookMeantBy(name) !== null)) continue;
       const d = Object.getOwnPropertyDescriptor(o, name)!;
+      if (!isCandidate(name) || Object.hasOwn(cb, name)) continue;
       if (d.get || d.set) found.set(name, 'getter');
       else if (typeof d.value === 'function') found.set(name, 'method');
     }
   }
-  const members = [...found].map(([name, what]) => ({ name, what }));
-  MEMBERS_SEEN.set(proto, members);
-  return members;
+  return [...found].map(([name, what]) => ({ name, what }));
 }
 
 /**

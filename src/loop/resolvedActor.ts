@@ -272,17 +272,18 @@ class ResolvedMachine {
 const RESOLVED = new WeakMap<AnyStateMachine, ResolvedMachine>();
 
 /**
- * A stand-in for `createActor(machine, { input })` with the part of Actor the loop uses: made,
- * its initial context computed; `start()` runs the initial entry actions, as XState's does.
+ * A stand-in for `createActor(machine, { input })` with the part of Actor the loop uses. As
+ * XState's: made, it has its initial context and has applied the initial state's `assign`s;
+ * `start()` runs the initial state's other entry actions (each with the context it had at its
+ * place in the list); an error in either leaves it with status 'error'.
  */
 export class ResolvedActor<C extends object> {
   private snapshot: ResolvedSnapshot<C>;
   /** The record of the current state (`snapshot.value`). */
   private record: StateRecord;
   private readonly resolved: ResolvedMachine;
-  /** The initial entry actions, until `start()`. */
-  private initialActions: ResolvedAction[] | null;
-  private readonly input: unknown;
+  /** The initial entry actions that are not assigns, until `start()`. */
+  private deferred: Array<() => void> | null = [];
 
   constructor(
     private readonly machine: AnyStateMachine,
@@ -291,27 +292,40 @@ export class ResolvedActor<C extends object> {
     let resolved = RESOLVED.get(machine);
     if (!resolved) RESOLVED.set(machine, (resolved = new ResolvedMachine(machine)));
     this.resolved = resolved;
-    this.input = input;
-    // The initial state and context exactly as the actor makes them (context from input).
     const [initial, executable] = initialTransition(resolved.probe, input) as unknown as [
       { value: unknown; context: C; status: string; tags: Set<string> },
       ExecutableAction[],
     ];
-    this.initialActions = resolved.implsOf(executable);
     const tags = new Set(initial.tags);
     this.record = resolved.recordOf(initial.value);
-    this.snapshot = { status: initial.status === 'done' ? 'done' : 'active', value: this.record.value, context: initial.context, error: undefined, hasTag: (t) => tags.has(t) };
+    const event = { type: 'xstate.init', input } as EventObject;
+    let context = initial.context;
+    let error: unknown;
+    try {
+      for (const action of resolved.implsOf(executable)) {
+        if (action.assignment !== null) context = assigned(action.assignment, context, event, action.params, this);
+        else {
+          const args = { context, event, self: this };
+          this.deferred!.push(() => action.impl(args, action.params));
+        }
+      }
+    } catch (e) {
+      error = e;
+    }
+    const status = error !== undefined ? 'error' : initial.status === 'done' ? 'done' : 'active';
+    this.snapshot = { status, value: this.record.value, context, error, hasTag: (t) => tags.has(t) };
   }
 
-  /** Runs the initial state's entry actions (once), as every other step's are. */
+  /** Runs the initial state's entry actions that are not assigns (once). */
   start(): this {
-    const actions = this.initialActions;
-    if (actions === null) return this;
-    this.initialActions = null;
-    const event = { type: 'xstate.init', input: this.input } as EventObject;
-    let context = this.snapshot.context;
-    for (const action of actions) context = this.run(action, context, event);
-    if (context !== this.snapshot.context) this.snapshot = { ...this.snapshot, context };
+    const deferred = this.deferred;
+    this.deferred = null;
+    if (deferred === null || this.snapshot.status === 'error') return this;
+    try {
+      for (const run of deferred) run();
+    } catch (error) {
+      this.snapshot = { ...this.snapshot, status: 'error', error };
+    }
     return this;
   }
 
@@ -342,7 +356,8 @@ export class ResolvedActor<C extends object> {
       const actions = step.actions;
       for (let i = 0; i < actions.length; i++) context = this.run(actions[i]!, context, event);
     } catch (error) {
-      this.snapshot = { ...current, context, status: 'error', error };
+      // As XState: the step did not happen, the context is the one before the event.
+      this.snapshot = { ...current, status: 'error', error };
       return;
     }
     // As XState's microstep: the same state nodes and no assign keep the very same snapshot.
@@ -379,7 +394,7 @@ export class ResolvedActor<C extends object> {
           passed = c.guard({ context: current.context, event }, c.params);
         } catch (err) {
           // XState's own wording (StateNode.next), so an error reads the same on either actor.
-          throw new Error(`Unable to evaluate guard '${c.guardType}' in transition for event '${event.type}' in state node '${c.nodeId}':\n${(err as Error).message}`);
+          throw new Error(`Unable to evaluate guard ${c.guardType ? `'${c.guardType}' ` : ''}in transition for event '${event.type}' in state node '${c.nodeId}':\n${(err as Error).message}`);
         }
         if (!passed) continue;
       }

@@ -200,10 +200,28 @@ interface RunActions {
 
 /** The run each actor (live or resolved) drives, found by the `self` XState passes every action. */
 const RUNS = new WeakMap<object, RunActions>();
+/**
+ * The run whose actor is being made: XState applies the initial state's assigns (runHooks is
+ * one) while `createActor` runs, before the actor can be registered. Saved and restored around
+ * the making, so a run made from inside another's making cannot take its place.
+ */
+let constructing: RunActions | null = null;
 function runOf(self: unknown): RunActions {
-  const run = RUNS.get(self as object);
+  const run = RUNS.get(self as object) ?? constructing;
   if (!run) throw new Error('internal: a loop action ran on an actor no run registered');
   return run;
+}
+/** Makes an actor for `run`, registered before anything it does later (start, events). */
+function makeActor<A extends object>(run: RunActions, make: () => A): A {
+  const outer = constructing;
+  constructing = run;
+  try {
+    const actor = make();
+    RUNS.set(actor, run);
+    return actor;
+  } finally {
+    constructing = outer;
+  }
 }
 
 /**
@@ -561,22 +579,21 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   const live = opts.liveActor || !resolvable || opts.inspect || opts.snapshot || opts.onActor || opts.observer;
   let actor: DrivenActor;
   if (live) {
-    const liveActor = createActor(machine, {
-      input: opts.input,
-      ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
-      ...(opts.inspect ? { inspect: opts.inspect } : {}),
-    });
+    const liveActor = makeActor(runActions, () =>
+      createActor(machine, {
+        input: opts.input,
+        ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
+        ...(opts.inspect ? { inspect: opts.inspect } : {}),
+      }),
+    );
     // An error inside XState itself (not in our work, which is caught above) ends the actor
     // with status 'error'; observing it keeps XState from rethrowing it asynchronously.
     liveActor.subscribe({ error: () => {} });
-    RUNS.set(liveActor, runActions);
     liveActor.start();
     opts.onActor?.(liveActor);
     actor = liveActor;
   } else {
-    const resolved = new ResolvedActor<LoopContext>(machine, opts.input);
-    RUNS.set(resolved, runActions);
-    actor = resolved.start();
+    actor = makeActor(runActions, () => new ResolvedActor<LoopContext>(machine, opts.input)).start();
   }
 
   const yieldEveryMs = opts.yieldEveryMs ?? 25;
