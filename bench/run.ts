@@ -56,14 +56,17 @@ function stats(samples: number[]): Stats {
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
 /**
- * Batches per block: a block of ~0.2–0.5 s on this kind of machine (more rounds of short blocks
- * spread the VM's slow spells over every contender); --quick only has to run.
+ * Batches per block (one `fit(1)` of that many batches for d–f): a block of ~0.25–0.6 s on this
+ * kind of machine, so a fit's own start and end are a small part of its wall time, as in an
+ * epoch of real size (full MNIST is 938 batches of 64); --quick only has to run.
  */
 function batchesFor(backend: string, model: ModelName, batchSize: number): number {
   if (QUICK) return model === 'mlp' ? 4 : 2;
   // cpu: enough MLP batches per block that its periodic full GCs (every ~3 batches: cpu tensors
   // are JS typed arrays) fall on every contender alike.
   const heavy = (backend === 'cpu' ? (model === 'cnn' ? 12 : 4) : 1) * (model === 'cnn' ? 8 : 1) * (batchSize / 64);
+  // The wasm MLP's batches take 3–7 ms: 96 and 36 of them make blocks of ~0.25 s.
+  if (backend === 'wasm' && model === 'mlp') return batchSize >= 256 ? 36 : 96;
   return Math.max(heavy >= 200 ? 1 : 2, Math.round(40 / heavy));
 }
 

@@ -97,7 +97,7 @@ export class TfEngine implements LoopEngine {
       const what = loss === null ? 'null' : !(loss instanceof tf.Tensor) ? String(loss) : loss.isDisposed ? 'a disposed tensor' : `a tensor of shape [${loss.shape}]`;
       throw new ConfigError(`ctx.lastLoss is ${what} after the hooks of ${this.o.ctx.stage}; a hook that replaces the loss must put a scalar tensor there`);
     }
-    // A clone shares the data (no copy) and is the log's own: the log may free it whenever it
+    // A clone (sharing the data on cpu and with trainchart's wasm kernels) is the log's own: the log may free it whenever it
     // reads, and a hook that frees (or holds on to) ctx.lastLoss cannot take it from the log.
     const kept = tf.keep(loss.clone());
     if (train) this.trainLosses.keep(kept);
