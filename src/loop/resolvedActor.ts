@@ -12,13 +12,14 @@
  *   copy of the machine whose actions all do nothing (so none of them is resolved away, an
  *   `assign` included), then replayed with the real implementations: an `assign` merges its
  *   update into a fresh context as XState's `resolveAssign` does, any other action is called
- *   with `{ context, event }` and its params.
+ *   with `{ context, event, self }` and its params (`self`: this actor, as XState passes its own);
+ * - all of it is kept per machine object (`ResolvedMachine`), so every actor of one provided
+ *   machine shares it: runLoop provides the loop machine once, and a fit resolves nothing anew.
  *
  * That is exact only for machines whose one event makes one microstep: no eventless (`always`)
  * or delayed transitions, no invoked or spawned actors, no parallel or history states, no nested
  * final states or onDone, no built-in actions (raise, sendTo, enqueueActions, …, inline or named)
- * and no dynamic params. `supportsResolvedActor` checks that
- * from the definition; runLoop uses the live actor otherwise, and whenever someone outside
+ * and no dynamic params. `unsupportedByResolvedActor` checks that from the definition; runLoop uses the live actor otherwise, and whenever someone outside
  * watches the actor itself (inspection, `onActor`, an observer, a snapshot to restore).
  * test/resolved-actor.test.ts runs both on the same scenarios and compares every step.
  */
