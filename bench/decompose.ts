@@ -1,0 +1,110 @@
+/**
+ * Where `fit`'s cost over the hand loop goes, one step at a time (docs/benchmarks.md, "Where d
+ * still trails a"). Run after `npm run build`:
+ *
+ *   node --expose-gc dist/bench/decompose.js [wasm|cpu] [batch size] [rounds]
+ *
+ * In one process, alternating block by block (rotated each round), the MLP 784-128-10 on the
+ * same batches:
+ *   a       the hand loop (bench/contenders.ts);
+ *   engine  trainchart's TfEngine driven by hand in the loop's order, no machine, its loss kept
+ *           on the device as the loop keeps it (read once per block);
+ *   bare    the same, keeping nothing across batches;
+ *   fit     `learn.fit(1)` with no callback but the clock;
+ *   d       `learn.fit(1)` with the default callbacks (bench contender d).
+ * Prints each one's median per-batch time and its speed against a, paired by round (median
+ * over rounds). A script, not a test: its numbers are timings.
+ */
+import { BatchClock, CONTENDERS, newLearner, type Setup } from './contenders.js';
+import { selectBackend } from '../src/backend/selectBackend.js';
+import { TfEngine } from '../src/engine/tfEngine.js';
+import { Callback } from '../src/loop/callback.js';
+import { newTrainContext, type TrainContext } from '../src/loop/context.js';
+
+type Block = () => Promise<number[]>;
+
+async function engineByHand(setup: Setup, keepLoss: boolean): Promise<Block> {
+  const learn = await newLearner(setup, 0, false);
+  const ctx = newTrainContext(learn, 1, setup.batches);
+  const engine = new TfEngine({ model: learn.model, lossFn: learn.loss.fn, metrics: [], optimizer: learn.optimizer, train: learn.data.train, valid: null, ctx });
+  const clock = new BatchClock();
+  return async () => {
+    engine.orderEpoch(0);
+    for (let i = 0; i < setup.batches; i++) {
+      clock.start();
+      engine.loadBatch(true, i, 0);
+      engine.underTape(() => {
+        engine.forward(true);
+        engine.computeLoss(true);
+        if (keepLoss) engine.keepLoss(true);
+        engine.markLossForBackward();
+      });
+      engine.accumulateGradients();
+      engine.step();
+      engine.zeroGradients();
+      engine.releaseBatch();
+    }
+    const end = performance.now();
+    if (keepLoss) engine.readKeptLosses();
+    return clock.durations(end);
+  };
+}
+
+/** fit(1) with no callback but the clock: the machine and driver without the default callbacks. */
+async function fitAlone(setup: Setup): Promise<Block> {
+  const learn = await newLearner(setup, 0, false);
+  const clock = new BatchClock();
+  let lastEnd = 0;
+  class Clock extends Callback {
+    override order = -1e9;
+    onBatchBegin(ctx: TrainContext) {
+      if (ctx.train) clock.start();
+    }
+    onBatchEnd(ctx: TrainContext) {
+      if (ctx.train) lastEnd = performance.now();
+    }
+  }
+  learn.addCallback(new Clock());
+  return async () => {
+    await learn.fit(1);
+    return clock.durations(lastEnd);
+  };
+}
+
+async function main() {
+  const [backend = 'wasm', batch = '64', roundsArg = '30'] = process.argv.slice(2);
+  if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`decompose: backend must be wasm or cpu, got ${backend}`);
+  const rounds = Number(roundsArg);
+  if (!Number.isInteger(rounds) || rounds < 2) throw new Error(`decompose: rounds must be an integer ≥ 2, got ${roundsArg}`);
+  await selectBackend(backend);
+  const setup: Setup = { model: 'mlp', batchSize: Number(batch), batches: backend === 'cpu' ? 4 : 20 };
+  const blocks: Array<[string, Block]> = [
+    ['a', (await CONTENDERS.a(setup)).runBlock],
+    ['engine', await engineByHand(setup, true)],
+    ['bare', await engineByHand(setup, false)],
+    ['fit', await fitAlone(setup)],
+    ['d', (await CONTENDERS.d(setup)).runBlock],
+  ];
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+  const perRound = new Map<string, number[]>(blocks.map(([k]) => [k, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < blocks.length; i++) {
+      const [key, run] = blocks[(i + r) % blocks.length]!;
+      const times = await run();
+      if (r > 0) perRound.get(key)!.push(median(times));
+    }
+  }
+  const a = perRound.get('a')!;
+  for (const [key] of blocks) {
+    const t = perRound.get(key)!;
+    console.log(`${key.padEnd(7)} ${median(t).toFixed(3)} ms/batch   speed vs a ${median(t.map((x, i) => a[i]! / x)).toFixed(3)}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
