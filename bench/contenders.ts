@@ -64,7 +64,7 @@ export class BatchClock {
 }
 
 /** The clock as a callback: stamps each train batch as it begins (first of the stage's hooks). */
-class BatchClockCallback extends Callback {
+export class BatchClockCallback extends Callback {
   override order = -1e9;
   private readonly clock = new BatchClock();
   private lastEnd = 0;

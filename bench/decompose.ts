@@ -15,11 +15,10 @@
  * Prints each one's median per-batch time and its speed against a, paired by round (median
  * over rounds). A script, not a test: its numbers are timings.
  */
-import { BatchClock, CONTENDERS, newLearner, type Setup } from './contenders.js';
+import { BatchClock, BatchClockCallback, CONTENDERS, newLearner, type Setup } from './contenders.js';
 import { selectBackend } from '../src/backend/selectBackend.js';
 import { TfEngine } from '../src/engine/tfEngine.js';
-import { Callback } from '../src/loop/callback.js';
-import { newTrainContext, type TrainContext } from '../src/loop/context.js';
+import { newTrainContext } from '../src/loop/context.js';
 
 type Block = () => Promise<number[]>;
 
@@ -53,21 +52,11 @@ async function engineByHand(setup: Setup, keepLoss: boolean): Promise<Block> {
 /** fit(1) with no callback but the clock: the machine and driver without the default callbacks. */
 async function fitAlone(setup: Setup): Promise<Block> {
   const learn = await newLearner(setup, 0, false);
-  const clock = new BatchClock();
-  let lastEnd = 0;
-  class Clock extends Callback {
-    override order = -1e9;
-    onBatchBegin(ctx: TrainContext) {
-      if (ctx.train) clock.start();
-    }
-    onBatchEnd(ctx: TrainContext) {
-      if (ctx.train) lastEnd = performance.now();
-    }
-  }
-  learn.addCallback(new Clock());
+  const clock = new BatchClockCallback();
+  learn.addCallback(clock);
   return async () => {
     await learn.fit(1);
-    return clock.durations(lastEnd);
+    return clock.durations();
   };
 }
 

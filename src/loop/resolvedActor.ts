@@ -373,8 +373,9 @@ export class ResolvedActor<C extends object> {
    * order it lists them; the first whose guard passes (or that has none) wins. The candidate
    * lists are read once per (state, event type) from the state nodes; the guards run every time,
    * on this context, with XState's arguments. Where XState would do more than call a plain
-   * guard (a built-in guard such as `and`, a guard not implemented, a wildcard event
-   * descriptor), the list is not made and XState itself chooses.
+   * guard (a built-in guard such as `and`; a guard the machine names but gives no function for,
+   * where XState raises its own error; a wildcard event descriptor), the list is not made and
+   * XState itself chooses.
    */
   private choose(current: ResolvedSnapshot<C>, event: EventObject): Step | undefined {
     const record = this.record;
