@@ -50,6 +50,18 @@ function scriptedMachine(seed: number, log: string[]) {
   });
 }
 
+type StateOf = { value: unknown; status: string; context: unknown };
+
+/** The live and the resolved actor are in the same state (value, status, context); their snapshots, for more checks. */
+function expectSameState<L extends StateOf, R extends StateOf>(live: { getSnapshot(): L }, resolved: { getSnapshot(): R }, at: string) {
+  const a = live.getSnapshot();
+  const b = resolved.getSnapshot();
+  expect(b.value, at).toEqual(a.value);
+  expect(b.status, at).toBe(a.status);
+  expect(b.context, at).toEqual(a.context);
+  return [a, b] as const;
+}
+
 const inputArb: fc.Arbitrary<LoopInput> = fc
   .record({
     nEpochs: fc.integer({ min: 0, max: 3 }),
@@ -104,11 +116,7 @@ describe('the resolved actor is the live actor, event by event', () => {
         const eventRng = new Rng(eventSeed);
         const events = () => eventRng.nextFloat();
         const compare = (after: string) => {
-          const a = live.getSnapshot();
-          const b = resolved.getSnapshot();
-          expect(b.value, after).toEqual(a.value);
-          expect(b.status, after).toBe(a.status);
-          expect(b.context, after).toEqual(a.context);
+          const [a, b] = expectSameState(live, resolved, after);
           for (const tag of [QUIET, TAPE_OPENS, TAPE_CLOSES]) expect(b.hasTag(tag), `${after}: tag ${tag}`).toBe(a.hasTag(tag));
           expect(resolved.getPersistedSnapshot(), after).toEqual(live.getPersistedSnapshot());
           expect(resolvedLog, after).toEqual(liveLog);
@@ -162,11 +170,7 @@ describe('the resolved actor is the live actor, event by event', () => {
       live.start();
       const resolved = new ResolvedActor<Record<string, unknown>>(machine, undefined).start();
       const compare = (at: string) => {
-        const a = live.getSnapshot();
-        const b = resolved.getSnapshot();
-        expect(b.status, at).toBe(a.status);
-        expect(b.value, at).toEqual(a.value);
-        expect(b.context, at).toEqual(a.context);
+        const [a, b] = expectSameState(live, resolved, at);
         expect((b.error as Error | undefined)?.message, at).toBe((a.error as Error | undefined)?.message);
       };
       compare('started');
