@@ -14,6 +14,8 @@
  *     copy (wasmSharedCopies.ts);
  *   - cpu `BatchMatMul` and `_FusedMatMul` as a packed, register-blocked product, 5–15× the
  *     stock cpu kernels (cpuMatMul.ts);
+ *   - a cpu kernel of its own for one Adam/AdamW update in one pass (cpuAdamUpdate.ts), which
+ *     the optimizer uses while it is registered; bit for bit what its composed ops compute;
  *   - a `BatchMatMul` gradient that handles broadcast batch dimensions (matMulGradient.ts);
  *   - a `Conv2D` gradient made of forward convolutions (conv2dGradient.ts), whose filter part
  *     on wasm is one patch matrix product when the filter has few taps (wasmConv2dFilterGrad.ts).
@@ -43,6 +45,7 @@ import { FUSED_MAT_MUL, wasmFusedMatMulKernel } from './wasmFusedMatMul.js';
 import { MAX_POOL_GRAD, wasmMaxPoolGradKernel } from './wasmMaxPoolGrad.js';
 import { CAST, IDENTITY, wasmCastKernel, wasmIdentityKernel } from './wasmSharedCopies.js';
 import { SUM, wasmSumKernel } from './wasmSum.js';
+import { cpuAdamUpdateKernel } from './cpuAdamUpdate.js';
 import { CPU_BATCH_MAT_MUL, CPU_FUSED_MAT_MUL, cpuBatchMatMulKernel, cpuFusedMatMulKernel } from './cpuMatMul.js';
 import { CONV2D_BACKPROP_FILTER, wasmConv2dFilterGradKernel } from './wasmConv2dFilterGrad.js';
 
@@ -92,14 +95,18 @@ const BACKENDS: readonly BackendKernels[] = [
   { backendName: 'cpu', replacements: CPU_REPLACEMENTS, stock: new Map(), ours: new Map() },
 ];
 
+/** Kernels trainchart adds, with no stock counterpart: registered only with the trainchart set. */
+const ADDITIONS: readonly tf.KernelConfig[] = [cpuAdamUpdateKernel];
+
 let current: KernelSet = 'trainchart';
 
 /** tfjs's registration, captured the first time trainchart replaces it. */
 let stockMatMulGrad: tf.GradConfig | undefined;
 
 function replaceKernel(config: tf.KernelConfig): void {
-  if (tf.getKernel(config.kernelName, config.backendName) === config) return;
-  tf.unregisterKernel(config.kernelName, config.backendName);
+  const registered = tf.getKernel(config.kernelName, config.backendName);
+  if (registered === config) return;
+  if (registered !== undefined) tf.unregisterKernel(config.kernelName, config.backendName);
   tf.registerKernel(config);
 }
 
@@ -121,6 +128,7 @@ function installTrainchart(): void {
     }
     for (const k of kernels.ours.values()) replaceKernel(k);
   }
+  for (const k of ADDITIONS) replaceKernel(k);
 }
 
 function installStock(): void {
@@ -129,6 +137,7 @@ function installStock(): void {
     tf.registerGradient(stockMatMulGrad);
   }
   for (const kernels of BACKENDS) for (const k of kernels.stock.values()) replaceKernel(k);
+  for (const k of ADDITIONS) if (tf.getKernel(k.kernelName, k.backendName) !== undefined) tf.unregisterKernel(k.kernelName, k.backendName);
 }
 
 /**

@@ -25,6 +25,7 @@
  * function runs in its own tidy, so only the assigned variables outlive it.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ADAM_UPDATE } from '../backend/cpuAdamUpdate.js';
 
 export interface SgdScalars {
   lr: tf.Scalar;
@@ -74,8 +75,25 @@ export function adamDebias(lr: number, beta1: number, beta2: number, eps: number
   return { stepSize: (lr * sqrtBc2) / bc1, epsHat: eps * sqrtBc2 };
 }
 
-/** One adam/adamw update of `p` with its moments `m` and `v` (updated in place). */
+/**
+ * One adam/adamw update of `p` with its moments `m` and `v` (updated in place). Where the
+ * backend has trainchart's one-pass kernel for it (cpu, trainchart kernel set:
+ * backend/cpuAdamUpdate.ts), that kernel computes exactly these ops, rounded the same way.
+ */
 export function adamUpdate(p: tf.Variable, g0: tf.Tensor, m: tf.Variable, v: tf.Variable, s: AdamScalars): void {
+  if (tf.getKernel(ADAM_UPDATE, tf.getBackend()) !== undefined) {
+    tf.tidy(() => {
+      const { l2, decay, ...always } = s;
+      const inputs: tf.NamedTensorMap = { p, g: g0, m, v, ...always };
+      if (l2) inputs.l2 = l2;
+      if (decay) inputs.decay = decay;
+      const [p1, m1, v1] = tf.engine().runKernel(ADAM_UPDATE, inputs, {}) as tf.Tensor[];
+      m.assign(m1!);
+      v.assign(v1!);
+      p.assign(p1!);
+    });
+    return;
+  }
   tf.tidy(() => {
     const g = s.l2 ? tf.add(g0, tf.mul(p, s.l2)) : g0;
     const m1 = tf.add(tf.mul(m, s.beta1), tf.mul(g, s.oneMinusBeta1));
