@@ -66,7 +66,7 @@ async function main() {
   const rounds = Number(roundsArg);
   if (!Number.isInteger(rounds) || rounds < 2) throw new Error(`decompose: rounds must be an integer ≥ 2, got ${roundsArg}`);
   await selectBackend(backend);
-  const setup: Setup = { model: 'mlp', batchSize: Number(batch), batches: backend === 'cpu' ? 4 : 20 };
+  const setup: Setup = { model: 'mlp', batchSize: Number(batch), batches: backend === 'cpu' ? (Number(batch) >= 256 ? 8 : 32) : 20 };
   const blocks: Array<[string, Block]> = [
     ['a', (await CONTENDERS.a(setup)).runBlock],
     ['engine', await engineByHand(setup, true)],

@@ -69,11 +69,13 @@ function quantile(xs: number[], q: number): number {
  */
 function batchesFor(backend: string, model: ModelName, batchSize: number): number {
   if (QUICK) return model === 'mlp' ? 4 : 2;
-  // cpu: enough MLP batches per block that its periodic full GCs (every ~3 batches: cpu tensors
-  // are JS typed arrays) fall on every contender alike.
-  const heavy = (backend === 'cpu' ? (model === 'cnn' ? 12 : 4) : 1) * (model === 'cnn' ? 8 : 1) * (batchSize / 64);
   // The wasm MLP's batches take 3–7 ms: 96 and 36 of them make blocks of ~0.25 s.
   if (backend === 'wasm' && model === 'mlp') return batchSize >= 256 ? 36 : 96;
+  // The cpu MLP's take 11–50 ms with trainchart's cpu kernels: 32 and 8 make blocks of ~0.4 s,
+  // long enough that the full GCs cpu tensors bring (they are JS typed arrays) fall on every
+  // contender alike rather than on whichever ran a 3-batch block when one came.
+  if (backend === 'cpu' && model === 'mlp') return batchSize >= 256 ? 8 : 32;
+  const heavy = (backend === 'cpu' ? 12 : 1) * (model === 'cnn' ? 8 : 1) * (batchSize / 64);
   return Math.max(heavy >= 200 ? 1 : 2, Math.round(40 / heavy));
 }
 
