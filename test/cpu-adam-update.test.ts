@@ -124,6 +124,26 @@ describe('cpu one-pass Adam update', () => {
     }
   });
 
+  it('steps float32 tensors stored as integers (casts share storage) as the composed ops do', () => {
+    const step = () => {
+      const p = tf.tidy(() => tf.variable(tf.tensor([1, 2, -3, 16777217], [4], 'int32').cast('float32'), true, 'q0'));
+      const g = tf.tensor([true, false, true, true], [4], 'bool').cast('float32');
+      const opt = createOptimizer('adamw', { lr: 0.5, wd: 0.1 });
+      opt.step([p], { q0: g });
+      opt.step([p], { q0: g });
+      const out = Array.from(p.dataSync());
+      opt.dispose();
+      tf.dispose([p, g]);
+      return out;
+    };
+    const fused = step();
+    useStockKernels();
+    const composed = step();
+    useTrainchartKernels();
+    expect(fused).toEqual(composed);
+    expect(fused[1]).not.toBe(2); // it did step (adamw decays even without a gradient)
+  });
+
   it('leaves no tensor or cpu data behind', () => {
     train('adam', 0);
     const before = { tensors: tf.memory().numTensors, dataIds: (tf.backend() as unknown as { numDataIds(): number }).numDataIds() };

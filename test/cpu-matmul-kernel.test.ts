@@ -34,6 +34,7 @@ function cases(): Case[] {
     [[2], [2]],
     [[1], [3]],
     [[2, 1], [1, 3]],
+    [[3, 1], [2]], // b's batches alternate across the output's: 0, 1, 0, 1, …
     [[3, 1, 2], [1, 4, 1]],
   ];
   const out: Case[] = [];
@@ -80,8 +81,9 @@ describe('cpu BatchMatMul (trainchart kernel set)', () => {
     const ours = [tf.getKernel('BatchMatMul', 'cpu'), tf.getKernel('_FusedMatMul', 'cpu')];
     useStockKernels();
     const stock = [tf.getKernel('BatchMatMul', 'cpu'), tf.getKernel('_FusedMatMul', 'cpu')];
-    expect(stock[0]).not.toBe(ours[0]);
-    expect(stock[1]).not.toBe(ours[1]);
+    // tfjs-backend-cpu's own kernel functions, by the names they have there.
+    expect(stock.map((k) => k.kernelFunc.name)).toEqual(['batchMatMul', '_fusedMatMul']);
+    expect(ours.map((k) => k.kernelFunc.name)).not.toContain('batchMatMul');
     useTrainchartKernels();
     expect([tf.getKernel('BatchMatMul', 'cpu'), tf.getKernel('_FusedMatMul', 'cpu')]).toEqual(ours);
   });
@@ -120,6 +122,14 @@ describe('cpu BatchMatMul (trainchart kernel set)', () => {
     tf.dispose(tensors.flat());
   });
 
+  it('float32 tensors whose storage is not a Float32Array (a cast of int32) go to the stock kernel, correctly', () => {
+    const a = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32').cast('float32');
+    const b = tf.tensor2d([1, 0, 2, 1, 0, 3], [3, 2], 'float32');
+    const y = tf.matMul(a, b);
+    expect(Array.from(y.dataSync())).toEqual([5, 11, 14, 23]);
+    tf.dispose([a, b, y]);
+  });
+
   it('hands what it does not multiply to the stock kernel: int32 operands', () => {
     const a = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32');
     const b = tf.tensor2d([1, 0, 2, 1, 0, 3], [3, 2], 'int32');
@@ -144,8 +154,8 @@ describe('cpu _FusedMatMul (trainchart kernel set)', () => {
   };
   interface FusedCase extends Case {
     activation: Activation;
-    /** 'column': one bias per output column (a Dense layer's); 'full': one per output element. */
-    bias: 'none' | 'column' | 'full';
+    /** 'column' ([n]) and 'row' ([1, n]): one bias per output column (a Dense layer's); 'full': one per output element. */
+    bias: 'none' | 'column' | 'row' | 'full';
   }
   const fusedCases: FusedCase[] = [];
   for (const [ba, bb] of [
@@ -156,7 +166,7 @@ describe('cpu _FusedMatMul (trainchart kernel set)', () => {
   ] as Array<[number[], number[]]>) {
     for (const [tA, tB] of FLAGS) {
       for (const activation of activations) {
-        const bias = (['none', 'column', 'full'] as const)[rng.nextInt(3)]!;
+        const bias = (['none', 'column', 'row', 'full'] as const)[rng.nextInt(4)]!;
         fusedCases.push({ ...makeCase(ba, bb, int(1, 14), int(1, 20), int(1, 14), tA, tB), activation, bias });
       }
     }
@@ -164,18 +174,22 @@ describe('cpu _FusedMatMul (trainchart kernel set)', () => {
   // The Dense-layer forward pass.
   fusedCases.push({ ...makeCase([], [], 64, 784, 128, false, false), activation: 'relu', bias: 'column' });
   fusedCases.push({ ...makeCase([], [], 64, 128, 10, false, false), activation: 'linear', bias: 'column' });
+  // A full bias under relu: added first, then clipped (never the other way round).
+  fusedCases.push({ ...makeCase([], [], 9, 11, 6, false, false), activation: 'relu', bias: 'full' });
+  fusedCases.push({ ...makeCase([2], [], 5, 11, 6, true, false), activation: 'relu', bias: 'row' });
 
   it.each(fusedCases.map((c) => [`${caseName(c)} ${c.activation}, bias ${c.bias}`, c] as const))('%s equals the definition and the stock kernel', (_, c) => {
     const n = nOf(c);
     const av = values(c.a);
     const bv = values(c.b);
     const mm = referenceMatMul(av, c.a, bv, c.b, c.tA, c.tB);
-    const biasShape = c.bias === 'column' ? [n] : mm.shape;
+    const biasShape = c.bias === 'column' ? [n] : c.bias === 'row' ? [1, n] : mm.shape;
     const biasV = values(biasShape);
     const alphaV = values([n]).map((v) => Math.abs(v));
+    // A per-column bias is added to the exact sum (one rounding); a full one to the rounded product.
     const want = mm.values.map((s, i) => {
       const j = i % n;
-      const biased = c.bias === 'none' ? s : c.bias === 'column' ? s + biasV[j]! : Math.fround(Math.fround(s) + biasV[i]!);
+      const biased = c.bias === 'none' ? s : c.bias === 'full' ? Math.fround(Math.fround(s) + biasV[i]!) : s + biasV[j]!;
       return ACT[c.activation](biased, alphaV[j]!);
     });
     const run = () =>
@@ -195,8 +209,8 @@ describe('cpu _FusedMatMul (trainchart kernel set)', () => {
     const got = run();
     expect(got.shape).toEqual(mm.shape);
     expect(relErr(got.dataSync(), want)).toBeLessThan(2e-6);
-    if ((c.activation === 'linear' || c.activation === 'relu') && c.bias !== 'full') {
-      // Summed, biased and clipped in float64, rounded once: the definition bit for bit.
+    if (c.activation === 'linear' || c.activation === 'relu') {
+      // The definition bit for bit: summed, biased and clipped in float64, rounded once.
       expect(Array.from(got.dataSync())).toEqual(Array.from(Float32Array.from(want)));
     }
     got.dispose();

@@ -27,13 +27,21 @@ interface BackendCpu {
 
 const fr = Math.fround;
 
-function floats(backend: BackendCpu, inputs: Record<string, tf.TensorInfo | undefined>, name: string): Float32Array {
+/** Numbers stored in a typed array, as the cpu backend keeps them. */
+type Numbers = ArrayLike<number>;
+
+/**
+ * A cpu tensor's values. A float32 tensor's storage need not be a Float32Array: tfjs casts
+ * int32 and bool to float32 without copying (an Int32Array or Uint8Array stays), and the cpu
+ * ops read such values as the numbers they hold — so does this kernel.
+ */
+function numbers(backend: BackendCpu, inputs: Record<string, tf.TensorInfo | undefined>, name: string): Numbers {
   const x = inputs[name];
   const v = x === undefined ? undefined : backend.data.get(x.dataId).values;
-  if (!(v instanceof Float32Array)) {
-    throw new BackendError(`${ADAM_UPDATE}: input '${name}' must be a float32 cpu tensor; this is a trainchart bug, please report it.`);
+  if (!ArrayBuffer.isView(v) || v instanceof DataView) {
+    throw new BackendError(`${ADAM_UPDATE}: input '${name}' has no numeric cpu values; this is a trainchart bug, please report it.`);
   }
-  return v;
+  return v as unknown as Numbers;
 }
 
 /** The kernel, registered for the cpu backend while the trainchart kernel set is in use. */
@@ -42,15 +50,15 @@ export const cpuAdamUpdateKernel: tf.KernelConfig = {
   backendName: 'cpu',
   kernelFunc: (args) => {
     const { inputs, backend } = args as unknown as { inputs: Record<string, tf.TensorInfo | undefined>; backend: BackendCpu };
-    const p = floats(backend, inputs, 'p');
-    const g0 = floats(backend, inputs, 'g');
-    const m = floats(backend, inputs, 'm');
-    const v = floats(backend, inputs, 'v');
+    const p = numbers(backend, inputs, 'p');
+    const g0 = numbers(backend, inputs, 'g');
+    const m = numbers(backend, inputs, 'm');
+    const v = numbers(backend, inputs, 'v');
     const n = p.length;
     if (g0.length !== n || m.length !== n || v.length !== n) {
       throw new BackendError(`${ADAM_UPDATE}: p, g, m and v must have the same size (got ${n}, ${g0.length}, ${m.length}, ${v.length}).`);
     }
-    const scalar = (name: string) => floats(backend, inputs, name)[0]!;
+    const scalar = (name: string) => numbers(backend, inputs, name)[0]!;
     const beta1 = scalar('beta1');
     const oneMinusBeta1 = scalar('oneMinusBeta1');
     const beta2 = scalar('beta2');

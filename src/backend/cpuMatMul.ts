@@ -17,10 +17,10 @@
  *   rounds every 48 terms), so results are at least as accurate and deterministic: the order
  *   of the terms is fixed by the shapes alone.
  *
- * `_FusedMatMul` (what every tfjs-layers Dense layer runs) adds the bias and applies relu or
- * linear while storing; any other activation, or a bias that is not one value per column,
- * goes through the stock cpu `Add` and the activation's own kernel after the product — the
- * composition tfjs-core uses when it does not fuse.
+ * `_FusedMatMul` (what every tfjs-layers Dense layer runs) adds a bias of one value per output
+ * column ([n], [1, n], …) to each sum before its one rounding, and applies relu while storing;
+ * a bias of any other shape goes through the stock cpu `Add` after the product, and any other
+ * activation through its own cpu kernel — the composition tfjs-core uses when it does not fuse.
  *
  * Batch dimensions broadcast as numpy's do; b's panels are packed once when b has batch 1.
  * The packing buffers are kept between calls (kernels run one at a time, synchronously) and
@@ -66,11 +66,19 @@ function floats(backend: BackendCpu, x: Info): Float32Array | undefined {
   return v instanceof Float32Array ? v : undefined;
 }
 
-let packedB: Float32Array = new Float32Array(0);
-let packedA: Float32Array = new Float32Array(0);
+/**
+ * Packing buffers kept between calls up to this many floats (16 MB): enough for any layer of
+ * an ordinary network; a larger product packs into a buffer of its own, which the GC frees.
+ */
+const MAX_KEPT_FLOATS = 1 << 22;
+let keptB: Float32Array = new Float32Array(0);
+let keptA: Float32Array = new Float32Array(0);
 
-function grow(buffer: Float32Array, length: number): Float32Array {
-  return buffer.length >= length ? buffer : new Float32Array(Math.max(length, buffer.length * 2));
+function packingBuffer(kept: Float32Array, length: number, keep: (b: Float32Array) => void): Float32Array {
+  if (kept.length >= length) return kept;
+  const fresh = new Float32Array(length);
+  if (length <= MAX_KEPT_FLOATS) keep(fresh);
+  return fresh;
 }
 
 /**
@@ -147,8 +155,7 @@ function multiplyPacked(
   outOff: number,
   e: Epilogue,
 ): void {
-  packedA = grow(packedA, 4 * k);
-  const ap = packedA;
+  const ap = packingBuffer(keptA, 4 * k, (b) => (keptA = b));
   const panels = (n + 3) >> 2;
   const bias = e.bias;
   const relu = e.relu;
@@ -196,19 +203,21 @@ function product(av: Float32Array, a: Info, bv: Float32Array, b: Info, attrs: Ma
   const { m, k, n, outBatch, batchA, batchB, batchOut } = plan;
   const out = new Float32Array(batchOut * m * n);
   const panelsLength = 4 * k * ((n + 3) >> 2);
-  packedB = grow(packedB, panelsLength);
-  const bp = packedB;
   const ia = batchA === batchOut ? null : broadcastBatchIndex(outBatch, a.shape.slice(0, -2));
   const ib = batchB === batchOut ? null : broadcastBatchIndex(outBatch, b.shape.slice(0, -2));
-  let packedFrom = -1;
+  // b's batches each feed one output batch (no broadcast): packed one at a time, in one buffer.
+  // Broadcast (b's batch 1, or [3,1]·[2] where they alternate): every one of b's batches packed once.
+  const packAll = ib !== null;
+  const bp = packingBuffer(keptB, packAll ? batchB * panelsLength : panelsLength, (buf) => (keptB = buf));
+  if (packAll) {
+    for (let j = 0; j < batchB; j++) packColumns(bv, j * k * n, attrs.transposeB, k, n, bp.subarray(j * panelsLength));
+  }
   for (let o = 0; o < batchOut; o++) {
-    const sb = ib ? ib[o]! : o;
-    if (sb !== packedFrom) {
-      packColumns(bv, sb * k * n, attrs.transposeB, k, n, bp);
-      packedFrom = sb;
-    }
+    let panels = bp;
+    if (packAll) panels = bp.subarray(ib[o]! * panelsLength);
+    else packColumns(bv, o * k * n, attrs.transposeB, k, n, bp);
     const sa = ia ? ia[o]! : o;
-    multiplyPacked(av, sa * m * k, attrs.transposeA, m, k, n, bp, out, o * m * n, e);
+    multiplyPacked(av, sa * m * k, attrs.transposeA, m, k, n, panels, out, o * m * n, e);
   }
   return out;
 }
@@ -277,20 +286,29 @@ export function cpuFusedMatMulKernel(stock: tf.KernelConfig): tf.KernelConfig {
         return stock.kernelFunc(args);
       }
       const shape = [...plan.outBatch, plan.m, plan.n];
+      // A bias of one value per output column ([n], [1, n], …) is added to each sum before its
+      // one rounding, whatever the activation; any other bias by the cpu `Add` afterwards.
       const biasValues = bias == null ? null : floats(backend, bias);
-      const perColumnBias = bias == null || (bias.shape.length === 1 && bias.shape[0] === plan.n && biasValues !== undefined);
-      if (perColumnBias && (attrs.activation === 'linear' || attrs.activation === 'relu')) {
-        const e: Epilogue = { bias: biasValues ?? null, relu: attrs.activation === 'relu' };
-        return backend.makeTensorInfo(shape, 'float32', product(av, a, bv, b, attrs, plan, e));
-      }
-      let y = backend.makeTensorInfo(shape, 'float32', product(av, a, bv, b, attrs, plan, NO_EPILOGUE));
+      const perColumn =
+        bias != null &&
+        biasValues !== undefined &&
+        bias.shape.length <= shape.length &&
+        bias.shape.at(-1) === plan.n &&
+        bias.shape.every((d, i) => d === 1 || i === bias.shape.length - 1);
+      const biasLeft = bias != null && !perColumn;
+      // relu is applied while storing only when nothing is still to be added.
+      const reluStored = attrs.activation === 'relu' && !biasLeft;
+      const activationLeft = attrs.activation !== 'linear' && !reluStored;
+      const e: Epilogue = { bias: perColumn ? biasValues : null, relu: reluStored };
+      let y = backend.makeTensorInfo(shape, 'float32', product(av, a, bv, b, attrs, plan, e));
+      if (!biasLeft && !activationLeft) return y;
       try {
-        if (bias != null) {
+        if (biasLeft) {
           const withBias = runCpuKernel('Add', backend, { a: y, b: bias });
           backend.disposeIntermediateTensorInfo(y);
           y = withBias;
         }
-        const activated = activate(backend, y, inputs, attrs);
+        const activated = activationLeft ? activate(backend, y, inputs, attrs) : null;
         if (activated) {
           backend.disposeIntermediateTensorInfo(y);
           y = activated;
