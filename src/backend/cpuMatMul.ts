@@ -35,7 +35,7 @@ export const CPU_FUSED_MAT_MUL = '_FusedMatMul';
 type Info = tf.TensorInfo;
 
 /** The part of tfjs's cpu backend (MathBackendCPU) these kernels use. */
-interface BackendCpu {
+export interface BackendCpu {
   data: { get(dataId: object): { values?: unknown } };
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): Info;
   disposeIntermediateTensorInfo(info: Info): void;
@@ -61,7 +61,7 @@ interface FusedAttrs extends MatMulAttrs {
 }
 
 /** The float32 values of a cpu tensor, or undefined when they are not a Float32Array. */
-function floats(backend: BackendCpu, x: Info): Float32Array | undefined {
+export function floats(backend: BackendCpu, x: Info): Float32Array | undefined {
   const v = backend.data.get(x.dataId).values;
   return v instanceof Float32Array ? v : undefined;
 }
@@ -74,7 +74,7 @@ const MAX_KEPT_FLOATS = 1 << 22;
 let keptB: Float32Array = new Float32Array(0);
 let keptA: Float32Array = new Float32Array(0);
 
-function packingBuffer(kept: Float32Array, length: number, keep: (b: Float32Array) => void): Float32Array {
+export function packingBuffer(kept: Float32Array, length: number, keep: (b: Float32Array) => void): Float32Array {
   if (kept.length >= length) return kept;
   const fresh = new Float32Array(length);
   if (length <= MAX_KEPT_FLOATS) keep(fresh);
@@ -85,7 +85,7 @@ function packingBuffer(kept: Float32Array, length: number, keep: (b: Float32Arra
  * Packs B (K×N; stored [N, K] when `tB`) from `off` into panels of 4 columns:
  * out[(panel·K + k)·4 + c] = B[k, 4·panel + c], 0 past column N.
  */
-function packColumns(src: Float32Array, off: number, tB: boolean, k: number, n: number, out: Float32Array): void {
+export function packColumns(src: Float32Array, off: number, tB: boolean, k: number, n: number, out: Float32Array): void {
   const panels = (n + 3) >> 2;
   for (let p = 0; p < panels; p++) {
     const base = p * k * 4;
@@ -119,12 +119,12 @@ function packRows(src: Float32Array, off: number, tA: boolean, m: number, k: num
 }
 
 /** What is done to each sum as it is stored: + bias[j] (null: none), then relu or not. */
-interface Epilogue {
+export interface Epilogue {
   bias: Float32Array | null;
   relu: boolean;
 }
 
-const NO_EPILOGUE: Epilogue = { bias: null, relu: false };
+export const NO_EPILOGUE: Epilogue = { bias: null, relu: false };
 
 /** A 4×4 block that does not fit the output (past row M or column N): stored one by one. */
 const edge = new Float64Array(16);
@@ -140,13 +140,18 @@ function storeEdge(out: Float32Array, off: number, n: number, rows: number, cols
 }
 
 /**
- * out[outOff + i·N + j] = epilogue(Σ_k A[i, k]·B[k, j]) for one matrix pair, B already packed
- * (`packColumns`).
+ * Writes rows i0..i0+3 of an M×K matrix into `out` k-major (out[k·4 + r]), 0 past row M: how
+ * `multiplyPacked` reads its left operand, so that a convolution can hand it patches of its
+ * input without building the patch matrix (cpuConv2d.ts).
  */
-function multiplyPacked(
-  a: Float32Array,
-  aOff: number,
-  tA: boolean,
+export type RowPacker = (i0: number, out: Float32Array) => void;
+
+/**
+ * out[outOff + i·N + j] = epilogue(Σ_k A[i, k]·B[k, j]) for one matrix pair: A's rows from
+ * `packA`, B already packed (`packColumns`).
+ */
+export function multiplyPacked(
+  packA: RowPacker,
   m: number,
   k: number,
   n: number,
@@ -161,7 +166,7 @@ function multiplyPacked(
   const relu = e.relu;
   const k4 = 4 * k;
   for (let i0 = 0; i0 < m; i0 += 4) {
-    packRows(a, aOff, tA, m, k, i0, ap);
+    packA(i0, ap);
     const rows = Math.min(4, m - i0);
     for (let p = 0; p < panels; p++) {
       let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
@@ -216,8 +221,9 @@ function product(av: Float32Array, a: Info, bv: Float32Array, b: Info, attrs: Ma
     let panels = bp;
     if (packAll) panels = bp.subarray(ib[o]! * panelsLength);
     else packColumns(bv, o * k * n, attrs.transposeB, k, n, bp);
-    const sa = ia ? ia[o]! : o;
-    multiplyPacked(av, sa * m * k, attrs.transposeA, m, k, n, panels, out, o * m * n, e);
+    const aOff = (ia ? ia[o]! : o) * m * k;
+    const packA: RowPacker = (i0, ap) => packRows(av, aOff, attrs.transposeA, m, k, i0, ap);
+    multiplyPacked(packA, m, k, n, panels, out, o * m * n, e);
   }
   return out;
 }
@@ -242,13 +248,18 @@ export function cpuBatchMatMulKernel(stock: tf.KernelConfig): tf.KernelConfig {
 }
 
 /** Runs the cpu kernel registered under `kernelName` on TensorInfos, bypassing the engine. */
-function runCpuKernel(kernelName: string, backend: BackendCpu, inputs: Record<string, Info | undefined>, attrs: Record<string, unknown> = {}): Info {
+export function runCpuKernel(kernelName: string, backend: BackendCpu, inputs: Record<string, Info | undefined>, attrs: Record<string, unknown> = {}): Info {
   const kernel = tf.getKernel(kernelName, 'cpu');
   return kernel.kernelFunc({ inputs, backend, attrs } as unknown as Parameters<tf.KernelFunc>[0]) as Info;
 }
 
 /** The activation by its own cpu kernel; null for linear, undefined for one tfjs does not know. */
-function activate(backend: BackendCpu, x: Info, inputs: FusedInputs, attrs: FusedAttrs): Info | null | undefined {
+export function activate(
+  backend: BackendCpu,
+  x: Info,
+  inputs: { preluActivationWeights?: Info },
+  attrs: { activation: string; leakyreluAlpha?: number },
+): Info | null | undefined {
   switch (attrs.activation) {
     case 'linear':
       return null;
@@ -269,7 +280,7 @@ function activate(backend: BackendCpu, x: Info, inputs: FusedInputs, attrs: Fuse
   }
 }
 
-const KNOWN_ACTIVATIONS = new Set(['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu', 'prelu']);
+export const KNOWN_ACTIVATIONS = new Set(['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu', 'prelu']);
 
 /** The kernel config that replaces the stock cpu `_FusedMatMul` (see the file comment). */
 export function cpuFusedMatMulKernel(stock: tf.KernelConfig): tf.KernelConfig {

@@ -14,6 +14,8 @@
  *     copy (wasmSharedCopies.ts);
  *   - cpu `BatchMatMul` and `_FusedMatMul` as a packed, register-blocked product, 5–15× the
  *     stock cpu kernels (cpuMatMul.ts);
+ *   - cpu `Conv2D` and `FusedConv2D` as the same packed product, patches read straight from
+ *     the input (cpuConv2d.ts): every convolution of a training step, the gradient's included;
  *   - a cpu kernel of its own for one Adam/AdamW update in one pass (cpuAdamUpdate.ts), which
  *     the optimizer uses while it is registered; bit for bit what its composed ops compute;
  *   - a `BatchMatMul` gradient that handles broadcast batch dimensions (matMulGradient.ts);
@@ -46,6 +48,7 @@ import { MAX_POOL_GRAD, wasmMaxPoolGradKernel } from './wasmMaxPoolGrad.js';
 import { CAST, IDENTITY, wasmCastKernel, wasmIdentityKernel } from './wasmSharedCopies.js';
 import { SUM, wasmSumKernel } from './wasmSum.js';
 import { cpuAdamUpdateKernel } from './cpuAdamUpdate.js';
+import { CPU_CONV2D, CPU_FUSED_CONV2D, cpuConv2dKernel, cpuFusedConv2dKernel } from './cpuConv2d.js';
 import { CPU_BATCH_MAT_MUL, CPU_FUSED_MAT_MUL, cpuBatchMatMulKernel, cpuFusedMatMulKernel } from './cpuMatMul.js';
 import { CONV2D_BACKPROP_FILTER, wasmConv2dFilterGradKernel } from './wasmConv2dFilterGrad.js';
 
@@ -80,6 +83,8 @@ const WASM_REPLACEMENTS: readonly Replacement[] = [
 const CPU_REPLACEMENTS: readonly Replacement[] = [
   { kernelName: CPU_BATCH_MAT_MUL, make: (s) => cpuBatchMatMulKernel(s) },
   { kernelName: CPU_FUSED_MAT_MUL, make: (s) => cpuFusedMatMulKernel(s) },
+  { kernelName: CPU_CONV2D, make: (s) => cpuConv2dKernel(s) },
+  { kernelName: CPU_FUSED_CONV2D, make: (s) => cpuFusedConv2dKernel(s) },
 ];
 
 /** Each backend's replacements, with tfjs's kernels they replace and trainchart's, made once. */
