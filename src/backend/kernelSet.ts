@@ -16,6 +16,8 @@
  *     stock cpu kernels (cpuMatMul.ts);
  *   - cpu `Conv2D` and `FusedConv2D` as the same packed product, patches read straight from
  *     the input (cpuConv2d.ts): every convolution of a training step, the gradient's included;
+ *   - cpu `Transpose` (rank ≤ 4) as four strided loops, and cpu `MaxPoolGrad` in one pass
+ *     (cpuTranspose.ts, cpuMaxPoolGrad.ts): the rest of a CNN's backward pass on cpu;
  *   - a cpu kernel of its own for one Adam/AdamW update in one pass (cpuAdamUpdate.ts), which
  *     the optimizer uses while it is registered; bit for bit what its composed ops compute;
  *   - a `BatchMatMul` gradient that handles broadcast batch dimensions (matMulGradient.ts);
@@ -48,6 +50,8 @@ import { MAX_POOL_GRAD, wasmMaxPoolGradKernel } from './wasmMaxPoolGrad.js';
 import { CAST, IDENTITY, wasmCastKernel, wasmIdentityKernel } from './wasmSharedCopies.js';
 import { SUM, wasmSumKernel } from './wasmSum.js';
 import { cpuAdamUpdateKernel } from './cpuAdamUpdate.js';
+import { CPU_TRANSPOSE, cpuTransposeKernel } from './cpuTranspose.js';
+import { CPU_MAX_POOL_GRAD, cpuMaxPoolGradKernel } from './cpuMaxPoolGrad.js';
 import { CPU_CONV2D, CPU_FUSED_CONV2D, cpuConv2dKernel, cpuFusedConv2dKernel } from './cpuConv2d.js';
 import { CPU_BATCH_MAT_MUL, CPU_FUSED_MAT_MUL, cpuBatchMatMulKernel, cpuFusedMatMulKernel } from './cpuMatMul.js';
 import { CONV2D_BACKPROP_FILTER, wasmConv2dFilterGradKernel } from './wasmConv2dFilterGrad.js';
@@ -85,6 +89,8 @@ const CPU_REPLACEMENTS: readonly Replacement[] = [
   { kernelName: CPU_FUSED_MAT_MUL, make: (s) => cpuFusedMatMulKernel(s) },
   { kernelName: CPU_CONV2D, make: (s) => cpuConv2dKernel(s) },
   { kernelName: CPU_FUSED_CONV2D, make: (s) => cpuFusedConv2dKernel(s) },
+  { kernelName: CPU_TRANSPOSE, make: (s) => cpuTransposeKernel(s) },
+  { kernelName: CPU_MAX_POOL_GRAD, make: (s) => cpuMaxPoolGradKernel(s) },
 ];
 
 /** Each backend's replacements, with tfjs's kernels they replace and trainchart's, made once. */
