@@ -99,7 +99,7 @@ describe('cpu MaxPoolGrad (trainchart kernel set)', () => {
     const x = tf.tensor4d(xv, c.shape);
     const outShape = tf.tidy(() => tf.maxPool(x, c.pool, c.stride, c.pad).shape);
     const up = tf.tensor4d(randomValues(rng, outShape), outShape);
-    const grad = () => tf.tidy(() => Array.from(tf.grad((xx: tf.Tensor4D) => tf.sum(tf.mul(tf.maxPool(xx, c.pool, c.stride, c.pad), up)))(x).dataSync()));
+    const grad = () => tf.tidy(() => Array.from(tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(xx as tf.Tensor4D, c.pool, c.stride, c.pad), up)))(x).dataSync()));
     const before = cpu().numDataIds();
     const ours = grad();
     expect(cpu().numDataIds()).toBe(before);
