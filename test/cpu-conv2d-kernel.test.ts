@@ -140,6 +140,18 @@ describe('cpu Conv2D (trainchart kernel set)', () => {
     }
   });
 
+  it('a non-finite filter value with padding gives what the stock kernel gives (padded taps skipped, not 0·Inf)', () => {
+    const fv = new Float32Array(9).fill(1);
+    fv[0] = Infinity;
+    const run = () => tf.tidy(() => Array.from(tf.conv2d(tf.ones([1, 3, 3, 1]) as tf.Tensor4D, tf.tensor4d(fv, [3, 3, 1, 1]), 1, 'same').dataSync()));
+    const ours = run();
+    useStockKernels();
+    const stock = run();
+    useTrainchartKernels();
+    expect(ours).toEqual(stock);
+    expect(ours[0]).toBe(4);
+  });
+
   it('NCHW goes to the stock kernel and gives the NHWC result transposed', () => {
     const c = all[0]!;
     const xv = values(c.x);

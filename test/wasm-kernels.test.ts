@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { selectBackend } from '../src/backend/selectBackend.js';
-import { getKernelSet } from '../src/backend/kernelSet.js';
+import { getKernelSet, useStockKernels, useTrainchartKernels } from '../src/backend/kernelSet.js';
 import { Rng } from '../src/rng.js';
 
 const rng = new Rng(7);
@@ -82,7 +82,14 @@ describe('wasm MaxPoolGrad', () => {
     const xv = coarse(c.x);
     const yShape = await onBackend('cpu', () => tf.tidy(() => tf.maxPool(tf.tensor4d(xv, c.x), c.filter, c.strides, c.pad).shape));
     const wv = fine(yShape);
-    const want = await onBackend('cpu', () => poolGrad(c, xv, wv));
+    // tfjs's stock cpu kernel: trainchart's cpu MaxPoolGrad shares the loop under test.
+    useStockKernels();
+    let want: Awaited<ReturnType<typeof poolGrad>>;
+    try {
+      want = await onBackend('cpu', () => poolGrad(c, xv, wv));
+    } finally {
+      useTrainchartKernels();
+    }
     const before = await onBackend('wasm', () => wasm().numDataIds());
     const got = poolGrad(c, xv, wv);
     const overlap = c.strides[0] < c.filter[0] || c.strides[1] < c.filter[1];

@@ -79,6 +79,10 @@ function convolve(backend: BackendCpu, x: Info, filter: Info, attrs: ConvAttrs, 
   const m = nb * oh * ow;
   const k = kh * kw * cin;
   if (m * k * cout === 0) return null;
+  // A padded tap contributes 0·w here, where the stock kernel skips it: with a non-finite
+  // filter value (an overflowed dy, as the filter gradient's filter) that is NaN, not ±Inf.
+  const padded = top > 0 || left > 0 || (oh - 1) * sh + (kh - 1) * dh + 1 - top > h || (ow - 1) * sw + (kw - 1) * dw + 1 - left > w;
+  if (padded) for (let i = 0; i < fv.length; i++) if (!Number.isFinite(fv[i]!)) return null;
   const panels = packingBuffer(keptFilter, 4 * k * ((cout + 3) >> 2), (b) => (keptFilter = b));
   packColumns(fv, 0, false, k, cout, panels);
   const perImage = oh * ow;
