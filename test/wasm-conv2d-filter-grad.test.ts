@@ -9,22 +9,13 @@ import { selectBackend } from '../src/backend/selectBackend.js';
 import { useStockKernels, useTrainchartKernels } from '../src/backend/kernelSet.js';
 import { IM2COL_MAX_TAPS } from '../src/backend/wasmConv2dFilterGrad.js';
 import { Rng } from '../src/rng.js';
+import { relErr } from './support/matMulReference.js';
 
 const rng = new Rng(31);
 const int = (lo: number, hi: number) => lo + rng.nextInt(hi - lo + 1);
 const size = (s: readonly number[]) => s.reduce((p, q) => p * q, 1);
 const fine = (shape: number[]) => Float32Array.from({ length: size(shape) }, () => rng.nextFloat() * 2 - 1);
 
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  expect(got.length).toBe(want.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
-    scale = Math.max(scale, Math.abs(want[i]!));
-  }
-  return diff / Math.max(scale, 1e-12);
-}
 
 type Pad = 'valid' | 'same' | number;
 interface Case {

@@ -18,19 +18,8 @@
  * NCHW, other dtypes and values not stored as a Float32Array go to the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import {
-  KNOWN_ACTIVATIONS,
-  NO_EPILOGUE,
-  activate,
-  floats,
-  multiplyPacked,
-  packColumns,
-  packingBuffer,
-  runCpuKernel,
-  type BackendCpu,
-  type Epilogue,
-  type RowPacker,
-} from './cpuMatMul.js';
+import { multiplyPacked, packColumns, packingBuffer, type RowPacker } from './cpuMatMul.js';
+import { KNOWN_ACTIVATIONS, NO_EPILOGUE, finishFused, floats, planFused, type BackendCpu, type Epilogue } from './cpuFusedEpilogue.js';
 
 export const CPU_CONV2D = 'Conv2D';
 export const CPU_FUSED_CONV2D = 'FusedConv2D';
@@ -141,34 +130,11 @@ export function cpuFusedConv2dKernel(stock: tf.KernelConfig): tf.KernelConfig {
       const { bias } = inputs;
       const activation = attrs.activation ?? 'linear';
       if (!KNOWN_ACTIVATIONS.has(activation)) return stock.kernelFunc(args);
-      const cout = inputs.filter.shape[3];
-      const biasValues = bias == null ? null : floats(backend, bias);
-      // One bias per output channel ([Cout], [1, Cout], …) is added before the one rounding.
-      const perChannel =
-        bias != null && biasValues !== undefined && bias.shape.length <= 4 && bias.shape.at(-1) === cout && bias.shape.every((d, i) => d === 1 || i === bias.shape.length - 1);
-      const biasLeft = bias != null && !perChannel;
-      const reluStored = activation === 'relu' && !biasLeft;
-      const activationLeft = activation !== 'linear' && !reluStored;
-      const out = convolve(backend, inputs.x, inputs.filter, attrs, { bias: perChannel ? biasValues : null, relu: reluStored });
+      const fused = planFused(backend, bias, inputs.filter.shape[3]!, 4, activation);
+      const out = convolve(backend, inputs.x, inputs.filter, attrs, fused.epilogue);
       if (out === null) return stock.kernelFunc(args);
-      let y = backend.makeTensorInfo(out.shape, 'float32', out.values);
-      if (!biasLeft && !activationLeft) return y;
-      try {
-        if (biasLeft) {
-          const withBias = runCpuKernel('Add', backend, { a: y, b: bias });
-          backend.disposeIntermediateTensorInfo(y);
-          y = withBias;
-        }
-        const activated = activationLeft ? activate(backend, y, inputs, { activation, leakyreluAlpha: attrs.leakyreluAlpha }) : null;
-        if (activated) {
-          backend.disposeIntermediateTensorInfo(y);
-          y = activated;
-        }
-        return y;
-      } catch (e) {
-        backend.disposeIntermediateTensorInfo(y);
-        throw e;
-      }
+      const y = backend.makeTensorInfo(out.shape, 'float32', out.values);
+      return finishFused(backend, y, bias, fused, inputs, { activation, leakyreluAlpha: attrs.leakyreluAlpha });
     },
   };
 }

@@ -28,18 +28,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { broadcastBatchIndex, planMatMul, type MatMulPlan } from './matMulPlan.js';
+import { KNOWN_ACTIVATIONS, NO_EPILOGUE, finishFused, floats, planFused, type BackendCpu, type Epilogue } from './cpuFusedEpilogue.js';
 
 export const CPU_BATCH_MAT_MUL = 'BatchMatMul';
 export const CPU_FUSED_MAT_MUL = '_FusedMatMul';
 
 type Info = tf.TensorInfo;
 
-/** The part of tfjs's cpu backend (MathBackendCPU) these kernels use. */
-export interface BackendCpu {
-  data: { get(dataId: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): Info;
-  disposeIntermediateTensorInfo(info: Info): void;
-}
 
 type KernelArgs<I, A> = { inputs: I; backend: BackendCpu; attrs: A };
 
@@ -60,11 +55,6 @@ interface FusedAttrs extends MatMulAttrs {
   leakyreluAlpha?: number;
 }
 
-/** The float32 values of a cpu tensor, or undefined when they are not a Float32Array. */
-export function floats(backend: BackendCpu, x: Info): Float32Array | undefined {
-  const v = backend.data.get(x.dataId).values;
-  return v instanceof Float32Array ? v : undefined;
-}
 
 /**
  * Packing buffers kept between calls up to this many floats (16 MB): enough for any layer of
@@ -118,13 +108,7 @@ function packRows(src: Float32Array, off: number, tA: boolean, m: number, k: num
   }
 }
 
-/** What is done to each sum as it is stored: + bias[j] (null: none), then relu or not. */
-export interface Epilogue {
-  bias: Float32Array | null;
-  relu: boolean;
-}
 
-export const NO_EPILOGUE: Epilogue = { bias: null, relu: false };
 
 /** A 4×4 block that does not fit the output (past row M or column N): stored one by one. */
 const edge = new Float64Array(16);
@@ -247,40 +231,8 @@ export function cpuBatchMatMulKernel(stock: tf.KernelConfig): tf.KernelConfig {
   };
 }
 
-/** Runs the cpu kernel registered under `kernelName` on TensorInfos, bypassing the engine. */
-export function runCpuKernel(kernelName: string, backend: BackendCpu, inputs: Record<string, Info | undefined>, attrs: Record<string, unknown> = {}): Info {
-  const kernel = tf.getKernel(kernelName, 'cpu');
-  return kernel.kernelFunc({ inputs, backend, attrs } as unknown as Parameters<tf.KernelFunc>[0]) as Info;
-}
 
-/** The activation by its own cpu kernel; null for linear, undefined for one tfjs does not know. */
-export function activate(
-  backend: BackendCpu,
-  x: Info,
-  inputs: { preluActivationWeights?: Info },
-  attrs: { activation: string; leakyreluAlpha?: number },
-): Info | null | undefined {
-  switch (attrs.activation) {
-    case 'linear':
-      return null;
-    case 'relu':
-      return runCpuKernel('Relu', backend, { x });
-    case 'relu6':
-      return runCpuKernel('Relu6', backend, { x });
-    case 'elu':
-      return runCpuKernel('Elu', backend, { x });
-    case 'sigmoid':
-      return runCpuKernel('Sigmoid', backend, { x });
-    case 'leakyrelu':
-      return runCpuKernel('LeakyRelu', backend, { x }, { alpha: attrs.leakyreluAlpha ?? 0.2 });
-    case 'prelu':
-      return runCpuKernel('Prelu', backend, { x, alpha: inputs.preluActivationWeights });
-    default:
-      return undefined;
-  }
-}
 
-export const KNOWN_ACTIVATIONS = new Set(['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu', 'prelu']);
 
 /** The kernel config that replaces the stock cpu `_FusedMatMul` (see the file comment). */
 export function cpuFusedMatMulKernel(stock: tf.KernelConfig): tf.KernelConfig {
@@ -297,38 +249,9 @@ export function cpuFusedMatMulKernel(stock: tf.KernelConfig): tf.KernelConfig {
         return stock.kernelFunc(args);
       }
       const shape = [...plan.outBatch, plan.m, plan.n];
-      // A bias of one value per output column ([n], [1, n], …) is added to each sum before its
-      // one rounding, whatever the activation; any other bias by the cpu `Add` afterwards.
-      const biasValues = bias == null ? null : floats(backend, bias);
-      const perColumn =
-        bias != null &&
-        biasValues !== undefined &&
-        bias.shape.length <= shape.length &&
-        bias.shape.at(-1) === plan.n &&
-        bias.shape.every((d, i) => d === 1 || i === bias.shape.length - 1);
-      const biasLeft = bias != null && !perColumn;
-      // relu is applied while storing only when nothing is still to be added.
-      const reluStored = attrs.activation === 'relu' && !biasLeft;
-      const activationLeft = attrs.activation !== 'linear' && !reluStored;
-      const e: Epilogue = { bias: perColumn ? biasValues : null, relu: reluStored };
-      let y = backend.makeTensorInfo(shape, 'float32', product(av, a, bv, b, attrs, plan, e));
-      if (!biasLeft && !activationLeft) return y;
-      try {
-        if (biasLeft) {
-          const withBias = runCpuKernel('Add', backend, { a: y, b: bias });
-          backend.disposeIntermediateTensorInfo(y);
-          y = withBias;
-        }
-        const activated = activationLeft ? activate(backend, y, inputs, attrs) : null;
-        if (activated) {
-          backend.disposeIntermediateTensorInfo(y);
-          y = activated;
-        }
-        return y;
-      } catch (e) {
-        backend.disposeIntermediateTensorInfo(y);
-        throw e;
-      }
+      const fused = planFused(backend, bias, plan.n, shape.length, attrs.activation);
+      const y = backend.makeTensorInfo(shape, 'float32', product(av, a, bv, b, attrs, plan, fused.epilogue));
+      return finishFused(backend, y, bias, fused, inputs, attrs);
     },
   };
 }
