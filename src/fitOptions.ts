@@ -51,7 +51,11 @@ export interface FitResult {
   iterations: number;
   /** Validation loss and metrics of the last validation pass (null if none ran). */
   metrics: Record<string, number> | null;
-  smoothLoss: number;
+  /**
+   * The smoothed train loss at the fit's end. When no callback read the losses, they are still
+   * on the device: reading this reads them (one host read for every fit not read yet).
+   */
+  readonly smoothLoss: number;
   /** The checkpoint this fit resumed from (`resumeFrom`), or null for a fit from the start. */
   resumedFrom: ResumedFrom | null;
 }

@@ -16,6 +16,7 @@ import { HookTable } from './loop/hookTable.js';
 import { combineInspect, resolveFitObserver, type FitObserver } from './loop/observer.js';
 import { runLoop } from './loop/runLoop.js';
 import { SmoothLoss, type SmoothLossState } from './loop/smoothLoss.js';
+import { UnreadLossBacklog } from './loop/unreadLosses.js';
 import { resolveMetric, type Metric, type MetricName } from './metrics.js';
 import { stableParamNames } from './models/paramNames.js';
 import { warnUnseeded } from './models/unseeded.js';
@@ -127,6 +128,8 @@ export class Learner implements LearnerApi, RecipeLearner {
   /** The running fit's context (its loss accessors read the losses still on the device). */
   private runContext: TrainContext | null = null;
   private smoother: SmoothLoss | null = null;
+  /** The losses of finished fits nobody has read yet, on the device (a fit's smoothed loss reads them when asked). */
+  private unreadLosses = new UnreadLossBacklog();
   private running = false;
   /** Did the learner make `progress` itself (so that another Progress takes its place)? */
   #ownProgress = false;
@@ -387,17 +390,26 @@ export class Learner implements LearnerApi, RecipeLearner {
         ...(inspect ? { inspect } : {}),
         ...(options.onActor ? { onActor: options.onActor } : {}),
         ...(viz ? { observer: viz.loopObserver } : {}),
+        holdUnreadLosses: true,
       });
       const c = result.context;
       ended = true;
       await viz?.runEnded({ status: result.status, error: result.error, epochs: result.epochsDone, iterations: c.iteration });
-      if (result.status === 'failed') throw result.error!;
+      if (result.status === 'failed') {
+        result.unread?.held.release();
+        throw result.error!;
+      }
+      // No callback read the last losses: they stay on the device until the smoothed loss is asked for.
+      const settle = result.unread ? this.unreadLosses.add(result.unread) : () => {};
       return {
         status: result.status,
         epochs: result.epochsDone,
         iterations: result.trainBatches,
         metrics: ctx.lastMetrics,
-        smoothLoss: ctx.smoothLoss,
+        get smoothLoss() {
+          settle();
+          return smoother.value;
+        },
         resumedFrom: resumed ? { ...resumed.resumedFrom } : null,
       };
     } catch (e) {
@@ -464,9 +476,10 @@ export class Learner implements LearnerApi, RecipeLearner {
     return this.smoother?.getState() ?? null;
   }
 
-  /** During a fit: reads the train losses still on the device (src/loop/lossLog.ts), so states taken now are whole. */
+  /** Reads the train losses still on the device (src/loop/lossLog.ts, src/loop/unreadLosses.ts), so states taken now are whole. */
   private readPendingLosses(): void {
     if (this.runContext) void this.runContext.smoothLoss;
+    else this.unreadLosses.readAll();
   }
 
   /** A fit is running on this learner (between fit's start and its settling). */
@@ -544,6 +557,12 @@ export class Learner implements LearnerApi, RecipeLearner {
     if (this.#disposed) return;
     this.assertIdle('dispose');
     this.#disposed = true;
+    // Fits' results still answer their smoothed loss once the learner is gone.
+    try {
+      this.unreadLosses.readAll();
+    } catch (e) {
+      this.unreadLosses.release(e);
+    }
     this.model.dispose();
     this.optimizer.dispose();
     for (const cb of this.callbacks) cb.attach(null);

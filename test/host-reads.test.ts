@@ -6,7 +6,8 @@
  *
  * Reference (the contract of src/loop/lossLog.ts): the train losses stay on the device and are
  * read in one host read per epoch when callbacks want them (the Recorder and Progress do, by
- * `ctx.readLossLater`), once at the fit's end otherwise (its smoothed loss); a validation pass
+ * `ctx.readLossLater`); with no reader, none — the fit's smoothed loss reads them when asked
+ * for (`FitResult.smoothLoss`, `smoothLossState()`, or `dispose()`); a validation pass
  * reads its loss and metrics once; a hook that reads `ctx.lastLossValue` gets it on demand.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -120,7 +121,7 @@ describe('host reads per train batch (counted)', () => {
     expect(result.smoothLoss).toBe(smoothLosses.at(-1));
   });
 
-  it('with no callback reading the loss: no read while training (0 per train batch), one at the fit’s end', async () => {
+  it('with no callback reading the loss: no read at all (0 per train batch); the result’s smoothed loss is read when asked, and is the eager one', async () => {
     const count = { n: 0 };
     const atEnd = new ReadsAtTrainEnd(count);
     const learn = learner({ withValidation: false, recorder: false, callbacks: [atEnd] });
@@ -128,9 +129,73 @@ describe('host reads per train batch (counted)', () => {
     Object.defineProperty(count, 'n', { get: () => counted.n });
     const result = await learn.fit(EPOCHS);
     expect(atEnd.seen).toBe(0);
-    // The smoothed loss, for the result and the next fit: every batch's loss in one read.
+    expect(counted.n).toBe(0);
+    // Asked for: every batch's loss in one read, smoothed as an eager reader smooths them.
+    const smoothLoss = result.smoothLoss;
     expect(counted.n).toBe(1);
-    expect(Number.isFinite(result.smoothLoss)).toBe(true);
+    expect(result.smoothLoss).toBe(smoothLoss);
+    expect(counted.n).toBe(1);
+    restore!();
+    restore = null;
+    const eager = learner({ withValidation: false, recorder: true });
+    await eager.fit(EPOCHS);
+    const losses = eager.recorder!.losses;
+    let avg = 0;
+    for (const l of losses) avg = 0.98 * avg + 0.02 * l;
+    expect(smoothLoss).toBeCloseTo(avg / (1 - 0.98 ** losses.length), 12);
+    learn.dispose();
+    eager.dispose();
+  });
+
+  it('fits nobody reads make no host read and hold one tensor between them; any result read reads all of them at once, each its own', async () => {
+    const learn = learner({ withValidation: false, recorder: false });
+    const eagerTwin = learner({ withValidation: false, recorder: true });
+    const count = countReads();
+    const before = tf.memory().numTensors;
+    const first = await learn.fit(1);
+    const afterOne = tf.memory().numTensors;
+    const second = await learn.fit(2);
+    const third = await learn.fit(1);
+    expect(count.n).toBe(0);
+    // However many fits are unread, their losses are one tensor (joined on the device).
+    expect(tf.memory().numTensors).toBe(afterOne);
+    expect(afterOne - before).toBeGreaterThan(0);
+    const secondLoss = second.smoothLoss;
+    expect(count.n).toBe(1);
+    const values = [first.smoothLoss, third.smoothLoss];
+    expect(count.n).toBe(1);
+    restore!();
+    restore = null;
+    // Each fit smooths its own losses from a fresh start (fit's default), as the eager twin does.
+    const smoothed = (ls: number[]) => ls.reduce((avg, l) => 0.98 * avg + 0.02 * l, 0) / (1 - 0.98 ** ls.length);
+    const r1 = await eagerTwin.fit(1);
+    expect(r1.smoothLoss).toBeCloseTo(smoothed(eagerTwin.recorder!.losses), 12);
+    const r2 = await eagerTwin.fit(2);
+    const r3 = await eagerTwin.fit(1);
+    expect([values[0], secondLoss, values[1]]).toEqual([r1.smoothLoss, r2.smoothLoss, r3.smoothLoss]);
+    learn.dispose();
+    eagerTwin.dispose();
+  });
+
+  it('an unread fit’s losses are read by smoothLossState(), and by dispose() (results still answer), never lost', async () => {
+    const learn = learner({ withValidation: false, recorder: false });
+    const result = await learn.fit(1);
+    const count = countReads();
+    const state = learn.smoothLossState()!;
+    expect(count.n).toBe(1);
+    expect(state.count).toBe(N_BATCHES);
+    expect(result.smoothLoss).toBe(state.avg / (1 - 0.98 ** N_BATCHES));
+    const other = learner({ withValidation: false, recorder: false });
+    const unread = await other.fit(1);
+    expect(count.n).toBe(1);
+    const held = tf.memory().numTensors;
+    other.dispose();
+    expect(count.n).toBe(2);
+    // The learner's model and optimizer are freed, and the held losses with them.
+    expect(tf.memory().numTensors).toBeLessThan(held);
+    expect(unread.smoothLoss).toBe(result.smoothLoss);
+    expect(count.n).toBe(2);
+    learn.dispose();
   });
 
   it('a validation pass reads its loss and metrics once, however many batches it has', async () => {
@@ -166,7 +231,7 @@ describe('host reads per train batch (counted)', () => {
     const lazy = learner({ withValidation: false, recorder: false, callbacks: [watch] });
     const count = countReads();
     const lazyResult = await lazy.fit(EPOCHS * 5);
-    expect(count.n).toBe(1);
+    expect(count.n).toBe(0);
     restore!();
     restore = null;
     // 600 batches kept on the device: packed every 256, so never more than ~256 scalars at once.

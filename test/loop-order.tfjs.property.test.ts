@@ -178,6 +178,8 @@ async function violationsOf(s: Scenario, optimizer: 'sgd' | 'adam', workFault: W
       violations.push(`§3 weights ${changed ? 'changed' : 'did not change'} in train batch ${key}, where the rules say ${b.stepWith ? `a step with [${b.stepWith.join(', ')}]` : 'no step'}`);
     }
   }
+  // A run nobody read holds its losses for its smoothed loss (one tensor) until asked: ask.
+  learn.smoothLossState();
   const leaked = tf.memory().numTensors - tensorsBefore - modelTensors - learn.optimizer.numTensors;
   const how = faults.fired ? `failed in the ${workFault!.site}` : outcome.status;
   if (leaked !== 0) violations.push(`§4 ${leaked} tensor(s) made by the loop outlived the run (${how})`);

@@ -3,7 +3,7 @@ import type { DataLoader } from '../data/dataLoader.js';
 import { ConfigError } from '../errors.js';
 import { checkOneNumber } from './evaluate.js';
 import { forward } from './forward.js';
-import type { LoopEngine } from '../loop/engine.js';
+import type { HeldLosses, LoopEngine } from '../loop/engine.js';
 import type { TrainContext } from '../loop/context.js';
 import type { Metric } from '../metrics.js';
 import { stableParamNames } from '../models/paramNames.js';
@@ -110,6 +110,11 @@ export class TfEngine implements LoopEngine {
 
   readKeptLosses(): Float32Array {
     return this.trainLosses.read();
+  }
+
+  holdKeptLosses(): HeldLosses | null {
+    const all = this.trainLosses.take();
+    return all ? new HeldLossTensor(all) : null;
   }
 
   readLoss(): number {
@@ -437,8 +442,7 @@ class KeptScalars {
         only.dispose();
       }
     }
-    const all = this.pack();
-    this.packed = null;
+    const all = this.take();
     if (!all) return new Float32Array(0);
     try {
       return all.dataSync() as Float32Array;
@@ -452,6 +456,13 @@ class KeptScalars {
     this.scalars = [];
     this.packed?.dispose();
     this.packed = null;
+  }
+
+  /** Everything kept, as one tensor the caller owns (null: nothing); nothing is kept after. */
+  take(): tf.Tensor1D | null {
+    const all = this.pack();
+    this.packed = null;
+    return all;
   }
 
   /** Everything kept, as one tensor (null: nothing); the parts are let go. */
@@ -470,5 +481,37 @@ class KeptScalars {
     for (const t of scalars) t.dispose();
     packed?.dispose();
     return joined;
+  }
+}
+
+/** Train losses held on the device past their run, as one 1-D tensor (src/loop/unreadLosses.ts). */
+class HeldLossTensor implements HeldLosses {
+  constructor(private tensor: tf.Tensor1D) {}
+
+  get count(): number {
+    return this.tensor.size;
+  }
+
+  read(): Float32Array {
+    try {
+      return Float32Array.from(this.tensor.dataSync());
+    } finally {
+      this.tensor.dispose();
+    }
+  }
+
+  release(): void {
+    this.tensor.dispose();
+  }
+
+  join(later: HeldLosses): HeldLosses {
+    try {
+      if (!(later instanceof HeldLossTensor)) throw new TypeError('HeldLossTensor.join: the later losses are not held by a tfjs engine');
+      // Kept: outside any tidy scope the join must outlive whoever calls it.
+      return new HeldLossTensor(tf.keep(tf.concat([this.tensor, later.tensor])));
+    } finally {
+      this.tensor.dispose();
+      later.release();
+    }
   }
 }

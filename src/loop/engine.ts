@@ -25,6 +25,12 @@ export interface LoopEngine {
   keepLoss(train: boolean): void;
   /** Every train loss kept since the last call, in batch order, in one host read; they are let go. */
   readKeptLosses(): ArrayLike<number>;
+  /**
+   * At a run's end, when nobody has asked for them: every train loss kept and not read yet, taken
+   * out of the engine unread (on the device, no host read), or null when none is kept. Optional:
+   * an engine without it has its losses read at the run's end.
+   */
+  holdKeptLosses?(): HeldLosses | null;
   /** The value of the validation batch's kept loss, read now (someone asked for ctx.lastLossValue). */
   readLoss(): number;
   /** This batch's loss is the one to differentiate when the tape closes. */
@@ -52,4 +58,19 @@ export interface LoopEngine {
   releaseBatch(): void;
   /** trainEnd: dispose what the run made (kept gradients, …). */
   releaseRun(): void;
+}
+
+/**
+ * Train losses left on the device after their run (src/loop/unreadLosses.ts): read in one host
+ * read when someone asks for them, or let go unread.
+ */
+export interface HeldLosses {
+  /** How many losses, in batch order. */
+  readonly count: number;
+  /** Their values, in one host read; they are let go. */
+  read(): ArrayLike<number>;
+  /** Lets them go unread. */
+  release(): void;
+  /** These losses then `later`'s, as one (on the device, no host read); both are used up. */
+  join(later: HeldLosses): HeldLosses;
 }

@@ -8,14 +8,24 @@
  * - callbacks asked for them with `ctx.readLossLater(fn)` and an epoch ends (before its hooks),
  *   or the run's state is captured (a checkpoint), or the run ends.
  *
+ * At a run's end with nobody waiting, `hold` hands the losses still unread to the run's owner
+ * instead (src/loop/unreadLosses.ts): the Learner reads them only when the smoothed loss of that
+ * fit is asked for, so a run nobody reads makes no host read at all.
+ *
  * The values and the smoothed loss are exactly what an eager read gave: the same float32 values,
  * smoothed in float64 in batch order.
  */
-import type { LoopEngine } from './engine.js';
+import type { HeldLosses, LoopEngine } from './engine.js';
 import type { SmoothLoss } from './smoothLoss.js';
 
 /** Called with a train batch's loss (null: the batch computed none) and the smoothed loss after it. */
 export type LossReader = (loss: number | null, smoothLoss: number) => void;
+
+/** A run's losses that nobody read: `settle` gets their values (read later) and smooths them in batch order. */
+export interface UnreadLosses {
+  readonly held: HeldLosses;
+  settle(values: ArrayLike<number>): void;
+}
 
 export class LossLog {
   /** Losses kept on the device, not read yet. */
@@ -29,7 +39,7 @@ export class LossLog {
   reads = 0;
 
   constructor(
-    private readonly engine: Pick<LoopEngine, 'keepLoss' | 'readKeptLosses'>,
+    private readonly engine: Pick<LoopEngine, 'keepLoss' | 'readKeptLosses' | 'holdKeptLosses'>,
     private readonly smooth: SmoothLoss,
   ) {}
 
@@ -66,6 +76,28 @@ export class LossLog {
       return;
     }
     this.waiting.push({ upTo: this.read + this.kept, withLoss, fn });
+  }
+
+  /**
+   * The run is over and nobody waits for its losses: the ones still unread, taken from the engine
+   * on the device (null: none, or readers are waiting, or the engine cannot hold them — then
+   * `flush`). Their values go through `settle` later, smoothed exactly as `flush` would have.
+   */
+  hold(): UnreadLosses | null {
+    if (this.kept === 0 || this.waiting.length > 0 || !this.engine.holdKeptLosses) return null;
+    const held = this.engine.holdKeptLosses();
+    if (!held) return null;
+    this.kept = 0;
+    return {
+      held,
+      settle: (values) => {
+        for (let i = 0; i < values.length; i++) {
+          this.smooth.add(values[i]!);
+          this.read += 1;
+          this.lastRead = values[i]!;
+        }
+      },
+    };
   }
 
   /** Reads every kept loss in one host read, smooths them in order and calls the readers waiting for them. */

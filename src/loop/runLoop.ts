@@ -32,7 +32,7 @@ import { HookTable, mergeHookResult, type BoundGuard, type BoundHook, type Reque
 import type { LoopObserver, LoopSnapshot } from './observer.js';
 import { ResolvedActor, unsupportedByResolvedActor } from './resolvedActor.js';
 import { SmoothLoss, type SmoothLossState } from './smoothLoss.js';
-import { LossLog } from './lossLog.js';
+import { LossLog, type UnreadLosses } from './lossLog.js';
 
 export type LoopActor = Actor<typeof trainLoopMachine>;
 
@@ -101,6 +101,12 @@ export interface RunLoopOptions {
   stopRequested?: () => boolean;
   /** What `QuietPoint.capture()` returns (the Learner's snapshot of the whole run). */
   capture?: (point: QuietPoint) => unknown;
+  /**
+   * At the run's end, when no callback waits for them, leave the train losses nobody read on
+   * the device and return them (`LoopResult.unread`) instead of reading them: the caller owns
+   * them and reads them when asked (the Learner: a fit's smoothed loss, src/loop/unreadLosses.ts).
+   */
+  holdUnreadLosses?: boolean;
 }
 
 /**
@@ -134,7 +140,10 @@ export interface LoopResult {
   /** What `fit` rejects with when the status is `failed`. */
   error: Error | null;
   context: LoopContext;
+  /** The smoothed loss after every loss read (with `unread`: once those are settled too). */
   smoothLoss: SmoothLossState;
+  /** The losses left unread on the device (option `holdUnreadLosses`), null when every one was read. */
+  unread: UnreadLosses | null;
   /** Epochs of this run that reached epochEnd. */
   epochsDone: number;
   /**
@@ -142,7 +151,7 @@ export interface LoopResult {
    * whole run's count, epochs started past by a jump included), it counts only batches that ran.
    */
   trainBatches: number;
-  /** Host reads of the train losses during the run (the loss is kept on the device until someone asks). */
+  /** Host reads of the train losses by the run's own log (the loss is kept on the device until someone asks; `unread`'s read is the caller's). */
   lossReads: number;
 }
 
@@ -266,6 +275,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   }
   const smooth = opts.smoothLoss instanceof SmoothLoss ? opts.smoothLoss : new SmoothLoss(opts.smoothLoss);
   const losses = new LossLog(engine, smooth);
+  let unread: UnreadLosses | null = null;
   let pending: TrainchartError | null = null;
   let firstError: TrainchartError | null = null;
   let epochsDone = 0;
@@ -559,8 +569,10 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       },
       releaseRun: ({ context }) => {
         try {
-          // Last use of the device's losses: the smoothed loss goes on in the next fit.
-          losses.flush();
+          // Last use of the device's losses: read now, or (nobody waiting, no failure) handed to
+          // the caller unread, to be read when someone asks for this run's smoothed loss.
+          if (opts.holdUnreadLosses && firstError === null && !pending) unread = losses.hold();
+          if (unread === null) losses.flush();
         } catch (e) {
           fail(stageOf('releaseRun', context.train), null, 'reading the losses', e);
         }
@@ -734,13 +746,28 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   const snapshot = actor.getSnapshot();
   if (snapshot.status === 'error') {
     // A defect in the machine or the driver, not in user code: say so plainly.
+    (unread as UnreadLosses | null)?.held.release();
     engine.releaseRun();
     throw new TrainchartError('STAGE', `the training loop machine stopped with an internal error: ${String(snapshot.error)}`, {
       cause: snapshot.error,
     });
   }
   const status = (typeof snapshot.value === 'string' ? snapshot.value : 'failed') as FinalStatus;
-  return { status, error: firstError, context: snapshot.context, smoothLoss: smooth.getState(), epochsDone, trainBatches, lossReads: losses.reads };
+  return {
+    status,
+    error: firstError,
+    context: snapshot.context,
+    // Read when asked: with `unread`, its losses join the state once the caller settles them.
+    get smoothLoss() {
+      return smooth.getState();
+    },
+    unread,
+    epochsDone,
+    trainBatches,
+    get lossReads() {
+      return losses.reads;
+    },
+  };
 }
 
 export { HookTable };
