@@ -97,6 +97,23 @@ function isOptimizer(o: unknown): o is Optimizer {
   return typeof o === 'object' && o !== null && typeof (o as Optimizer).step === 'function';
 }
 
+const NOTHING_TO_READ = () => {};
+
+/**
+ * A fit's result, its smoothed loss read when asked (`readLosses` reads the losses no callback
+ * read). Made here, not in `fit`: a closure there would keep the whole run (engine, data,
+ * learner) alive as long as the result is kept.
+ */
+function fitResult(fields: Omit<FitResult, 'smoothLoss'>, smoother: SmoothLoss, readLosses: () => void): FitResult {
+  return {
+    ...fields,
+    get smoothLoss() {
+      readLosses();
+      return smoother.value;
+    },
+  };
+}
+
 /**
  * Model + data + loss + optimizer + callbacks, trained by the loop machine.
  * Hyper-parameters are plain properties (`learn.lr = 1e-3`) read at every optimizer step,
@@ -392,26 +409,25 @@ export class Learner implements LearnerApi, RecipeLearner {
         ...(viz ? { observer: viz.loopObserver } : {}),
         holdUnreadLosses: true,
       });
+      // First, before anything can throw: the run's unread losses become the learner's to read when asked (a failed run's go).
+      let readLosses = NOTHING_TO_READ;
+      if (result.unread && result.status === 'failed') result.unread.release();
+      else if (result.unread) readLosses = this.unreadLosses.add(result.unread);
       const c = result.context;
       ended = true;
       await viz?.runEnded({ status: result.status, error: result.error, epochs: result.epochsDone, iterations: c.iteration });
-      if (result.status === 'failed') {
-        result.unread?.held.release();
-        throw result.error!;
-      }
-      // No callback read the last losses: they stay on the device until the smoothed loss is asked for.
-      const settle = result.unread ? this.unreadLosses.add(result.unread) : () => {};
-      return {
-        status: result.status,
-        epochs: result.epochsDone,
-        iterations: result.trainBatches,
-        metrics: ctx.lastMetrics,
-        get smoothLoss() {
-          settle();
-          return smoother.value;
+      if (result.status === 'failed') throw result.error!;
+      return fitResult(
+        {
+          status: result.status,
+          epochs: result.epochsDone,
+          iterations: result.trainBatches,
+          metrics: ctx.lastMetrics,
+          resumedFrom: resumed ? { ...resumed.resumedFrom } : null,
         },
-        resumedFrom: resumed ? { ...resumed.resumedFrom } : null,
-      };
+        smoother,
+        readLosses,
+      );
     } catch (e) {
       // The watcher hears of a run that never reached its end too (an internal error of the loop).
       if (viz && !ended) await viz.runEnded({ status: 'failed', error: e as Error, epochs: 0, iterations: 0 }).catch(() => {});
@@ -470,16 +486,19 @@ export class Learner implements LearnerApi, RecipeLearner {
     return out;
   }
 
-  /** The smoothed train loss's state, live during a fit (a checkpoint saves it), else as the last fit left it. */
+  /**
+   * The smoothed train loss's state, live during a fit (a checkpoint saves it), else as the last
+   * fit left it. Reads the losses no callback read (one host read for every fit not read yet).
+   */
   smoothLossState(): SmoothLossState | null {
     this.readPendingLosses();
+    this.unreadLosses.readAll();
     return this.smoother?.getState() ?? null;
   }
 
-  /** Reads the train losses still on the device (src/loop/lossLog.ts, src/loop/unreadLosses.ts), so states taken now are whole. */
+  /** During a fit: reads the train losses still on the device (src/loop/lossLog.ts), so states taken now are whole. */
   private readPendingLosses(): void {
     if (this.runContext) void this.runContext.smoothLoss;
-    else this.unreadLosses.readAll();
   }
 
   /** A fit is running on this learner (between fit's start and its settling). */

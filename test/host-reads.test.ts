@@ -20,7 +20,10 @@ import { Progress } from '../callbacks/progress.js';
 import { Callback } from '../src/loop/callback.js';
 import type { TrainContext } from '../src/loop/context.js';
 import { DataLoader } from '../src/data/dataLoader.js';
-import { Learner } from '../src/learner.js';
+import { Learner, type FitResult } from '../src/learner.js';
+import type { FitObserver } from '../src/loop/observer.js';
+import * as v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { mlp } from '../src/models/presets.js';
 
 const N_BATCHES = 40;
@@ -196,6 +199,80 @@ describe('host reads per train batch (counted)', () => {
     expect(unread.smoothLoss).toBe(result.smoothLoss);
     expect(count.n).toBe(2);
     learn.dispose();
+  });
+
+  it('an observer reading ctx after trainEnd (its last event, runEnded) gets every loss; smoothLossState() in runEnded too', async () => {
+    const seen: Array<{ where: string; smooth: number; last: number | null; state: number | null }> = [];
+    let last: { ctx: TrainContext } | null = null;
+    let learn: Learner | null = null;
+    const observer: FitObserver = {
+      callbacks: [],
+      loopObserver: { afterEvent: (_snapshot, ctx) => void (last = { ctx }) },
+      runStarting: async () => {},
+      runEnded: async () => {
+        const { ctx } = last!;
+        seen.push({ where: 'runEnded', smooth: ctx.smoothLoss, last: ctx.lastLossValue, state: learn!.smoothLossState()!.count });
+      },
+      close: async () => {},
+    };
+    learn = learner({ withValidation: false, recorder: false });
+    const count = countReads();
+    const result = await learn.fit(2, { viz: observer });
+    expect(count.n).toBe(1);
+    restore!();
+    restore = null;
+    const twin = learner({ withValidation: false, recorder: true });
+    const reference = await twin.fit(2);
+    expect(seen).toEqual([{ where: 'runEnded', smooth: reference.smoothLoss, last: twin.recorder!.losses.at(-1), state: 2 * N_BATCHES }]);
+    expect(result.smoothLoss).toBe(reference.smoothLoss);
+    learn.dispose();
+    twin.dispose();
+  });
+
+  it('an observer whose runEnded rejects: fit rejects with it, and the unread losses are still the learner’s (no tensor lost)', async () => {
+    const observer: FitObserver = {
+      callbacks: [],
+      loopObserver: { afterEvent: () => {} },
+      runStarting: async () => {},
+      runEnded: async () => {
+        throw new Error('observer broke');
+      },
+      close: async () => {},
+    };
+    const learn = learner({ withValidation: false, recorder: false });
+    const before = tf.memory().numTensors;
+    await learn.fit(1).catch(() => {});
+    const model = learn.model.weights.length;
+    const afterFit = tf.memory().numTensors;
+    await expect(learn.fit(1, { viz: observer })).rejects.toThrow('observer broke');
+    // One fit's losses or two, they are one held tensor; reading them frees it.
+    expect(tf.memory().numTensors).toBe(afterFit);
+    learn.smoothLossState();
+    expect(tf.memory().numTensors).toBe(afterFit - 1);
+    learn.dispose();
+    // Disposed: the model's weights and the optimizer's state are gone, and nothing else this learner made.
+    expect(tf.memory().numTensors).toBe(before - model);
+  });
+
+  it('a kept result does not keep its learner (the engine, the data) alive', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    // In a function of its own: a suspended async function may keep its dead locals.
+    const fitOnce = async (recorder: boolean) => {
+      const learn = learner({ withValidation: false, recorder });
+      const result = await learn.fit(1);
+      learn.dispose();
+      return { result, ref: new WeakRef(learn) };
+    };
+    const runs = [await fitOnce(false), await fitOnce(true)];
+    const results: FitResult[] = runs.map((r) => r.result);
+    const refs: Array<WeakRef<Learner>> = runs.map((r) => r.ref);
+    // WeakRefs are cleared only after the job that made them: let it end, collect, look.
+    await new Promise((r) => setTimeout(r, 0));
+    gc();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(refs.map((r) => r.deref() === undefined)).toEqual([true, true]);
+    expect(results.map((r) => Number.isFinite(r.smoothLoss))).toEqual([true, true]);
   });
 
   it('a validation pass reads its loss and metrics once, however many batches it has', async () => {

@@ -1,14 +1,17 @@
 /**
  * The backlog of fits whose losses nobody read (src/loop/unreadLosses.ts), with plain-number
- * held losses: each fit's share of one joined block is settled in batch order by one read, and
- * a read or a join that fails is reported to every fit that lost its losses, never swallowed.
+ * held losses: each fit's share of one joined block is smoothed (fastai's debiased EMA, β = 0.98,
+ * computed here from its definition) by one read; a failed read or join loses nothing silently.
  */
 import { describe, expect, it } from 'vitest';
 import type { HeldLosses } from '../src/loop/engine.js';
+import { UnreadLosses } from '../src/loop/lossLog.js';
+import { SmoothLoss } from '../src/loop/smoothLoss.js';
 import { UnreadLossBacklog } from '../src/loop/unreadLosses.js';
 
+let reads = 0;
+
 class Held implements HeldLosses {
-  static reads = 0;
   released = false;
   constructor(
     readonly values: number[],
@@ -18,78 +21,109 @@ class Held implements HeldLosses {
     return this.values.length;
   }
   read() {
-    Held.reads += 1;
+    reads += 1;
     if (this.fail.read) throw this.fail.read;
+    this.released = true;
     return Float32Array.from(this.values);
   }
   release() {
     this.released = true;
   }
   join(later: HeldLosses) {
+    // As the engine's: a failed join leaves both as they were.
+    if (this.fail.join) throw this.fail.join;
     this.release();
     later.release();
-    if (this.fail.join) throw this.fail.join;
-    return new Held([...this.values, ...(later as Held).values], this.fail);
+    return new Held([...this.values, ...(later as Held).values], (later as Held).fail);
   }
 }
 
-const fit = (values: number[], fail?: { read?: Error; join?: Error }) => {
-  const got: number[][] = [];
-  return { unread: { held: new Held(values, fail), settle: (v: ArrayLike<number>) => got.push(Array.from(v)) }, got };
+/** fastai's smoothed loss after `losses`, from its definition. */
+const ema = (losses: number[]) => losses.reduce((avg, l) => 0.98 * avg + 0.02 * l, 0) / (1 - 0.98 ** losses.length);
+
+const aFit = (values: number[], fail?: { read?: Error; join?: Error }) => {
+  const smooth = new SmoothLoss();
+  return { unread: new UnreadLosses(new Held(values, fail), smooth), smooth };
 };
 
 describe('UnreadLossBacklog', () => {
-  it('three unread fits: nothing is read until one is asked for, then one read gives each fit its own losses, in order', () => {
+  it('three unread fits: nothing is read until one is asked for, then one read smooths each fit’s own losses', () => {
     const backlog = new UnreadLossBacklog();
-    const [a, b, c] = [fit([1, 2]), fit([3]), fit([4, 5, 6])];
-    const settles = [a, b, c].map((f) => backlog.add(f.unread));
-    Held.reads = 0;
+    const fits = [aFit([1, 2]), aFit([3]), aFit([4, 5, 6])];
+    const ensure = fits.map((f) => backlog.add(f.unread));
+    reads = 0;
     expect(backlog.pending).toBe(true);
-    settles[1]!();
-    expect(Held.reads).toBe(1);
-    expect([a.got, b.got, c.got]).toEqual([[[1, 2]], [[3]], [[4, 5, 6]]]);
-    settles[0]!();
-    settles[2]!();
-    expect(Held.reads).toBe(1);
+    expect(fits.map((f) => f.smooth.value).every(Number.isNaN)).toBe(true);
+    ensure[1]!();
+    expect(reads).toBe(1);
+    expect(fits.map((f) => f.smooth.value)).toEqual([ema([1, 2]), ema([3]), ema([4, 5, 6])].map((v) => expect.closeTo(v, 12)));
+    ensure[0]!();
+    ensure[2]!();
+    expect(reads).toBe(1);
     expect(backlog.pending).toBe(false);
   });
 
-  it('a fit added after a read starts a new block', () => {
+  it('a run read by its own context first (UnreadLosses.readNow) reads through the backlog once it is there', () => {
     const backlog = new UnreadLossBacklog();
-    const a = fit([1]);
-    backlog.add(a.unread)();
-    const b = fit([2, 3]);
-    Held.reads = 0;
-    backlog.add(b.unread)();
-    expect(Held.reads).toBe(1);
-    expect([a.got, b.got]).toEqual([[[1]], [[2, 3]]]);
+    const [a, b] = [aFit([1]), aFit([2, 3])];
+    backlog.add(a.unread);
+    backlog.add(b.unread);
+    reads = 0;
+    b.unread.readNow();
+    expect(reads).toBe(1);
+    expect([a.smooth.value, b.smooth.value]).toEqual([expect.closeTo(ema([1]), 12), expect.closeTo(ema([2, 3]), 12)]);
+    // Read before it had an owner: adding it holds nothing.
+    const c = aFit([7]);
+    c.unread.readNow();
+    backlog.add(c.unread)();
+    expect(backlog.pending).toBe(false);
+    expect(c.smooth.value).toBeCloseTo(7, 12);
   });
 
-  it('a failed read: every fit in the block throws that error when asked, nothing is settled, the block is let go', () => {
+  it('a failed read: every fit of the block throws that error when asked, nothing is smoothed, the block is let go', () => {
     const boom = new Error('device lost');
     const backlog = new UnreadLossBacklog();
-    const a = fit([1], { read: boom });
-    const b = fit([2]);
-    const [sa, sb] = [backlog.add(a.unread), backlog.add(b.unread)];
-    expect(() => sb()).toThrow(boom);
-    expect(() => sa()).toThrow(boom);
-    expect([a.got, b.got]).toEqual([[], []]);
+    const [a, b] = [aFit([1]), aFit([2], { read: boom })];
+    const [ea, eb] = [backlog.add(a.unread), backlog.add(b.unread)];
+    expect(() => ea()).toThrow(boom);
+    expect(() => eb()).toThrow(boom);
+    expect([a.smooth.value, b.smooth.value].every(Number.isNaN)).toBe(true);
     expect(backlog.pending).toBe(false);
   });
 
-  it('a failed join: the fits whose losses it lost say why; release() lets a block go and says why too', () => {
-    const boom = new Error('out of memory');
+  it('a failed join loses nothing: the older fits are read then, the new one is held alone', () => {
     const backlog = new UnreadLossBacklog();
-    const a = fit([1], { join: boom });
-    const b = fit([2]);
-    const [sa, sb] = [backlog.add(a.unread), backlog.add(b.unread)];
-    expect(() => sa()).toThrow(boom);
-    expect(() => sb()).toThrow(boom);
-    const c = fit([3]);
-    const sc = backlog.add(c.unread);
+    const a = aFit([1, 2], { join: new Error('out of memory') });
+    const b = aFit([3]);
+    backlog.add(a.unread);
+    reads = 0;
+    const eb = backlog.add(b.unread);
+    expect(reads).toBe(1);
+    expect(a.smooth.value).toBeCloseTo(ema([1, 2]), 12);
+    expect(backlog.pending).toBe(true);
+    eb();
+    expect(b.smooth.value).toBeCloseTo(3, 12);
+  });
+
+  it('release(): the block is let go unread, and asking for it says why', () => {
+    const backlog = new UnreadLossBacklog();
+    const a = aFit([1]);
+    const ea = backlog.add(a.unread);
     const gone = new Error('the learner is disposed');
     backlog.release(gone);
-    expect((c.unread.held as Held).released).toBe(true);
-    expect(() => sc()).toThrow(gone);
+    expect((a.unread.held as Held).released).toBe(true);
+    expect(() => ea()).toThrow(gone);
+    expect(() => a.unread.readNow()).not.toThrow();
+  });
+
+  it('a block past 262,144 losses is read at once (joining copies it: the bound keeps unread fits linear)', () => {
+    const backlog = new UnreadLossBacklog();
+    reads = 0;
+    backlog.add(aFit(new Array(1 << 17).fill(1)).unread);
+    backlog.add(aFit(new Array(1 << 17).fill(1)).unread);
+    expect(reads).toBe(0);
+    backlog.add(aFit([1]).unread);
+    expect(reads).toBe(1);
+    expect(backlog.pending).toBe(false);
   });
 });

@@ -505,13 +505,11 @@ class HeldLossTensor implements HeldLosses {
   }
 
   join(later: HeldLosses): HeldLosses {
-    try {
-      if (!(later instanceof HeldLossTensor)) throw new TypeError('HeldLossTensor.join: the later losses are not held by a tfjs engine');
-      // Kept: outside any tidy scope the join must outlive whoever calls it.
-      return new HeldLossTensor(tf.keep(tf.concat([this.tensor, later.tensor])));
-    } finally {
-      this.tensor.dispose();
-      later.release();
-    }
+    if (!(later instanceof HeldLossTensor)) throw new TypeError('HeldLossTensor.join: the later losses are not held by a tfjs engine');
+    // Kept: outside any tidy scope the join must outlive whoever calls it. A failed concat leaves both as they were.
+    const joined = new HeldLossTensor(tf.keep(tf.concat([this.tensor, later.tensor])));
+    this.tensor.dispose();
+    later.release();
+    return joined;
   }
 }

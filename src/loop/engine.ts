@@ -71,6 +71,6 @@ export interface HeldLosses {
   read(): ArrayLike<number>;
   /** Lets them go unread. */
   release(): void;
-  /** These losses then `later`'s, as one (on the device, no host read); both are used up. */
+  /** These losses then `later`'s, as one (on the device, no host read); both are used up. If it throws, both are as they were. */
   join(later: HeldLosses): HeldLosses;
 }

@@ -21,10 +21,59 @@ import type { SmoothLoss } from './smoothLoss.js';
 /** Called with a train batch's loss (null: the batch computed none) and the smoothed loss after it. */
 export type LossReader = (loss: number | null, smoothLoss: number) => void;
 
-/** A run's losses that nobody read: `settle` gets their values (read later) and smooths them in batch order. */
-export interface UnreadLosses {
-  readonly held: HeldLosses;
-  settle(values: ArrayLike<number>): void;
+/**
+ * A run's losses that nobody read, held on the device past its end (`LossLog.hold`). The run's
+ * owner keeps them (src/loop/unreadLosses.ts) and sets `ask`; a late reader of the run's own
+ * context (an observer reading `ctx.smoothLoss` after trainEnd) settles them through it, or
+ * reads them directly while nobody owns them yet. References only the smoother: a kept result
+ * does not keep its run alive.
+ */
+export class UnreadLosses {
+  /** Set by the owner: has them read (perhaps with other runs' in the same read). */
+  ask: (() => void) | null = null;
+  private done = false;
+  /** The last of them once read (the run's latest loss). */
+  last: number | null = null;
+
+  constructor(
+    readonly held: HeldLosses,
+    private readonly smooth: SmoothLoss,
+  ) {}
+
+  /** Read or let go already? */
+  get settled(): boolean {
+    return this.done;
+  }
+
+  /** Their values, read: smoothed in batch order, exactly as `LossLog.flush` smooths. */
+  settle(values: ArrayLike<number>): void {
+    if (this.done) return;
+    this.done = true;
+    for (let i = 0; i < values.length; i++) this.smooth.add(values[i]!);
+    if (values.length) this.last = values[values.length - 1]!;
+  }
+
+  /** Someone asks for the run's smoothed loss: read them now (through the owner if there is one). */
+  readNow(): void {
+    if (this.done) return;
+    if (this.ask) {
+      this.ask();
+      return;
+    }
+    this.settle(this.held.read());
+  }
+
+  /** Their block is gone unread (its owner let it go, or could not read it): nothing to read any more. */
+  lose(): void {
+    this.done = true;
+  }
+
+  /** Let go unread (the run failed after all, or the loop could not finish). */
+  release(): void {
+    if (this.done) return;
+    this.done = true;
+    this.held.release();
+  }
 }
 
 export class LossLog {
@@ -35,6 +84,8 @@ export class LossLog {
   private lastRead: number | null = null;
   /** Readers waiting for the losses up to their batch (`upTo` losses read). */
   private waiting: Array<{ upTo: number; withLoss: boolean; fn: LossReader }> = [];
+  /** The losses `hold` took out at the run's end (read through it if asked for after). */
+  private heldOut: UnreadLosses | null = null;
   /** Host reads done (the benchmark and the tests count them). */
   reads = 0;
 
@@ -57,7 +108,7 @@ export class LossLog {
   /** The latest loss kept (read now if needed). */
   latest(): number | null {
     this.flush();
-    return this.lastRead;
+    return this.heldOut?.last ?? this.lastRead;
   }
 
   /** The smoothed loss after every loss kept so far (read now if needed). */
@@ -72,7 +123,8 @@ export class LossLog {
    */
   later(withLoss: boolean, fn: LossReader): void {
     if (this.kept === 0) {
-      fn(withLoss ? this.lastRead : null, this.smooth.value);
+      this.heldOut?.readNow();
+      fn(withLoss ? (this.heldOut?.last ?? this.lastRead) : null, this.smooth.value);
       return;
     }
     this.waiting.push({ upTo: this.read + this.kept, withLoss, fn });
@@ -88,21 +140,17 @@ export class LossLog {
     const held = this.engine.holdKeptLosses();
     if (!held) return null;
     this.kept = 0;
-    return {
-      held,
-      settle: (values) => {
-        for (let i = 0; i < values.length; i++) {
-          this.smooth.add(values[i]!);
-          this.read += 1;
-          this.lastRead = values[i]!;
-        }
-      },
-    };
+    this.heldOut = new UnreadLosses(held, this.smooth);
+    return this.heldOut;
   }
 
   /** Reads every kept loss in one host read, smooths them in order and calls the readers waiting for them. */
   flush(): void {
-    if (this.kept === 0) return;
+    if (this.kept === 0) {
+      // Held past the run's end: a late reader still gets every loss.
+      this.heldOut?.readNow();
+      return;
+    }
     const values = this.engine.readKeptLosses();
     this.reads += 1;
     this.kept = 0;

@@ -32,7 +32,7 @@ import { HookTable, mergeHookResult, type BoundGuard, type BoundHook, type Reque
 import type { LoopObserver, LoopSnapshot } from './observer.js';
 import { ResolvedActor, unsupportedByResolvedActor } from './resolvedActor.js';
 import { SmoothLoss, type SmoothLossState } from './smoothLoss.js';
-import { LossLog, type UnreadLosses } from './lossLog.js';
+import { LossLog, UnreadLosses } from './lossLog.js';
 
 export type LoopActor = Actor<typeof trainLoopMachine>;
 
@@ -276,6 +276,11 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   const smooth = opts.smoothLoss instanceof SmoothLoss ? opts.smoothLoss : new SmoothLoss(opts.smoothLoss);
   const losses = new LossLog(engine, smooth);
   let unread: UnreadLosses | null = null;
+  /** The loop cannot finish (a defect of the machine): what the run made goes, held losses too. */
+  const releaseEverything = () => {
+    (unread as UnreadLosses | null)?.release();
+    engine.releaseRun();
+  };
   let pending: TrainchartError | null = null;
   let firstError: TrainchartError | null = null;
   let epochsDone = 0;
@@ -700,7 +705,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
         tapeProblem = null;
         if (actor.getSnapshot().status !== 'active') {
           // Nothing left to run trainEnd: release what the run made and say what is wrong.
-          engine.releaseRun();
+          releaseEverything();
           throw error;
         }
         failWith(error);
@@ -718,7 +723,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
             'every state the driver rests in must have a NEXT transition (runLoop option `machine`)',
         );
         if (ignoredNext === where) {
-          engine.releaseRun();
+          releaseEverything();
           throw error;
         }
         ignoredNext = where;
@@ -746,8 +751,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   const snapshot = actor.getSnapshot();
   if (snapshot.status === 'error') {
     // A defect in the machine or the driver, not in user code: say so plainly.
-    (unread as UnreadLosses | null)?.held.release();
-    engine.releaseRun();
+    releaseEverything();
     throw new TrainchartError('STAGE', `the training loop machine stopped with an internal error: ${String(snapshot.error)}`, {
       cause: snapshot.error,
     });
@@ -757,10 +761,14 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     status,
     error: firstError,
     context: snapshot.context,
-    // Read when asked: with `unread`, its losses join the state once the caller settles them.
-    get smoothLoss() {
-      return smooth.getState();
-    },
+    // With `unread`, read when asked: its losses join the state once they are settled.
+    ...(unread
+      ? {
+          get smoothLoss() {
+            return smooth.getState();
+          },
+        }
+      : { smoothLoss: smooth.getState() }),
     unread,
     epochsDone,
     trainBatches,

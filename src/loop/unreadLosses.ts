@@ -4,15 +4,20 @@
  * smoothed loss is read when someone asks for it. Every unread run's losses are joined into one
  * held block (one tensor, however many fits), so asking for any of them reads them all in one
  * host read and settles each run's smoothed loss, in batch order, exactly as an eager read would.
+ * A block larger than `MAX_HELD` losses is read at once: joining copies the block, so a bound
+ * keeps a long series of unread fits linear in time and memory (one read per ~262k batches).
  */
 import type { HeldLosses } from './engine.js';
 import type { UnreadLosses } from './lossLog.js';
 
+const MAX_HELD = 1 << 18;
+
 interface Run {
+  unread: UnreadLosses;
+  /** How many of the block's losses are its own. */
   count: number;
-  settle: (values: ArrayLike<number>) => void;
-  /** null: unread; true: settled; else why its losses could not be read. */
-  done: { error: unknown } | true | null;
+  /** Why its losses could not be read (null: read, or not yet). */
+  failure: { error: unknown } | null;
 }
 
 export class UnreadLossBacklog {
@@ -25,18 +30,27 @@ export class UnreadLossBacklog {
    * (reading the whole backlog if they are not yet), and throws if reading them failed.
    */
   add(unread: UnreadLosses): () => void {
-    const run: Run = { count: unread.held.count, settle: unread.settle, done: null };
-    this.runs.push(run);
-    try {
-      this.held = this.held ? this.held.join(unread.held) : unread.held;
-    } catch (error) {
-      // join let both go: these runs' losses are lost, and asking for them says why.
-      this.fail(error);
-    }
-    return () => {
-      if (run.done === null) this.readAll();
-      if (run.done !== true) throw (run.done as { error: unknown }).error;
+    const run: Run = { unread, count: unread.held.count, failure: null };
+    const ensure = () => {
+      if (!unread.settled) this.readAll();
+      if (run.failure) throw run.failure.error;
     };
+    if (unread.settled) return ensure;
+    unread.ask = () => this.readAll();
+    if (this.held) {
+      try {
+        this.held = this.held.join(unread.held);
+      } catch {
+        // Not joined (both intact): read the older runs' now, hold this one alone.
+        this.readAll();
+        this.held = unread.held;
+      }
+    } else {
+      this.held = unread.held;
+    }
+    this.runs.push(run);
+    if (this.held.count > MAX_HELD) this.readAll();
+    return ensure;
   }
 
   /** Are any runs' losses still unread? */
@@ -44,7 +58,7 @@ export class UnreadLossBacklog {
     return this.held !== null;
   }
 
-  /** Reads every held loss in one host read and settles each run's share, oldest first. */
+  /** Reads every held loss in one host read and settles each run's share, oldest first; throws if the read fails (each run then says why). */
   readAll(): void {
     const { held, runs } = this;
     this.held = null;
@@ -55,28 +69,30 @@ export class UnreadLossBacklog {
       values = held.read();
     } catch (error) {
       held.release();
-      for (const run of runs) run.done = { error };
+      this.lose(runs, error);
       throw error;
     }
     let at = 0;
-    for (const run of runs) {
-      // The values copied out: a run's settle keeps no view of the others'.
-      run.settle(Array.prototype.slice.call(values, at, at + run.count) as number[]);
-      at += run.count;
-      run.done = true;
+    for (const { unread, count } of runs) {
+      // Each run gets a copy of its own share only.
+      unread.settle(Array.prototype.slice.call(values, at, at + count) as number[]);
+      at += count;
     }
   }
 
-  /** Lets every held loss go unread (the learner is disposed and could not read them). */
+  /** Lets every held loss go unread; asking for them then throws `error`. */
   release(error: unknown): void {
-    const held = this.held;
-    this.fail(error);
+    const { held, runs } = this;
+    this.held = null;
+    this.runs = [];
     held?.release();
+    this.lose(runs, error);
   }
 
-  private fail(error: unknown) {
-    for (const run of this.runs) run.done = { error };
-    this.runs = [];
-    this.held = null;
+  private lose(runs: Run[], error: unknown) {
+    for (const run of runs) {
+      run.failure = { error };
+      run.unread.lose();
+    }
   }
 }
