@@ -147,6 +147,8 @@ export class Learner implements LearnerApi, RecipeLearner {
   private smoother: SmoothLoss | null = null;
   /** The losses of finished fits nobody has read yet, on the device (a fit's smoothed loss reads them when asked). */
   private unreadLosses = new UnreadLossBacklog();
+  /** Reads the last fit's losses if no callback did (its smoother is `smoother`, until restoreSmoothLossState). */
+  private readLastFitLosses: () => void = NOTHING_TO_READ;
   private running = false;
   /** Did the learner make `progress` itself (so that another Progress takes its place)? */
   #ownProgress = false;
@@ -366,6 +368,7 @@ export class Learner implements LearnerApi, RecipeLearner {
     const ctx = this.newContext(nEpochs);
     const smoother = new SmoothLoss(options.smoothLoss);
     this.smoother = smoother;
+    this.readLastFitLosses = NOTHING_TO_READ;
     const engine = new TfEngine({
       model: this.model,
       lossFn: this.loss.fn,
@@ -413,6 +416,7 @@ export class Learner implements LearnerApi, RecipeLearner {
       let readLosses = NOTHING_TO_READ;
       if (result.unread && result.status === 'failed') result.unread.release();
       else if (result.unread) readLosses = this.unreadLosses.add(result.unread);
+      this.readLastFitLosses = readLosses;
       const c = result.context;
       ended = true;
       await viz?.runEnded({ status: result.status, error: result.error, epochs: result.epochsDone, iterations: c.iteration });
@@ -488,11 +492,11 @@ export class Learner implements LearnerApi, RecipeLearner {
 
   /**
    * The smoothed train loss's state, live during a fit (a checkpoint saves it), else as the last
-   * fit left it. Reads the losses no callback read (one host read for every fit not read yet).
+   * fit left it. Reads that fit's losses if no callback did (one host read for every fit not read yet).
    */
   smoothLossState(): SmoothLossState | null {
     this.readPendingLosses();
-    this.unreadLosses.readAll();
+    if (!this.runContext) this.readLastFitLosses();
     return this.smoother?.getState() ?? null;
   }
 
@@ -513,6 +517,7 @@ export class Learner implements LearnerApi, RecipeLearner {
   restoreSmoothLossState(state: SmoothLossState | null): void {
     if (this.running) throw new ConfigError('restoreSmoothLossState: a fit is running on this learner; call it after the fit');
     this.smoother = state === null ? null : new SmoothLoss(state);
+    this.readLastFitLosses = NOTHING_TO_READ;
   }
 
   /**

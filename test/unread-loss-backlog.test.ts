@@ -113,17 +113,48 @@ describe('UnreadLossBacklog', () => {
     backlog.release(gone);
     expect((a.unread.held as Held).released).toBe(true);
     expect(() => ea()).toThrow(gone);
-    expect(() => a.unread.readNow()).not.toThrow();
+    // The run's own context (a late ctx.smoothLoss) says why too: no stale value passed off as read.
+    expect(() => a.unread.readNow()).toThrow(gone);
   });
 
-  it('a block past 262,144 losses is read at once (joining copies it: the bound keeps unread fits linear)', () => {
+  it('a join that would pass 65,536 losses reads the older runs first, then holds the new one alone (joins stay small)', () => {
     const backlog = new UnreadLossBacklog();
     reads = 0;
-    backlog.add(aFit(new Array(1 << 17).fill(1)).unread);
-    backlog.add(aFit(new Array(1 << 17).fill(1)).unread);
+    const [a, b] = [aFit(new Array(1 << 15).fill(1)), aFit(new Array(1 << 15).fill(1))];
+    backlog.add(a.unread);
+    backlog.add(b.unread);
     expect(reads).toBe(0);
-    backlog.add(aFit([1]).unread);
+    const c = aFit([2]);
+    const ec = backlog.add(c.unread);
     expect(reads).toBe(1);
+    expect([a.smooth.value, b.smooth.value]).toEqual([expect.closeTo(1, 12), expect.closeTo(1, 12)]);
+    expect(backlog.pending).toBe(true);
+    ec();
+    expect(c.smooth.value).toBeCloseTo(2, 12);
+  });
+
+  it('add never throws: when reading the older runs for room fails, they say why, and the new one is held and read as usual', () => {
+    const boom = new Error('device lost');
+    const backlog = new UnreadLossBacklog();
+    const a = aFit([1, 2], { read: boom, join: new Error('no memory') });
+    const ea = backlog.add(a.unread);
+    const b = aFit([3]);
+    let eb: (() => void) | null = null;
+    expect(() => (eb = backlog.add(b.unread))).not.toThrow();
+    expect(() => ea()).toThrow(boom);
+    expect(() => a.unread.readNow()).toThrow(boom);
+    eb!();
+    expect(b.smooth.value).toBeCloseTo(3, 12);
+  });
+
+  it('a run read directly (no owner yet) whose read fails: it throws why now and later, and adding it holds nothing', () => {
+    const boom = new Error('device lost');
+    const backlog = new UnreadLossBacklog();
+    const a = aFit([1], { read: boom });
+    expect(() => a.unread.readNow()).toThrow(boom);
+    expect((a.unread.held as Held).released).toBe(true);
+    const ea = backlog.add(a.unread);
     expect(backlog.pending).toBe(false);
+    expect(() => ea()).toThrow(boom);
   });
 });

@@ -32,6 +32,8 @@ export class UnreadLosses {
   /** Set by the owner: has them read (perhaps with other runs' in the same read). */
   ask: (() => void) | null = null;
   private done = false;
+  /** Why they can never be read (a failed read; the owner let them go). */
+  private failure: { error: unknown } | null = null;
   /** The last of them once read (the run's latest loss). */
   last: number | null = null;
 
@@ -40,7 +42,7 @@ export class UnreadLosses {
     private readonly smooth: SmoothLoss,
   ) {}
 
-  /** Read or let go already? */
+  /** Read, or lost, already? */
   get settled(): boolean {
     return this.done;
   }
@@ -53,25 +55,40 @@ export class UnreadLosses {
     if (values.length) this.last = values[values.length - 1]!;
   }
 
-  /** Someone asks for the run's smoothed loss: read them now (through the owner if there is one). */
+  /**
+   * Someone asks for the run's smoothed loss: read them now (through the owner if there is one).
+   * Throws why when they could not be read: a stale loss is never passed off as the latest.
+   */
   readNow(): void {
-    if (this.done) return;
-    if (this.ask) {
-      this.ask();
-      return;
+    if (!this.done) {
+      if (this.ask) {
+        this.ask();
+      } else {
+        let values: ArrayLike<number>;
+        try {
+          values = this.held.read();
+        } catch (error) {
+          this.held.release();
+          this.lose(error);
+          throw error;
+        }
+        this.settle(values);
+      }
     }
-    this.settle(this.held.read());
+    if (this.failure) throw this.failure.error;
   }
 
-  /** Their block is gone unread (its owner let it go, or could not read it): nothing to read any more. */
-  lose(): void {
+  /** Their block is gone unread (a failed read, or the owner let it go): asking for them throws `error`. */
+  lose(error: unknown): void {
+    if (this.done) return;
     this.done = true;
+    this.failure = { error };
   }
 
   /** Let go unread (the run failed after all, or the loop could not finish). */
   release(): void {
     if (this.done) return;
-    this.done = true;
+    this.lose(new Error('these losses were let go unread'));
     this.held.release();
   }
 }

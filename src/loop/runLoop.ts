@@ -689,63 +689,69 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
 
   /** The state in which the machine ignored NEXT once (see below): a second time there, the driver gives up. */
   let ignoredNext: string | null = null;
-  while (actor.getSnapshot().status === 'active') {
-    // A stop asked for while the loop yielded: if the machine rests at a quiet point, it is
-    // that point where the stop takes effect, so observers see it again, now stopping.
-    if (deliverStop()) atQuietPoint();
-    if (actor.getSnapshot().hasTag(TAPE_OPENS)) {
-      try {
-        engine.underTape(untilTapeCloses);
-      } catch (e) {
-        // Taking the gradients failed: the last stage whose hooks ran is where (backwardBegin when a loss was marked).
-        fail(ctx.stage, null, 'gradients (backward pass)', e);
-      }
-      if (tapeProblem !== null) {
-        const error = new ConfigError(`the loop machine "${description.id}" ${tapeProblem}; ${TAPE_RULE}`);
-        tapeProblem = null;
-        if (actor.getSnapshot().status !== 'active') {
-          // Nothing left to run trainEnd: release what the run made and say what is wrong.
-          releaseEverything();
-          throw error;
+  try {
+    while (actor.getSnapshot().status === 'active') {
+      // A stop asked for while the loop yielded: if the machine rests at a quiet point, it is
+      // that point where the stop takes effect, so observers see it again, now stopping.
+      if (deliverStop()) atQuietPoint();
+      if (actor.getSnapshot().hasTag(TAPE_OPENS)) {
+        try {
+          engine.underTape(untilTapeCloses);
+        } catch (e) {
+          // Taking the gradients failed: the last stage whose hooks ran is where (backwardBegin when a loss was marked).
+          fail(ctx.stage, null, 'gradients (backward pass)', e);
         }
-        failWith(error);
-      }
-    } else {
-      const before = actor.getSnapshot();
-      sendNext();
-      // XState keeps the very same snapshot when no transition takes an event: a custom machine
-      // whose active state has no NEXT would be pumped forever. Fail the run (its FAIL path runs
-      // trainEnd); if the machine ignores that too, release what the run made and reject.
-      if (pending === null && actor.getSnapshot() === before && before.status === 'active') {
-        const where = leafPath(before.value);
-        const error = new ConfigError(
-          `the loop machine "${description.id}" takes no NEXT in state "${where}", so the loop cannot go on; ` +
-            'every state the driver rests in must have a NEXT transition (runLoop option `machine`)',
-        );
-        if (ignoredNext === where) {
-          releaseEverything();
-          throw error;
+        if (tapeProblem !== null) {
+          const error = new ConfigError(`the loop machine "${description.id}" ${tapeProblem}; ${TAPE_RULE}`);
+          tapeProblem = null;
+          if (actor.getSnapshot().status !== 'active') {
+            // Nothing left to run trainEnd: release what the run made and say what is wrong.
+            releaseEverything();
+            throw error;
+          }
+          failWith(error);
         }
-        ignoredNext = where;
-        failWith(error);
+      } else {
+        const before = actor.getSnapshot();
+        sendNext();
+        // XState keeps the very same snapshot when no transition takes an event: a custom machine
+        // whose active state has no NEXT would be pumped forever. Fail the run (its FAIL path runs
+        // trainEnd); if the machine ignores that too, release what the run made and reject.
+        if (pending === null && actor.getSnapshot() === before && before.status === 'active') {
+          const where = leafPath(before.value);
+          const error = new ConfigError(
+            `the loop machine "${description.id}" takes no NEXT in state "${where}", so the loop cannot go on; ` +
+              'every state the driver rests in must have a NEXT transition (runLoop option `machine`)',
+          );
+          if (ignoredNext === where) {
+            releaseEverything();
+            throw error;
+          }
+          ignoredNext = where;
+          failWith(error);
+        }
+      }
+      deliverStop();
+      atQuietPoint();
+      // `while`: a trainEnd hook may throw while the FAIL itself is handled; that one must
+      // take trainEnd's own FAIL (→ failed) too, not wait for a NEXT sent past the error.
+      while (pending) {
+        const error: TrainchartError = pending;
+        pending = null;
+        const stage = error instanceof StageError || error instanceof ControlError ? (error.stage as Stage) : ctx.stage;
+        const callback = error instanceof StageError ? error.callback : error instanceof ControlError ? error.callback : null;
+        actor.send({ type: 'FAIL', failure: { stage, callback, message: error.message } });
+        observer?.afterEvent(actor.getSnapshot() as LoopSnapshot, ctx);
+      }
+      if (performance.now() - lastYield >= yieldEveryMs) {
+        await yieldToEventLoop();
+        lastYield = performance.now();
       }
     }
-    deliverStop();
-    atQuietPoint();
-    // `while`: a trainEnd hook may throw while the FAIL itself is handled; that one must
-    // take trainEnd's own FAIL (→ failed) too, not wait for a NEXT sent past the error.
-    while (pending) {
-      const error: TrainchartError = pending;
-      pending = null;
-      const stage = error instanceof StageError || error instanceof ControlError ? (error.stage as Stage) : ctx.stage;
-      const callback = error instanceof StageError ? error.callback : error instanceof ControlError ? error.callback : null;
-      actor.send({ type: 'FAIL', failure: { stage, callback, message: error.message } });
-      observer?.afterEvent(actor.getSnapshot() as LoopSnapshot, ctx);
-    }
-    if (performance.now() - lastYield >= yieldEveryMs) {
-      await yieldToEventLoop();
-      lastYield = performance.now();
-    }
+  } catch (e) {
+    // An observer or the driver threw past releaseRun: the losses it held go too.
+    (unread as UnreadLosses | null)?.release();
+    throw e;
   }
 
   const snapshot = actor.getSnapshot();

@@ -4,20 +4,18 @@
  * smoothed loss is read when someone asks for it. Every unread run's losses are joined into one
  * held block (one tensor, however many fits), so asking for any of them reads them all in one
  * host read and settles each run's smoothed loss, in batch order, exactly as an eager read would.
- * A block larger than `MAX_HELD` losses is read at once: joining copies the block, so a bound
- * keeps a long series of unread fits linear in time and memory (one read per ~262k batches).
+ * Joining copies the block: before a join would pass `MAX_HELD` losses, the older runs' are read,
+ * so a long series of unread fits stays linear in time and memory (one read per 65,536 batches).
  */
 import type { HeldLosses } from './engine.js';
 import type { UnreadLosses } from './lossLog.js';
 
-const MAX_HELD = 1 << 18;
+const MAX_HELD = 1 << 16;
 
 interface Run {
   unread: UnreadLosses;
   /** How many of the block's losses are its own. */
   count: number;
-  /** Why its losses could not be read (null: read, or not yet). */
-  failure: { error: unknown } | null;
 }
 
 export class UnreadLossBacklog {
@@ -26,30 +24,29 @@ export class UnreadLossBacklog {
   private runs: Run[] = [];
 
   /**
-   * Keeps a run's unread losses. The function it returns makes sure they are read and settled
-   * (reading the whole backlog if they are not yet), and throws if reading them failed.
+   * Keeps a run's unread losses; never throws (the fit they come from went well). The function
+   * it returns makes sure they are read and settled (reading the whole backlog if they are not
+   * yet), and throws why if they could not be.
    */
   add(unread: UnreadLosses): () => void {
-    const run: Run = { unread, count: unread.held.count, failure: null };
-    const ensure = () => {
-      if (!unread.settled) this.readAll();
-      if (run.failure) throw run.failure.error;
-    };
+    const ensure = () => unread.readNow();
     if (unread.settled) return ensure;
     unread.ask = () => this.readAll();
+    const count = unread.held.count;
+    // Joining copies the block: past the bound, the older runs' are read first (linear, not quadratic).
+    if (this.held && this.held.count + count > MAX_HELD) this.readAllForNow();
     if (this.held) {
       try {
         this.held = this.held.join(unread.held);
       } catch {
         // Not joined (both intact): read the older runs' now, hold this one alone.
-        this.readAll();
+        this.readAllForNow();
         this.held = unread.held;
       }
     } else {
       this.held = unread.held;
     }
-    this.runs.push(run);
-    if (this.held.count > MAX_HELD) this.readAll();
+    this.runs.push({ unread, count });
     return ensure;
   }
 
@@ -69,7 +66,7 @@ export class UnreadLossBacklog {
       values = held.read();
     } catch (error) {
       held.release();
-      this.lose(runs, error);
+      for (const run of runs) run.unread.lose(error);
       throw error;
     }
     let at = 0;
@@ -86,13 +83,15 @@ export class UnreadLossBacklog {
     this.held = null;
     this.runs = [];
     held?.release();
-    this.lose(runs, error);
+    for (const run of runs) run.unread.lose(error);
   }
 
-  private lose(runs: Run[], error: unknown) {
-    for (const run of runs) {
-      run.failure = { error };
-      run.unread.lose();
+  /** readAll for room: a failure is not this caller's (each run it lost throws it when asked). */
+  private readAllForNow() {
+    try {
+      this.readAll();
+    } catch {
+      // Recorded on each run it lost.
     }
   }
 }
