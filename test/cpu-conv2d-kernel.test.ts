@@ -19,7 +19,8 @@ const rng = new Rng(33);
 const int = (lo: number, hi: number) => lo + rng.nextInt(hi - lo + 1);
 const values = (shape: number[]) => randomValues(rng, shape);
 
-type Pad = 'valid' | 'same' | [[0, 0], [number, number], [number, number], [0, 0]];
+type Pad = 'valid' | 'same' | number | [[0, 0], [number, number], [number, number], [0, 0]];
+type Rounding = 'floor' | 'round' | 'ceil';
 
 interface ConvCase {
   x: number[];
@@ -27,12 +28,31 @@ interface ConvCase {
   strides: [number, number];
   dilations: [number, number];
   pad: Pad;
+  /** With a numeric pad: how tfjs rounds the output size (`dimRoundingMode`). */
+  rounding?: Rounding;
 }
 
 /** Output size and top/left padding of one spatial axis. */
-function axis(inSize: number, k: number, s: number, d: number, pad: Pad, which: 1 | 2): { out: number; before: number } {
+function axis(
+  inSize: number,
+  k: number,
+  s: number,
+  d: number,
+  pad: Pad,
+  which: 1 | 2,
+  rounding?: Rounding,
+  square?: { eff: number; s: number },
+): { out: number; before: number } {
   const eff = (k - 1) * d + 1;
   if (pad === 'valid') return { out: Math.ceil((inSize - eff + 1) / s), before: 0 };
+  if (typeof pad === 'number') {
+    // tfjs's conv_util (getPadAndOutInfo → computeOutputShape2D): out = round((in − eff + 2·pad) /
+    // stride + 1) by the rounding mode (floor when none), pad on every side — with the *height's*
+    // effective filter size and stride for both axes (`square`), as tfjs computes it.
+    const exact = (inSize - square!.eff + 2 * pad) / square!.s + 1;
+    const out = rounding === 'ceil' ? Math.ceil(exact) : rounding === 'round' ? Math.round(exact) : Math.floor(exact);
+    return { out, before: pad };
+  }
   if (pad === 'same') {
     const out = Math.ceil(inSize / s);
     const total = Math.max((out - 1) * s + eff - inSize, 0);
@@ -46,8 +66,9 @@ function axis(inSize: number, k: number, s: number, d: number, pad: Pad, which: 
 function referenceConv(xv: Float32Array, fv: Float32Array, c: ConvCase) {
   const [nb, h, w, cin] = c.x;
   const [kh, kw, , cout] = c.f;
-  const rows = axis(h!, kh!, c.strides[0], c.dilations[0], c.pad, 1);
-  const cols = axis(w!, kw!, c.strides[1], c.dilations[1], c.pad, 2);
+  const square = { eff: (kh! - 1) * c.dilations[0] + 1, s: c.strides[0] };
+  const rows = axis(h!, kh!, c.strides[0], c.dilations[0], c.pad, 1, c.rounding, square);
+  const cols = axis(w!, kw!, c.strides[1], c.dilations[1], c.pad, 2, c.rounding, square);
   const out = new Float64Array(nb! * rows.out * cols.out * cout!);
   let o = 0;
   for (let n = 0; n < nb!; n++) {
@@ -74,19 +95,24 @@ function referenceConv(xv: Float32Array, fv: Float32Array, c: ConvCase) {
 
 function cases(): ConvCase[] {
   const out: ConvCase[] = [];
-  for (let t = 0; t < 40; t++) {
+  // Every (movement, padding) pair: movement is t % 3 (none, strided, dilated — tfjs refuses
+  // both at once), padding ⌊t / 3⌋ % 4 (valid, same, explicit per side, a number with a rounding
+  // mode), so 48 cases cover each of the 12 pairs 4 times.
+  const roundings: Rounding[] = ['floor', 'round', 'ceil'];
+  for (let t = 0; t < 48; t++) {
     const kh = int(1, 4);
     const kw = int(1, 4);
     const strided = t % 3 === 1;
     const dilated = t % 3 === 2;
     const strides: [number, number] = strided ? [int(1, 3), int(1, 3)] : [1, 1];
     const dilations: [number, number] = dilated ? [int(1, 2), int(1, 2)] : [1, 1];
-    const pads: Pad[] = ['valid', 'same', [[0, 0], [int(0, 2), int(0, 2)], [int(0, 2), int(0, 2)], [0, 0]]];
-    const pad = pads[t % 3]!;
+    const kind = Math.floor(t / 3) % 4;
+    const pads: Pad[] = ['valid', 'same', [[0, 0], [int(0, 2), int(0, 2)], [int(0, 2), int(0, 2)], [0, 0]], int(0, 2)];
+    const pad = pads[kind]!;
     const h = int((kh - 1) * dilations[0] + 1, 12);
     const w = int((kw - 1) * dilations[1] + 1, 12);
-    out.push({ x: [int(1, 3), h, w, int(1, 5)], f: [kh, kw, 0, int(1, 7)].map((d, i) => (i === 2 ? 0 : d)), strides, dilations, pad });
-    out[out.length - 1]!.f[2] = out[out.length - 1]!.x[3]!;
+    const cin = int(1, 5);
+    out.push({ x: [int(1, 3), h, w, cin], f: [kh, kw, cin, int(1, 7)], strides, dilations, pad, ...(kind === 3 ? { rounding: roundings[t % 3]! } : {}) });
   }
   // The MNIST CNN preset's two layers, and the filter-gradient convolution its second layer's
   // gradient is made of (x as [Cin, H, W, N], dy as a [OH, OW, N, Cout] filter).
@@ -96,7 +122,7 @@ function cases(): ConvCase[] {
   return out;
 }
 
-const caseName = (c: ConvCase) => `x [${c.x}] * f [${c.f}] s ${c.strides} d ${c.dilations} pad ${JSON.stringify(c.pad)}`;
+const caseName = (c: ConvCase) => `x [${c.x}] * f [${c.f}] s ${c.strides} d ${c.dilations} pad ${JSON.stringify(c.pad)}${c.rounding ? ` ${c.rounding}` : ''}`;
 const cpu = () => tf.backend() as unknown as { numDataIds(): number };
 
 beforeAll(async () => {
@@ -123,7 +149,7 @@ describe('cpu Conv2D (trainchart kernel set)', () => {
     const xv = values(c.x);
     const fv = values(c.f);
     const want = referenceConv(xv, fv, c);
-    const run = () => tf.tidy(() => tf.conv2d(tf.tensor4d(xv, c.x as never), tf.tensor4d(fv, c.f as never), c.strides, c.pad, 'NHWC', c.dilations));
+    const run = () => tf.tidy(() => tf.conv2d(tf.tensor4d(xv, c.x as never), tf.tensor4d(fv, c.f as never), c.strides, c.pad, 'NHWC', c.dilations, c.rounding));
     const before = cpu().numDataIds();
     const ours = run();
     expect(ours.shape).toEqual(want.shape);
@@ -192,9 +218,13 @@ describe('cpu FusedConv2D (trainchart kernel set)', () => {
     relu: (v) => Math.max(0, v),
     elu: (v) => (v >= 0 ? v : Math.exp(v) - 1),
     sigmoid: (v) => 1 / (1 + Math.exp(-v)),
+    relu6: (v) => Math.min(Math.max(0, v), 6),
+    // tfjs's: alpha·v below 0 (leakyreluAlpha, here 0.3), and prelu with one weight per channel (below).
+    leakyrelu: (v) => (v < 0 ? Math.fround(0.3) * v : v),
+    prelu: (v) => v,
   };
   const fusedCases = Object.keys(ACT).flatMap((activation) =>
-    (['none', 'channel', 'row', 'full'] as const).map((bias) => ({ activation, bias, c: cases()[int(0, 39)]! })),
+    (['none', 'channel', 'row', 'full'] as const).map((bias) => ({ activation, bias, c: cases()[int(0, 47)]! })),
   );
 
   it.each(fusedCases.map((k) => [`${k.activation}, bias ${k.bias}, ${caseName(k.c)}`, k] as const))('%s equals the definition', (_, k) => {
@@ -205,9 +235,11 @@ describe('cpu FusedConv2D (trainchart kernel set)', () => {
     const conv = referenceConv(xv, fv, c);
     const biasShape = k.bias === 'channel' ? [cout] : k.bias === 'row' ? [1, 1, 1, cout] : conv.shape;
     const bv = values(biasShape);
+    const slopes = values([cout]);
     // A per-channel bias joins the exact sum (one rounding); a full one is added to the rounded conv.
     const want = conv.values.map((s, i) => {
       const biased = k.bias === 'none' ? s : k.bias === 'full' ? Math.fround(Math.fround(s) + bv[i]!) : s + bv[i % cout]!;
+      if (activation === 'prelu') return biased < 0 ? slopes[i % cout]! * Math.fround(biased) : biased;
       return ACT[activation]!(biased);
     });
     const before = cpu().numDataIds();
@@ -220,6 +252,9 @@ describe('cpu FusedConv2D (trainchart kernel set)', () => {
         dilations: c.dilations,
         bias: k.bias === 'none' ? undefined : tf.tensor(bv, biasShape),
         activation: activation as 'linear',
+        ...(activation === 'leakyrelu' ? { leakyreluAlpha: 0.3 } : {}),
+        ...(activation === 'prelu' ? { preluActivationWeights: tf.tensor1d(slopes) } : {}),
+        ...(c.rounding ? { dimRoundingMode: c.rounding } : {}),
       }),
     );
     expect(got.shape).toEqual(conv.shape);

@@ -86,12 +86,18 @@ describe('cpu Transpose (trainchart kernel set)', () => {
 });
 
 describe('cpu MaxPoolGrad (trainchart kernel set)', () => {
-  const cases: Array<{ shape: [number, number, number, number]; pool: number; stride: number; pad: 'valid' | 'same' }> = [];
-  for (let t = 0; t < 16; t++) {
-    const pool = int(1, 3);
-    cases.push({ shape: [int(1, 3), int(pool, 9), int(pool, 9), int(1, 4)], pool, stride: int(1, 3), pad: t % 2 ? 'same' : 'valid' });
+  type Pair = [number, number];
+  const cases: Array<{ shape: [number, number, number, number]; pool: Pair; stride: Pair; pad: 'valid' | 'same' }> = [];
+  for (let t = 0; t < 24; t++) {
+    // Square windows and strides, then (t ≥ 12) rectangular ones: rows and columns each their own.
+    const square = t < 12;
+    const ph = int(1, 3);
+    const pool: Pair = square ? [ph, ph] : [ph, int(1, 3)];
+    const sh = int(1, 3);
+    const stride: Pair = square ? [sh, sh] : [sh, int(1, 3)];
+    cases.push({ shape: [int(1, 3), int(pool[0], 9), int(pool[1], 9), int(1, 4)], pool, stride, pad: t % 2 ? 'same' : 'valid' });
   }
-  cases.push({ shape: [8, 26, 26, 16], pool: 2, stride: 2, pad: 'valid' });
+  cases.push({ shape: [8, 26, 26, 16], pool: [2, 2], stride: [2, 2], pad: 'valid' });
 
   it.each(cases.map((c) => [`[${c.shape}] pool ${c.pool} stride ${c.stride} ${c.pad}`, c] as const))('%s matches the stock kernel', (_, c) => {
     // Ties and all-negative windows on purpose: values on a coarse grid, some windows all < 0.
@@ -106,7 +112,7 @@ describe('cpu MaxPoolGrad (trainchart kernel set)', () => {
     useStockKernels();
     const stock = grad();
     useTrainchartKernels();
-    if (c.stride >= c.pool) expect(ours).toEqual(stock); // windows do not overlap: exactly
+    if (c.stride[0] >= c.pool[0] && c.stride[1] >= c.pool[1]) expect(ours).toEqual(stock); // windows do not overlap: exactly
     else expect(relErr(ours, stock)).toBeLessThan(2e-6);
     tf.dispose([x, up]);
   });
