@@ -66,15 +66,47 @@ export function noOpCallbacks(n: number): Callback[] {
 }
 
 /**
- * µs per train batch cycle of the bare machine and driver with `nCallbacks` no-op callbacks
- * (`live`: on XState's live actor, as when the loop is inspected, instead of the resolved one).
+ * A tensor-free engine whose step reads and writes `mb` MB of memory, as a real batch's kernels
+ * stream its tensors through the caches: the loop's own code and data are then cold at every
+ * batch, as they are between real kernels.
  */
-export async function machineAloneMicros(nCallbacks: number, nTrainBatches: number, live = false): Promise<number> {
+export class CacheEvictingEngine extends NoWorkEngine {
+  private readonly memory: Float64Array;
+  private readonly sum = new Float64Array(1);
+  constructor(mb: number) {
+    super();
+    this.memory = new Float64Array((mb * 1024 * 1024) / 8);
+  }
+  override step() {
+    // One write per 64-byte line; the running sum stays unboxed (no allocation, no GC).
+    const m = this.memory;
+    let s = 0;
+    for (let i = 0; i < m.length; i += 8) {
+      s += m[i]!;
+      m[i] = s;
+    }
+    this.sum[0]! += s;
+  }
+  /** µs the eviction alone takes per step (to subtract). */
+  static stepMicros(mb: number, steps: number): number {
+    const e = new CacheEvictingEngine(mb);
+    const started = performance.now();
+    for (let i = 0; i < steps; i++) e.step();
+    return ((performance.now() - started) * 1000) / steps;
+  }
+}
+
+/**
+ * µs per train batch cycle of the bare machine and driver with `nCallbacks` no-op callbacks
+ * (`live`: on XState's live actor, as when the loop is inspected, instead of the resolved one;
+ * `engine`: another tensor-free engine, e.g. a CacheEvictingEngine).
+ */
+export async function machineAloneMicros(nCallbacks: number, nTrainBatches: number, live = false, engine: LoopEngine = new NoWorkEngine()): Promise<number> {
   const callbacks = noOpCallbacks(nCallbacks);
   const ctx = newTrainContext({} as LearnerApi, 1, nTrainBatches);
   const started = performance.now();
   await runLoop({
-    engine: new NoWorkEngine(),
+    engine,
     table: new HookTable(callbacks),
     ctx,
     input: { nEpochs: 1, nTrainBatches, nValidBatches: 0, validate: false },

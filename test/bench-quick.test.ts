@@ -51,10 +51,12 @@ describe('npm run bench -- --quick', () => {
     }
     expect(result.configs.some((c) => c.kernels === 'stock')).toBe(true);
     expect(result.machineAlone.usPerBatch10Callbacks!.median).toBeGreaterThan(0);
+    expect(Number.isFinite(result.machineAlone.usPerBatch10CallbacksCacheCold!.median)).toBe(true);
     expect(result.memory.epochs.length).toBeGreaterThanOrEqual(2);
     expect(result.checkpoint.writeMs.median).toBeGreaterThan(0);
     // Counts, not times: these hold on any machine.
     expect(result.hostReads.defaults.perTrainBatch).toBeLessThanOrEqual(0.1);
+    expect(result.checks['host reads per train batch, no callback reading the loss']!.pass).toBe(true);
     expect(result.checks['numTensors flat across epochs']!.pass).toBe(true);
     // The table is printed before the JSON.
     expect(lines.some((l) => l.startsWith('| backend | kernels | model |'))).toBe(true);
