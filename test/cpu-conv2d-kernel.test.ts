@@ -104,15 +104,21 @@ function cases(): ConvCase[] {
     const kw = int(1, 4);
     const strided = t % 3 === 1;
     const dilated = t % 3 === 2;
-    const strides: [number, number] = strided ? [int(1, 3), int(1, 3)] : [1, 1];
-    const dilations: [number, number] = dilated ? [int(1, 2), int(1, 2)] : [1, 1];
+    // Strided and dilated cases really stride or dilate the rows (which size both axes for a numeric pad).
+    const strides: [number, number] = strided ? [int(2, 3), int(1, 3)] : [1, 1];
+    const dilations: [number, number] = dilated ? [2, int(1, 2)] : [1, 1];
     const kind = Math.floor(t / 3) % 4;
     const pads: Pad[] = ['valid', 'same', [[0, 0], [int(0, 2), int(0, 2)], [int(0, 2), int(0, 2)], [0, 0]], int(0, 2)];
     const pad = pads[kind]!;
-    const h = int((kh - 1) * dilations[0] + 1, 12);
-    const w = int((kw - 1) * dilations[1] + 1, 12);
+    const effH = (kh - 1) * dilations[0] + 1;
+    const effW = (kw - 1) * dilations[1] + 1;
+    // A numeric pad sizes the columns by the rows' filter: wide enough for both, so no case is empty.
+    const h = int(effH, 12);
+    const w = int(kind === 3 ? Math.max(effH, effW) : effW, 12);
     const cin = int(1, 5);
-    out.push({ x: [int(1, 3), h, w, cin], f: [kh, kw, cin, int(1, 7)], strides, dilations, pad, ...(kind === 3 ? { rounding: roundings[t % 3]! } : {}) });
+    // Each rounding mode with every movement (t / 12 picks it, t % 3 the movement).
+    const rounding = kind === 3 ? { rounding: roundings[Math.floor(t / 12) % 3]! } : {};
+    out.push({ x: [int(1, 3), h, w, cin], f: [kh, kw, cin, int(1, 7)], strides, dilations, pad, ...rounding });
   }
   // The MNIST CNN preset's two layers, and the filter-gradient convolution its second layer's
   // gradient is made of (x as [Cin, H, W, N], dy as a [OH, OW, N, Cout] filter).
@@ -149,6 +155,7 @@ describe('cpu Conv2D (trainchart kernel set)', () => {
     const xv = values(c.x);
     const fv = values(c.f);
     const want = referenceConv(xv, fv, c);
+    expect(want.values.length, 'a case with outputs').toBeGreaterThan(0);
     const run = () => tf.tidy(() => tf.conv2d(tf.tensor4d(xv, c.x as never), tf.tensor4d(fv, c.f as never), c.strides, c.pad, 'NHWC', c.dilations, c.rounding));
     const before = cpu().numDataIds();
     const ours = run();
@@ -230,7 +237,8 @@ describe('cpu FusedConv2D (trainchart kernel set)', () => {
   it.each(fusedCases.map((k) => [`${k.activation}, bias ${k.bias}, ${caseName(k.c)}`, k] as const))('%s equals the definition', (_, k) => {
     const { c, activation } = k;
     const cout = c.f[3]!;
-    const xv = values(c.x);
+    // relu6 on inputs scaled up, so that its clip at 6 is reached.
+    const xv = activation === 'relu6' ? values(c.x).map((v) => v * 8) : values(c.x);
     const fv = values(c.f);
     const conv = referenceConv(xv, fv, c);
     const biasShape = k.bias === 'channel' ? [cout] : k.bias === 'row' ? [1, 1, 1, cout] : conv.shape;
