@@ -582,11 +582,7 @@ export class Learner implements LearnerApi, RecipeLearner {
     this.assertIdle('dispose');
     this.#disposed = true;
     // Fits' results still answer their smoothed loss once the learner is gone.
-    try {
-      this.unreadLosses.readAll();
-    } catch (e) {
-      this.unreadLosses.release(e);
-    }
+    this.unreadLosses.readAllOrRecord();
     this.model.dispose();
     this.optimizer.dispose();
     for (const cb of this.callbacks) cb.attach(null);

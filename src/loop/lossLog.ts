@@ -122,10 +122,15 @@ export class LossLog {
     return this.waiting.length > 0;
   }
 
+  /** The last loss read, by this log or (held past the run) by its owner. */
+  private get latestRead(): number | null {
+    return this.heldOut?.last ?? this.lastRead;
+  }
+
   /** The latest loss kept (read now if needed). */
   latest(): number | null {
     this.flush();
-    return this.heldOut?.last ?? this.lastRead;
+    return this.latestRead;
   }
 
   /** The smoothed loss after every loss kept so far (read now if needed). */
@@ -141,7 +146,7 @@ export class LossLog {
   later(withLoss: boolean, fn: LossReader): void {
     if (this.kept === 0) {
       this.heldOut?.readNow();
-      fn(withLoss ? (this.heldOut?.last ?? this.lastRead) : null, this.smooth.value);
+      fn(withLoss ? this.latestRead : null, this.smooth.value);
       return;
     }
     this.waiting.push({ upTo: this.read + this.kept, withLoss, fn });

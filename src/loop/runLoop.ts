@@ -276,11 +276,6 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   const smooth = opts.smoothLoss instanceof SmoothLoss ? opts.smoothLoss : new SmoothLoss(opts.smoothLoss);
   const losses = new LossLog(engine, smooth);
   let unread: UnreadLosses | null = null;
-  /** The loop cannot finish (a defect of the machine): what the run made goes, held losses too. */
-  const releaseEverything = () => {
-    (unread as UnreadLosses | null)?.release();
-    engine.releaseRun();
-  };
   let pending: TrainchartError | null = null;
   let firstError: TrainchartError | null = null;
   let epochsDone = 0;
@@ -706,7 +701,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
           tapeProblem = null;
           if (actor.getSnapshot().status !== 'active') {
             // Nothing left to run trainEnd: release what the run made and say what is wrong.
-            releaseEverything();
+            engine.releaseRun();
             throw error;
           }
           failWith(error);
@@ -724,7 +719,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
               'every state the driver rests in must have a NEXT transition (runLoop option `machine`)',
           );
           if (ignoredNext === where) {
-            releaseEverything();
+            engine.releaseRun();
             throw error;
           }
           ignoredNext = where;
@@ -748,20 +743,20 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
         lastYield = performance.now();
       }
     }
+    const ended = actor.getSnapshot();
+    if (ended.status === 'error') {
+      // A defect in the machine or the driver, not in user code: say so plainly.
+      engine.releaseRun();
+      throw new TrainchartError('STAGE', `the training loop machine stopped with an internal error: ${String(ended.error)}`, {
+        cause: ended.error,
+      });
+    }
   } catch (e) {
-    // An observer or the driver threw past releaseRun: the losses it held go too.
+    // The driver gave up, or an observer threw, past releaseRun: the losses it held go too.
     (unread as UnreadLosses | null)?.release();
     throw e;
   }
-
   const snapshot = actor.getSnapshot();
-  if (snapshot.status === 'error') {
-    // A defect in the machine or the driver, not in user code: say so plainly.
-    releaseEverything();
-    throw new TrainchartError('STAGE', `the training loop machine stopped with an internal error: ${String(snapshot.error)}`, {
-      cause: snapshot.error,
-    });
-  }
   const status = (typeof snapshot.value === 'string' ? snapshot.value : 'failed') as FinalStatus;
   return {
     status,

@@ -34,13 +34,13 @@ export class UnreadLossBacklog {
     unread.ask = () => this.readAll();
     const count = unread.held.count;
     // Joining copies the block: past the bound, the older runs' are read first (linear, not quadratic).
-    if (this.held && this.held.count + count > MAX_HELD) this.readAllForNow();
+    if (this.held && this.held.count + count > MAX_HELD) this.readAllOrRecord();
     if (this.held) {
       try {
         this.held = this.held.join(unread.held);
       } catch {
         // Not joined (both intact): read the older runs' now, hold this one alone.
-        this.readAllForNow();
+        this.readAllOrRecord();
         this.held = unread.held;
       }
     } else {
@@ -86,8 +86,8 @@ export class UnreadLossBacklog {
     for (const run of runs) run.unread.lose(error);
   }
 
-  /** readAll for room: a failure is not this caller's (each run it lost throws it when asked). */
-  private readAllForNow() {
+  /** readAll for a caller the failure is not for (each run it lost throws it when asked). */
+  readAllOrRecord(): void {
     try {
       this.readAll();
     } catch {
