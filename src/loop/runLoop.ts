@@ -684,7 +684,15 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
 
   /** The state in which the machine ignored NEXT once (see below): a second time there, the driver gives up. */
   let ignoredNext: string | null = null;
-  try {
+  /**
+   * Drives the machine until it ends (false) or the event loop is due a turn (true). A plain
+   * function, not part of the async runLoop: V8 does not compile a loop inside an async function
+   * on its own (no on-stack replacement there), only with the whole function, and runLoop runs
+   * once per fit (Turbofan took it after ~160 fits of 20 batches); this one is called at every
+   * yield. Measured with the tensor-free engine: the loop's cost per batch reaches its steady
+   * ~3 µs after ~100 such fits instead of ~180 (~10 µs at the first 20).
+   */
+  const driveUntilYieldDue = (): boolean => {
     while (actor.getSnapshot().status === 'active') {
       // A stop asked for while the loop yielded: if the machine rests at a quiet point, it is
       // that point where the stop takes effect, so observers see it again, now stopping.
@@ -738,10 +746,14 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
         actor.send({ type: 'FAIL', failure: { stage, callback, message: error.message } });
         observer?.afterEvent(actor.getSnapshot() as LoopSnapshot, ctx);
       }
-      if (performance.now() - lastYield >= yieldEveryMs) {
-        await yieldToEventLoop();
-        lastYield = performance.now();
-      }
+      if (performance.now() - lastYield >= yieldEveryMs) return true;
+    }
+    return false;
+  };
+  try {
+    while (driveUntilYieldDue()) {
+      await yieldToEventLoop();
+      lastYield = performance.now();
     }
     const ended = actor.getSnapshot();
     if (ended.status === 'error') {
