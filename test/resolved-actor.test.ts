@@ -29,14 +29,18 @@ import { mutant, replaceGuard } from './support/machineMutants.js';
 
 /** The real machine, its hooks returning pseudo-random controls from `seed`, its work logged. */
 function scriptedMachine(seed: number, log: string[]) {
+  return trainLoopMachine.provide({ actions: scriptedActions(seed, log) } as Parameters<typeof trainLoopMachine.provide>[0]);
+}
+
+/** The actions of `scriptedMachine`. */
+function scriptedActions(seed: number, log: string[]) {
   // The project's seeded generator: both machines built from one seed see the same "random" hooks.
   const rng = new Rng(seed);
   const random = () => rng.nextFloat();
   const work = Object.fromEntries(WORK_NAMES.map((name) => [name, ({ context }: { context: LoopContext }) => log.push(`${name}@${context.epoch}.${context.batchIndex}`)]));
-  return trainLoopMachine.provide({
-    actions: {
+  return {
       ...work,
-      runHooks: assign(({ context }, params: { stage: string }) => {
+      runHooks: assign(({ context }: { context: LoopContext }, params: { stage: string }) => {
         log.push(`hooks ${params.stage}`);
         const r = random();
         if (params.stage === 'trainBegin' && r < 0.2) return { jumpTo: Math.floor(random() * 4) };
@@ -46,8 +50,7 @@ function scriptedMachine(seed: number, log: string[]) {
         }
         return {};
       }),
-    },
-  });
+  };
 }
 
 type StateOf = { value: unknown; status: string; context: unknown };
@@ -105,14 +108,21 @@ describe('the resolved actor is the live actor, event by event', () => {
     expect(unsupportedByResolvedActor(nestedDone)).toMatch(/onDone|nested final/);
   });
 
-  it('same state, context, status, tags, persisted snapshot and work after every event (300 random runs)', async () => {
-    await fc.assert(
-      fc.property(inputArb, fc.integer(), fc.integer(), (input, hookSeed, eventSeed) => {
+  /**
+   * The live actor of `scriptedMachine(hookSeed)` and a resolved one through the same random
+   * events, compared after each. `ownActions`: the resolved actor runs a machine whose actions
+   * log elsewhere and gets the scripted ones as actions of its own — as XState's `provide` would
+   * give them, the reference here — and the machine's own are never called.
+   */
+  const compareEventByEvent = (input: LoopInput, hookSeed: number, eventSeed: number, ownActions: boolean) => {
         const liveLog: string[] = [];
         const resolvedLog: string[] = [];
+        const machinesOwnLog: string[] = [];
         const live = createActor(scriptedMachine(hookSeed, liveLog), { input });
         live.start();
-        const resolved = new ResolvedActor<LoopContext>(scriptedMachine(hookSeed, resolvedLog), input).start();
+        const resolved = ownActions
+          ? new ResolvedActor<LoopContext>(scriptedMachine(hookSeed + 1, machinesOwnLog), input, scriptedActions(hookSeed, resolvedLog)).start()
+          : new ResolvedActor<LoopContext>(scriptedMachine(hookSeed, resolvedLog), input).start();
         const eventRng = new Rng(eventSeed);
         const events = () => eventRng.nextFloat();
         const compare = (after: string) => {
@@ -139,9 +149,25 @@ describe('the resolved actor is the live actor, event by event', () => {
           if (live.getSnapshot() === liveBefore) expect(resolved.getSnapshot(), `event ${i} ignored`).toBe(resolvedBefore);
         }
         expect(live.getSnapshot().status).toBe('done');
-      }),
+        expect(machinesOwnLog).toEqual([]);
+  };
+
+  it('same state, context, status, tags, persisted snapshot and work after every event (300 random runs)', async () => {
+    await fc.assert(
+      fc.property(inputArb, fc.integer(), fc.integer(), (input, hookSeed, eventSeed) => compareEventByEvent(input, hookSeed, eventSeed, false)),
       fcParameters<[LoopInput, number, number]>(300),
     );
+  });
+
+  it("with actions of its own, the same as the live actor of the machine provided with them (100 random runs)", async () => {
+    await fc.assert(
+      fc.property(inputArb, fc.integer(), fc.integer(), (input, hookSeed, eventSeed) => compareEventByEvent(input, hookSeed, eventSeed, true)),
+      fcParameters<[LoopInput, number, number]>(100),
+    );
+    // An action the machine does not name, or a value no action can be, is refused as the actor is made.
+    expect(() => new ResolvedActor(trainLoopMachine, { nEpochs: 1, nTrainBatches: 1, nValidBatches: 0, validate: false }, { noSuchAction: () => {} })).toThrow(/has no action "noSuchAction"/);
+    expect(() => new ResolvedActor(trainLoopMachine, { nEpochs: 1, nTrainBatches: 1, nValidBatches: 0, validate: false }, { forward: 42 })).toThrow(/action "forward" must be a function/);
+    expect(() => new ResolvedActor(trainLoopMachine, { nEpochs: 1, nTrainBatches: 1, nValidBatches: 0, validate: false }, { forward: raise({ type: 'NEXT' }) })).toThrow(/built-in xstate\.raise/);
   });
 
   it('through the driver: the same hook trace, guard reads, quiet points and outcome as the live actor (200 + 200 scenarios)', async () => {

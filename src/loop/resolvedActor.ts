@@ -14,7 +14,9 @@
  *   update into a fresh context as XState's `resolveAssign` does, any other action is called
  *   with `{ context, event, self }` and its params (`self`: this actor, as XState passes its own);
  * - all of it is kept per machine object (`ResolvedMachine`), so every actor of one provided
- *   machine shares it: runLoop provides the loop machine once, and a fit resolves nothing anew.
+ *   machine shares it: runLoop provides the loop machine once, and a fit resolves nothing anew;
+ *   each fit's actor gets that fit's work as actions of its own (`OwnActions`), put in place of
+ *   the machine's where a step lists them.
  *
  * That is exact only for machines whose one event makes one microstep: no eventless (`always`)
  * or delayed transitions, no invoked or spawned actors, no parallel or history states, no nested
@@ -47,6 +49,7 @@ interface Candidate {
 
 /** An action of a step: its implementation, params, and for an assign its assignment. */
 interface ResolvedAction {
+  type: string;
   impl: ActionImpl;
   params: unknown;
   assignment: unknown;
@@ -54,6 +57,8 @@ interface ResolvedAction {
 
 /** One transition taken from one state: what it runs and where it ends. */
 interface Step {
+  /** Its place among the machine's steps: an actor with actions of its own keeps its versions by it. */
+  id: number;
   actions: ResolvedAction[];
   /** The state it reaches. */
   record: StateRecord;
@@ -184,6 +189,7 @@ class ResolvedMachine {
   readonly probe: AnyStateMachine;
   private readonly plans: Map<string, StepPlan>;
   private readonly impls: Record<string, ActionImpl>;
+  private steps = 0;
 
   constructor(readonly machine: AnyStateMachine) {
     this.impls = machine.implementations.actions as Record<string, ActionImpl>;
@@ -250,7 +256,7 @@ class ResolvedMachine {
       this.plans.set(planKey, plan);
     }
     const tags = plan.tags;
-    return { actions: this.implsOf(plan.actions), record: this.recordOf(plan.value), status: plan.status, tags, hasTag: (tag) => tags.has(tag) };
+    return { id: this.steps++, actions: this.implsOf(plan.actions), record: this.recordOf(plan.value), status: plan.status, tags, hasTag: (tag) => tags.has(tag) };
   }
 
   recordOf(value: unknown): StateRecord {
@@ -265,12 +271,21 @@ class ResolvedMachine {
     return executable.map(({ type, params }) => {
       const impl = this.impls[type];
       if (!impl || BUILTIN.test(type)) throw new Error(`the resolved loop actor cannot run action "${type}"`);
-      return { impl, params, assignment: impl.type === 'xstate.assign' ? impl.assignment : null };
+      return { type, impl, params, assignment: impl.type === 'xstate.assign' ? impl.assignment : null };
     });
   }
 }
 
 const RESOLVED = new WeakMap<AnyStateMachine, ResolvedMachine>();
+
+/**
+ * Implementations of this actor's own for some of the machine's named actions: what
+ * `machine.provide({ actions })` would give it, without a new machine object (whose steps would
+ * all be resolved anew). A driver that runs one machine for many runs (runLoop: one per fit)
+ * gives each run's actor its own work this way, called directly, not through a stand-in that
+ * looks up the run.
+ */
+export type OwnActions = Readonly<Record<string, unknown>>;
 
 /**
  * A stand-in for `createActor(machine, { input })` with the part of Actor the loop uses. As
@@ -285,11 +300,24 @@ export class ResolvedActor<C extends object> {
   private readonly resolved: ResolvedMachine;
   /** The initial entry actions that are not assigns, until `start()`. */
   private deferred: Array<() => void> | null = [];
+  /** This actor's versions of the steps' actions (by step id), when it has actions of its own. */
+  private readonly ownSteps: ResolvedAction[][] = [];
 
   constructor(
     private readonly machine: AnyStateMachine,
     input: unknown,
+    private readonly own: OwnActions | null = null,
   ) {
+    if (own !== null) {
+      const named = machine.implementations.actions as Record<string, unknown>;
+      for (const [name, impl] of Object.entries(own)) {
+        if (!(name in named)) throw new Error(`ResolvedActor: the machine "${machine.id}" has no action "${name}" to give an implementation of its own`);
+        if (typeof impl !== 'function') throw new Error(`ResolvedActor: the implementation of action "${name}" must be a function or an assign, got ${typeof impl}`);
+        if (BUILTIN.test(String((impl as ActionImpl).type ?? '')) && (impl as ActionImpl).type !== 'xstate.assign') {
+          throw new Error(`ResolvedActor: action "${name}" cannot be the built-in ${String((impl as ActionImpl).type)}`);
+        }
+      }
+    }
     let resolved = RESOLVED.get(machine);
     if (!resolved) RESOLVED.set(machine, (resolved = new ResolvedMachine(machine)));
     this.resolved = resolved;
@@ -303,7 +331,7 @@ export class ResolvedActor<C extends object> {
     let context = initial.context;
     let error: unknown;
     try {
-      for (const action of resolved.implsOf(executable)) {
+      for (const action of this.ownVersions(resolved.implsOf(executable))) {
         if (action.assignment !== null) context = assigned(action.assignment, context, event, action.params, this);
         else {
           const args = { context, event, self: this };
@@ -354,7 +382,7 @@ export class ResolvedActor<C extends object> {
     let context = current.context;
     this.assigned = false;
     try {
-      const actions = step.actions;
+      const actions = this.own === null ? step.actions : (this.ownSteps[step.id] ??= this.ownVersions(step.actions));
       for (let i = 0; i < actions.length; i++) context = this.run(actions[i]!, context, event);
     } catch (error) {
       // As XState: the step did not happen, the context is the one before the event.
@@ -403,6 +431,17 @@ export class ResolvedActor<C extends object> {
       return (c.step ??= this.resolved.resolveStep(current.value, current.context, c.transition, event));
     }
     return undefined;
+  }
+
+  /** A step's actions with this actor's own implementations in place of the machine's. */
+  private ownVersions(actions: ResolvedAction[]): ResolvedAction[] {
+    const own = this.own;
+    if (own === null) return actions;
+    return actions.map((action) => {
+      const impl = own[action.type] as ActionImpl | undefined;
+      if (impl === undefined) return action;
+      return { type: action.type, impl, params: action.params, assignment: impl.type === 'xstate.assign' ? impl.assignment : null };
+    });
   }
 
   /** Did an assign run in the current step (XState then makes a new snapshot, even for an empty update)? */
