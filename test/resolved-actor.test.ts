@@ -109,65 +109,98 @@ describe('the resolved actor is the live actor, event by event', () => {
   });
 
   /**
-   * The live actor of `scriptedMachine(hookSeed)` and a resolved one through the same random
-   * events, compared after each. `ownActions`: the resolved actor runs a machine whose actions
-   * log elsewhere and gets the scripted ones as actions of its own — as XState's `provide` would
-   * give them, the reference here — and the machine's own are never called.
+   * Live actors of `scriptedMachine(seed)` and resolved ones, a pair per seed, through the same
+   * random events, compared after each. `ownActions`: the resolved actors all run one machine
+   * (as runLoop's fits share theirs) whose actions log elsewhere, each with its seed's scripted
+   * actions as actions of its own — as XState's `provide` gives them, the reference here — and
+   * the shared machine's own are never called.
    */
-  const compareEventByEvent = (input: LoopInput, hookSeed: number, eventSeed: number, ownActions: boolean) => {
-        const liveLog: string[] = [];
-        const resolvedLog: string[] = [];
-        const machinesOwnLog: string[] = [];
-        const live = createActor(scriptedMachine(hookSeed, liveLog), { input });
-        live.start();
-        const resolved = ownActions
-          ? new ResolvedActor<LoopContext>(scriptedMachine(hookSeed + 1, machinesOwnLog), input, scriptedActions(hookSeed, resolvedLog)).start()
-          : new ResolvedActor<LoopContext>(scriptedMachine(hookSeed, resolvedLog), input).start();
-        const eventRng = new Rng(eventSeed);
-        const events = () => eventRng.nextFloat();
-        const compare = (after: string) => {
-          const [a, b] = expectSameState(live, resolved, after);
-          for (const tag of [QUIET, TAPE_OPENS, TAPE_CLOSES]) expect(b.hasTag(tag), `${after}: tag ${tag}`).toBe(a.hasTag(tag));
-          expect(resolved.getPersistedSnapshot(), after).toEqual(live.getPersistedSnapshot());
-          expect(resolvedLog, after).toEqual(liveLog);
-        };
-        compare('start');
-        for (let i = 0; i < 400 && live.getSnapshot().status === 'active'; i++) {
-          const r = events();
-          const event =
-            r < 0.03
-              ? ({ type: 'STOP' } as const)
-              : r < 0.045
-                ? ({ type: 'FAIL', failure: { stage: 'batchEnd', callback: null, message: `failure ${i}` } } as const)
-                : ({ type: 'NEXT' } as const);
-          const liveBefore = live.getSnapshot();
-          const resolvedBefore = resolved.getSnapshot();
-          live.send(event);
-          resolved.send(event);
-          compare(`event ${i} (${event.type})`);
-          // An event the machine ignores leaves the very same snapshot (the driver relies on it).
-          if (live.getSnapshot() === liveBefore) expect(resolved.getSnapshot(), `event ${i} ignored`).toBe(resolvedBefore);
-        }
-        expect(live.getSnapshot().status).toBe('done');
-        expect(machinesOwnLog).toEqual([]);
+  const compareEventByEvent = (input: LoopInput, hookSeeds: number[], eventSeed: number, ownActions: boolean) => {
+    const machinesOwnLog: string[] = [];
+    const shared = scriptedMachine(0, machinesOwnLog);
+    const pairs = hookSeeds.map((seed) => {
+      const liveLog: string[] = [];
+      const resolvedLog: string[] = [];
+      const live = createActor(scriptedMachine(seed, liveLog), { input });
+      live.start();
+      const resolved = ownActions
+        ? new ResolvedActor<LoopContext>(shared, input, scriptedActions(seed, resolvedLog)).start()
+        : new ResolvedActor<LoopContext>(scriptedMachine(seed, resolvedLog), input).start();
+      return { live, resolved, liveLog, resolvedLog };
+    });
+    const eventRng = new Rng(eventSeed);
+    const events = () => eventRng.nextFloat();
+    const compare = (after: string) => {
+      for (const [k, { live, resolved, liveLog, resolvedLog }] of pairs.entries()) {
+        const at = `actor ${k}, ${after}`;
+        const [a, b] = expectSameState(live, resolved, at);
+        for (const tag of [QUIET, TAPE_OPENS, TAPE_CLOSES]) expect(b.hasTag(tag), `${at}: tag ${tag}`).toBe(a.hasTag(tag));
+        expect(resolved.getPersistedSnapshot(), at).toEqual(live.getPersistedSnapshot());
+        expect(resolvedLog, at).toEqual(liveLog);
+      }
+    };
+    compare('start');
+    for (let i = 0; i < 400 && pairs.some((p) => p.live.getSnapshot().status === 'active'); i++) {
+      const r = events();
+      const event =
+        r < 0.03
+          ? ({ type: 'STOP' } as const)
+          : r < 0.045
+            ? ({ type: 'FAIL', failure: { stage: 'batchEnd', callback: null, message: `failure ${i}` } } as const)
+            : ({ type: 'NEXT' } as const);
+      for (const { live, resolved } of pairs) {
+        if (live.getSnapshot().status !== 'active') continue; // XState warns of events sent to a stopped actor
+        const liveBefore = live.getSnapshot();
+        const resolvedBefore = resolved.getSnapshot();
+        live.send(event);
+        resolved.send(event);
+        // An event the machine ignores leaves the very same snapshot (the driver relies on it).
+        if (live.getSnapshot() === liveBefore) expect(resolved.getSnapshot(), `event ${i} ignored`).toBe(resolvedBefore);
+      }
+      compare(`event ${i} (${event.type})`);
+    }
+    for (const { live } of pairs) expect(live.getSnapshot().status).toBe('done');
+    expect(machinesOwnLog).toEqual([]);
   };
 
   it('same state, context, status, tags, persisted snapshot and work after every event (300 random runs)', async () => {
     await fc.assert(
-      fc.property(inputArb, fc.integer(), fc.integer(), (input, hookSeed, eventSeed) => compareEventByEvent(input, hookSeed, eventSeed, false)),
+      fc.property(inputArb, fc.integer(), fc.integer(), (input, hookSeed, eventSeed) => compareEventByEvent(input, [hookSeed], eventSeed, false)),
       fcParameters<[LoopInput, number, number]>(300),
     );
   });
 
-  it("with actions of its own, the same as the live actor of the machine provided with them (100 random runs)", async () => {
+  it('with actions of its own, the same as the live actor of the machine provided with them: three actors interleaved on one machine (100 random runs)', async () => {
     await fc.assert(
-      fc.property(inputArb, fc.integer(), fc.integer(), (input, hookSeed, eventSeed) => compareEventByEvent(input, hookSeed, eventSeed, true)),
+      fc.property(inputArb, fc.integer(), fc.integer(), (input, hookSeed, eventSeed) => compareEventByEvent(input, [hookSeed, hookSeed + 1, hookSeed + 2], eventSeed, true)),
       fcParameters<[LoopInput, number, number]>(100),
     );
-    // An action the machine does not name, or a value no action can be, is refused as the actor is made.
-    expect(() => new ResolvedActor(trainLoopMachine, { nEpochs: 1, nTrainBatches: 1, nValidBatches: 0, validate: false }, { noSuchAction: () => {} })).toThrow(/has no action "noSuchAction"/);
-    expect(() => new ResolvedActor(trainLoopMachine, { nEpochs: 1, nTrainBatches: 1, nValidBatches: 0, validate: false }, { forward: 42 })).toThrow(/action "forward" must be a function/);
-    expect(() => new ResolvedActor(trainLoopMachine, { nEpochs: 1, nTrainBatches: 1, nValidBatches: 0, validate: false }, { forward: raise({ type: 'NEXT' }) })).toThrow(/built-in xstate\.raise/);
+    // The initial state's entry actions of its own: assigns as it is made, the others at start(), as XState's.
+    const seen: string[] = [];
+    const entering = setup({
+      types: { context: {} as { n: number } },
+      actions: { look: () => seen.push('machine look'), inc: assign({ n: () => -1 }) },
+    });
+    const lookThenInc = entering.createMachine({ context: { n: 0 }, initial: 'a', states: { a: { entry: ['look', 'inc'], on: { GO: 'b' } }, b: { entry: 'look' } } });
+    const own = {
+      look: ({ context }: { context: { n: number } }) => seen.push(`own look n=${context.n}`),
+      inc: assign(({ context }: { context: { n: number } }) => ({ n: context.n + 1 })),
+    };
+    const runs = [createActor(lookThenInc.provide({ actions: own } as Parameters<typeof lookThenInc.provide>[0])), new ResolvedActor<{ n: number }>(lookThenInc, undefined, own)].map((actor) => {
+      seen.length = 0;
+      const made = actor.getSnapshot().context.n;
+      actor.start();
+      actor.send({ type: 'GO' });
+      return { made, after: actor.getSnapshot().context.n, seen: [...seen] };
+    });
+    expect(runs[1]).toEqual(runs[0]);
+    expect(runs[0]).toEqual({ made: 1, after: 1, seen: ['own look n=0', 'own look n=1'] });
+    // An action the machine does not implement (a prototype's name included), or a value no action can be, is refused as the actor is made.
+    const input: LoopInput = { nEpochs: 1, nTrainBatches: 1, nValidBatches: 0, validate: false };
+    expect(() => new ResolvedActor(trainLoopMachine, input, { noSuchAction: () => {} })).toThrow(/implements no action "noSuchAction"/);
+    expect(() => new ResolvedActor(trainLoopMachine, input, { toString: () => 'x' })).toThrow(/implements no action "toString"/);
+    expect(() => new ResolvedActor(trainLoopMachine, input, { forward: 42 })).toThrow(/action "forward" must be a function/);
+    expect(() => new ResolvedActor(trainLoopMachine, input, { forward: raise({ type: 'NEXT' }) })).toThrow(/built-in xstate\.raise/);
   });
 
   it('through the driver: the same hook trace, guard reads, quiet points and outcome as the live actor (200 + 200 scenarios)', async () => {

@@ -283,12 +283,14 @@ const RESOLVED = new WeakMap<AnyStateMachine, ResolvedMachine>();
  * `machine.provide({ actions })` would give it, without a new machine object (whose steps would
  * all be resolved anew). A driver that runs one machine for many runs (runLoop: one per fit)
  * gives each run's actor its own work this way, called directly, not through a stand-in that
- * looks up the run.
+ * looks up the run. Stricter than `provide`: each replaces an action the machine implements
+ * (with a plain function or an assign), and is itself one of those two.
  */
 export type OwnActions = Readonly<Record<string, unknown>>;
 
 /**
- * A stand-in for `createActor(machine, { input })` with the part of Actor the loop uses. As
+ * A stand-in for `createActor(machine, { input })` — with actions of its own,
+ * `createActor(machine.provide({ actions: own }), { input })` — with the part of Actor the loop uses. As
  * XState's: made, it has its initial context and has applied the initial state's `assign`s;
  * `start()` runs the initial state's other entry actions (each with the context it had at its
  * place in the list); an error in either leaves it with status 'error'.
@@ -302,16 +304,19 @@ export class ResolvedActor<C extends object> {
   private deferred: Array<() => void> | null = [];
   /** This actor's versions of the steps' actions (by step id), when it has actions of its own. */
   private readonly ownSteps: ResolvedAction[][] = [];
+  /** The actions of its own, copied as it is made (as `provide` does) into an object with no prototype. */
+  private readonly own: Record<string, unknown> | null;
 
   constructor(
     private readonly machine: AnyStateMachine,
     input: unknown,
-    private readonly own: OwnActions | null = null,
+    own: OwnActions | null = null,
   ) {
+    this.own = own === null ? null : Object.assign(Object.create(null) as Record<string, unknown>, own);
     if (own !== null) {
       const named = machine.implementations.actions as Record<string, unknown>;
       for (const [name, impl] of Object.entries(own)) {
-        if (!(name in named)) throw new Error(`ResolvedActor: the machine "${machine.id}" has no action "${name}" to give an implementation of its own`);
+        if (!Object.hasOwn(named, name)) throw new Error(`ResolvedActor: the machine "${machine.id}" implements no action "${name}" for this actor to replace`);
         if (typeof impl !== 'function') throw new Error(`ResolvedActor: the implementation of action "${name}" must be a function or an assign, got ${typeof impl}`);
         if (BUILTIN.test(String((impl as ActionImpl).type ?? '')) && (impl as ActionImpl).type !== 'xstate.assign') {
           throw new Error(`ResolvedActor: action "${name}" cannot be the built-in ${String((impl as ActionImpl).type)}`);

@@ -207,7 +207,10 @@ interface RunActions {
   work: Record<string, (args: { context: LoopContext }) => void>;
 }
 
-/** The run each actor (live or resolved) drives, found by the `self` XState passes every action. */
+/**
+ * The run each live actor drives, found by the `self` XState passes every action (a resolved
+ * actor is given its run's actions as its own and never calls the stand-ins).
+ */
 const RUNS = new WeakMap<object, RunActions>();
 /**
  * The run whose actor is being made: XState applies the initial state's assigns (runHooks is
@@ -495,8 +498,9 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
     return patch;
   };
 
-  // This run's implementations of the machine's named actions; the machine itself is provided
-  // once per definition with stand-ins that find the run by the actor running them (`self`).
+  // This run's implementations of the machine's named actions. The machine itself is provided
+  // once per definition with stand-ins that find the run by the live actor running them
+  // (`self`); the resolved actor takes these as actions of its own.
   const runActions: RunActions = {
     runHooks: (context: LoopContext, params: HookParams) => runHooks(context, params.stage),
     work: {
