@@ -39,17 +39,17 @@ function scriptedActions(seed: number, log: string[]) {
   const random = () => rng.nextFloat();
   const work = Object.fromEntries(WORK_NAMES.map((name) => [name, ({ context }: { context: LoopContext }) => log.push(`${name}@${context.epoch}.${context.batchIndex}`)]));
   return {
-      ...work,
-      runHooks: assign(({ context }: { context: LoopContext }, params: { stage: string }) => {
-        log.push(`hooks ${params.stage}`);
-        const r = random();
-        if (params.stage === 'trainBegin' && r < 0.2) return { jumpTo: Math.floor(random() * 4) };
-        if (r < 0.25) {
-          const control = CONTROL_NAMES[Math.floor(random() * CONTROL_NAMES.length)]!;
-          return { controls: { ...context.controls, [control]: true } };
-        }
-        return {};
-      }),
+    ...work,
+    runHooks: assign(({ context }: { context: LoopContext }, params: { stage: string }) => {
+      log.push(`hooks ${params.stage}`);
+      const r = random();
+      if (params.stage === 'trainBegin' && r < 0.2) return { jumpTo: Math.floor(random() * 4) };
+      if (r < 0.25) {
+        const control = CONTROL_NAMES[Math.floor(random() * CONTROL_NAMES.length)]!;
+        return { controls: { ...context.controls, [control]: true } };
+      }
+      return {};
+    }),
   };
 }
 
