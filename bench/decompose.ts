@@ -10,6 +10,8 @@
  *   engine  trainchart's TfEngine driven by hand in the loop's order, no machine, its loss kept
  *           on the device as the loop keeps it (read once per block);
  *   bare    the same, keeping nothing across batches;
+ *   fresh   as engine, but with a TfEngine (and context) made anew for every block and released
+ *           after it, as `fit` makes its own for every fit;
  *   fit     `learn.fit(1)` with no callback but the clock;
  *   d       `learn.fit(1)` with the default callbacks (bench contender d).
  * Prints each one's median per-batch time and its speed against a, paired by round (median
@@ -22,12 +24,17 @@ import { newTrainContext } from '../src/loop/context.js';
 
 type Block = () => Promise<number[]>;
 
-async function engineByHand(setup: Setup, keepLoss: boolean): Promise<Block> {
+async function engineByHand(setup: Setup, keepLoss: boolean, freshEveryBlock = false): Promise<Block> {
   const learn = await newLearner(setup, 0, false);
-  const ctx = newTrainContext(learn, 1, setup.batches);
-  const engine = new TfEngine({ model: learn.model, lossFn: learn.loss.fn, metrics: [], optimizer: learn.optimizer, train: learn.data.train, valid: null, ctx });
+  const newEngine = () =>
+    new TfEngine({ model: learn.model, lossFn: learn.loss.fn, metrics: [], optimizer: learn.optimizer, train: learn.data.train, valid: null, ctx: newTrainContext(learn, 1, setup.batches) });
+  let engine = newEngine();
   const clock = new BatchClock();
   return async () => {
+    if (freshEveryBlock) {
+      engine.releaseRun();
+      engine = newEngine();
+    }
     engine.orderEpoch(0);
     for (let i = 0; i < setup.batches; i++) {
       clock.start();
@@ -71,6 +78,7 @@ async function main() {
     ['a', (await CONTENDERS.a(setup)).runBlock],
     ['engine', await engineByHand(setup, true)],
     ['bare', await engineByHand(setup, false)],
+    ['fresh', await engineByHand(setup, true, true)],
     ['fit', await fitAlone(setup)],
     ['d', (await CONTENDERS.d(setup)).runBlock],
   ];

@@ -62,10 +62,10 @@ describe('npm run bench -- --quick', () => {
     expect(lines.some((l) => l.startsWith('| backend | kernels | model |'))).toBe(true);
   });
 
-  it('the decomposition script (bench/decompose.ts) runs its five contenders', { timeout: 120_000 }, async () => {
+  it('the decomposition script (bench/decompose.ts) runs its six contenders', { timeout: 120_000 }, async () => {
     const { stdout } = await run(process.execPath, ['--expose-gc', 'dist/bench/decompose.js', 'cpu', '64', '2'], { cwd: root, timeout: 110_000 });
     const rows = stdout.trim().split('\n');
-    expect(rows.map((r) => r.split(/\s+/)[0])).toEqual(['a', 'engine', 'bare', 'fit', 'd']);
+    expect(rows.map((r) => r.split(/\s+/)[0])).toEqual(['a', 'engine', 'bare', 'fresh', 'fit', 'd']);
     for (const r of rows) expect(r).toMatch(/ \d+\.\d{3} ms\/batch {3}speed vs a \d+\.\d{3}$/);
   });
 });
