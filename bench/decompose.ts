@@ -10,8 +10,8 @@
  *   engine  trainchart's TfEngine driven by hand in the loop's order, no machine, its loss kept
  *           on the device as the loop keeps it (read once per block);
  *   bare    the same, keeping nothing across batches;
- *   fresh   as engine, but with a TfEngine (and context) made anew for every block and released
- *           after it, as `fit` makes its own for every fit;
+ *   fresh   as engine, but with a TfEngine (and context) made anew for every block, the previous
+ *           one released as the next block begins (not timed), as `fit` makes its own every fit;
  *   fit     `learn.fit(1)` with no callback but the clock;
  *   d       `learn.fit(1)` with the default callbacks (bench contender d).
  * Prints each one's median per-batch time and its speed against a, paired by round (median
