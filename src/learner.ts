@@ -13,7 +13,7 @@ import { newTrainContext, type TrainContext } from './loop/context.js';
 import type { LearnerApi } from './loop/learnerApi.js';
 import type { RecipeLearner } from './fitOptions.js';
 import { HookTable } from './loop/hookTable.js';
-import { combineInspect, resolveFitObserver, type FitObserver } from './loop/observer.js';
+import { resolveFitObserver, type FitObserver } from './loop/observer.js';
 import { runLoop } from './loop/runLoop.js';
 import { SmoothLoss, type SmoothLossState } from './loop/smoothLoss.js';
 import { UnreadLossBacklog } from './loop/unreadLosses.js';
@@ -388,7 +388,6 @@ export class Learner implements LearnerApi, RecipeLearner {
     signal?.addEventListener('abort', onAbort);
     const parts = { engine, smoother, ctx };
     try {
-      const inspect = combineInspect(options.inspect, viz?.inspect);
       const result = await runLoop({
         engine,
         table,
@@ -407,7 +406,8 @@ export class Learner implements LearnerApi, RecipeLearner {
         capture: (point) => captureRun(this, callbacks, recipe, point, parts),
         smoothLoss: smoother,
         ...(options.yieldEveryMs !== undefined ? { yieldEveryMs: options.yieldEveryMs } : {}),
-        ...(inspect ? { inspect } : {}),
+        ...(options.inspect ? { inspect: options.inspect } : {}),
+        ...(viz?.watchSteps ? { watchSteps: viz.watchSteps } : {}),
         ...(options.onActor ? { onActor: options.onActor } : {}),
         ...(viz ? { observer: viz.loopObserver } : {}),
         holdUnreadLosses: true,

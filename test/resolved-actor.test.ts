@@ -23,6 +23,7 @@ import { runLoop } from '../src/loop/runLoop.js';
 import { NoWorkEngine } from '../bench/machineAlone.js';
 import { WORK_NAMES } from '../machines/work.js';
 import { ResolvedActor, unsupportedByResolvedActor } from '../src/loop/resolvedActor.js';
+import { stepEventsOf, type StepInspectionEvent } from '../src/loop/stepInspection.js';
 import { Rng } from '../src/rng.js';
 import { checkScenario, fcParameters, resumedScenarioArb, scenarioArb } from './support/orderProperties.js';
 import { mutant, replaceGuard } from './support/machineMutants.js';
@@ -54,6 +55,31 @@ function scriptedActions(seed: number, log: string[]) {
 }
 
 type StateOf = { value: unknown; status: string; context: unknown };
+
+interface TransitionLike {
+  source: { id: string };
+  target?: Array<{ id: string }>;
+  eventType: string;
+  guard?: unknown;
+  reenter?: boolean;
+}
+
+/**
+ * A step event in comparable form: the transitions by where they go (the two actors may run
+ * different machine objects of one definition), the snapshot by what it holds.
+ */
+function stepView(e: StepInspectionEvent) {
+  const { value, status, context } = e.snapshot;
+  return {
+    type: e.type,
+    event: e.event,
+    snapshot: { value, status, context },
+    transitions:
+      e.type === '@xstate.microstep'
+        ? (e._transitions as TransitionLike[]).map((t) => ({ source: t.source.id, targets: t.target?.map((n) => n.id) ?? null, eventType: t.eventType, guard: t.guard ?? null, reenter: t.reenter ?? false }))
+        : null,
+  };
+}
 
 /** The live and the resolved actor are in the same state (value, status, context); their snapshots, for more checks. */
 function expectSameState<L extends StateOf, R extends StateOf>(live: { getSnapshot(): L }, resolved: { getSnapshot(): R }, at: string) {
@@ -121,22 +147,27 @@ describe('the resolved actor is the live actor, event by event', () => {
     const pairs = hookSeeds.map((seed) => {
       const liveLog: string[] = [];
       const resolvedLog: string[] = [];
-      const live = createActor(scriptedMachine(seed, liveLog), { input });
+      // The steps each tells: the live actor's from XState's inspection stream (the reference).
+      const liveSteps: StepInspectionEvent[] = [];
+      const resolvedSteps: StepInspectionEvent[] = [];
+      const live = createActor(scriptedMachine(seed, liveLog), { input, inspect: stepEventsOf((e) => liveSteps.push(e)) });
       live.start();
+      const watch = (e: StepInspectionEvent) => void resolvedSteps.push(e);
       const resolved = ownActions
-        ? new ResolvedActor<LoopContext>(shared, input, scriptedActions(seed, resolvedLog)).start()
-        : new ResolvedActor<LoopContext>(scriptedMachine(seed, resolvedLog), input).start();
-      return { live, resolved, liveLog, resolvedLog };
+        ? new ResolvedActor<LoopContext>(shared, input, scriptedActions(seed, resolvedLog), watch).start()
+        : new ResolvedActor<LoopContext>(scriptedMachine(seed, resolvedLog), input, null, watch).start();
+      return { live, resolved, liveLog, resolvedLog, liveSteps, resolvedSteps };
     });
     const eventRng = new Rng(eventSeed);
     const events = () => eventRng.nextFloat();
     const compare = (after: string) => {
-      for (const [k, { live, resolved, liveLog, resolvedLog }] of pairs.entries()) {
+      for (const [k, { live, resolved, liveLog, resolvedLog, liveSteps, resolvedSteps }] of pairs.entries()) {
         const at = `actor ${k}, ${after}`;
         const [a, b] = expectSameState(live, resolved, at);
         for (const tag of [QUIET, TAPE_OPENS, TAPE_CLOSES]) expect(b.hasTag(tag), `${at}: tag ${tag}`).toBe(a.hasTag(tag));
         expect(resolved.getPersistedSnapshot(), at).toEqual(live.getPersistedSnapshot());
         expect(resolvedLog, at).toEqual(liveLog);
+        expect(resolvedSteps.map(stepView), `${at}: steps told`).toEqual(liveSteps.map(stepView));
       }
     };
     compare('start');
@@ -163,7 +194,7 @@ describe('the resolved actor is the live actor, event by event', () => {
     expect(machinesOwnLog).toEqual([]);
   };
 
-  it('same state, context, status, tags, persisted snapshot and work after every event (300 random runs)', async () => {
+  it('same state, context, status, tags, persisted snapshot, work and steps told (XState inspection) after every event (300 random runs)', async () => {
     await fc.assert(
       fc.property(inputArb, fc.integer(), fc.integer(), (input, hookSeed, eventSeed) => compareEventByEvent(input, [hookSeed], eventSeed, false)),
       fcParameters<[LoopInput, number, number]>(300),
@@ -203,12 +234,17 @@ describe('the resolved actor is the live actor, event by event', () => {
     expect(() => new ResolvedActor(trainLoopMachine, input, { forward: raise({ type: 'NEXT' }) })).toThrow(/built-in xstate\.raise/);
   });
 
-  it('through the driver: the same hook trace, guard reads, quiet points and outcome as the live actor (200 + 200 scenarios)', async () => {
+  it('through the driver: the same hook trace, guard reads, quiet points, steps told and outcome as the live actor (200 + 200 scenarios)', async () => {
     for (const arb of [scenarioArb, resumedScenarioArb]) {
       await fc.assert(
         fc.asyncProperty(arb, async (s) => {
-          const resolved = await checkScenario(s);
-          const live = await checkScenario(s, { live: true });
+          const resolvedSteps: StepInspectionEvent[] = [];
+          const liveSteps: StepInspectionEvent[] = [];
+          const resolved = await checkScenario(s, { watchSteps: (e) => resolvedSteps.push(e) });
+          const live = await checkScenario(s, { live: true, watchSteps: (e) => liveSteps.push(e) });
+          // The steps runLoop's watcher is told: the resolved actor's own, and those of XState's inspection.
+          expect(resolvedSteps.map(stepView)).toEqual(liveSteps.map(stepView));
+          expect(resolvedSteps.length).toBeGreaterThan(0);
           expect(resolved.status).toBe(live.status);
           expect((resolved.error as Error | null)?.message ?? null).toBe((live.error as Error | null)?.message ?? null);
           expect(resolved.trace).toEqual(live.trace);
@@ -224,13 +260,16 @@ describe('the resolved actor is the live actor, event by event', () => {
   it('chooses transitions as XState does on machines off the loop: guards that throw, built-in guards, ancestors, wildcards, missing guards', () => {
     /** Both actors through the same events: the same value, status, context and error message after each. */
     const sameRun = (machine: AnyStateMachine, events: string[]) => {
-      const live = createActor(machine);
+      const liveSteps: StepInspectionEvent[] = [];
+      const resolvedSteps: StepInspectionEvent[] = [];
+      const live = createActor(machine, { inspect: stepEventsOf((e) => liveSteps.push(e)) });
       live.subscribe({ error: () => {} });
       live.start();
-      const resolved = new ResolvedActor<Record<string, unknown>>(machine, undefined).start();
+      const resolved = new ResolvedActor<Record<string, unknown>>(machine, undefined, null, (e) => resolvedSteps.push(e)).start();
       const compare = (at: string) => {
         const [a, b] = expectSameState(live, resolved, at);
         expect((b.error as Error | undefined)?.message, at).toBe((a.error as Error | undefined)?.message);
+        expect(resolvedSteps.map(stepView), `${at}: steps told`).toEqual(liveSteps.map(stepView));
       };
       compare('started');
       for (const [i, type] of events.entries()) {

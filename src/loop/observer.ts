@@ -13,12 +13,22 @@
  * loaded (`trainchart/visualizer`, which the package entry `trainchart` imports).
  */
 import type { InspectionEvent, Observer, SnapshotFrom } from 'xstate';
-import type { FinalStatus, trainLoopMachine } from '../../machines/trainLoop.js';
+import type { FinalStatus, LoopContext, trainLoopMachine } from '../../machines/trainLoop.js';
 import type { Callback } from './callback.js';
 import { ConfigError } from '../errors.js';
 import type { TrainContext } from './context.js';
+import type { StepWatcher } from './stepInspection.js';
 
-export type LoopSnapshot = SnapshotFrom<typeof trainLoopMachine>;
+/**
+ * What a watcher reads of the loop's state after an event: the part of XState's snapshot that
+ * both actors give (a watched run may be driven by the resolved actor, src/loop/resolvedActor.ts).
+ */
+export interface LoopSnapshot {
+  readonly value: SnapshotFrom<typeof trainLoopMachine>['value'];
+  readonly status: 'active' | 'done' | 'error' | 'stopped';
+  readonly context: LoopContext;
+  hasTag(tag: string): boolean;
+}
 
 export interface LoopObserver {
   /**
@@ -50,7 +60,11 @@ export interface FitObserver {
   /** Callbacks the observer needs in the run (e.g. a guard that stops the run on request). */
   readonly callbacks: readonly Callback[];
   readonly loopObserver: LoopObserver;
-  readonly inspect?: (event: InspectionEvent) => void;
+  /**
+   * The loop's steps (src/loop/stepInspection.ts), if the observer reads them: unlike XState's
+   * whole inspection stream (fit's `inspect`), they do not need the live actor.
+   */
+  readonly watchSteps?: StepWatcher;
   /** Before the first stage; may be async (a server binds its port here). */
   runStarting(run: FitRunInfo): Promise<void>;
   /** After the last stage (also when the run failed), before fit returns or rejects. */

@@ -21,11 +21,14 @@
  * That is exact only for machines whose one event makes one microstep: no eventless (`always`)
  * or delayed transitions, no invoked or spawned actors, no parallel or history states, no nested
  * final states or onDone, no built-in actions (raise, sendTo, enqueueActions, …, inline or named)
- * and no dynamic params. `unsupportedByResolvedActor` checks that from the definition; runLoop uses the live actor otherwise, and whenever someone outside
- * watches the actor itself (inspection, `onActor`, an observer, a snapshot to restore).
+ * and no dynamic params. `unsupportedByResolvedActor` checks that from the definition; runLoop
+ * uses the live actor otherwise, and whenever someone outside watches the actor itself (XState
+ * inspection, `onActor`, a snapshot to restore). A watcher of the steps alone (the visualizer)
+ * is told them by this actor as the live actor's inspection tells them (src/loop/stepInspection.ts).
  * test/resolved-actor.test.ts runs both on the same scenarios and compares every step.
  */
 import { initialTransition, transition, type AnyStateMachine, type EventObject } from 'xstate';
+import type { StepWatcher } from './stepInspection.js';
 
 interface ExecutableAction {
   type: string;
@@ -59,6 +62,8 @@ interface ResolvedAction {
 interface Step {
   /** Its place among the machine's steps: an actor with actions of its own keeps its versions by it. */
   id: number;
+  /** XState's definition of the transition taken (what a step watcher is told). */
+  transition: object;
   actions: ResolvedAction[];
   /** The state it reaches. */
   record: StateRecord;
@@ -76,6 +81,7 @@ export interface ResolvedSnapshot<C> {
 }
 
 const BUILTIN = /^xstate\./;
+const NO_TRANSITIONS: readonly object[] = Object.freeze([]);
 
 /**
  * What a step does depends on the machine's definition only (the state it leaves, the
@@ -256,7 +262,7 @@ class ResolvedMachine {
       this.plans.set(planKey, plan);
     }
     const tags = plan.tags;
-    return { id: this.steps++, actions: this.implsOf(plan.actions), record: this.recordOf(plan.value), status: plan.status, tags, hasTag: (tag) => tags.has(tag) };
+    return { id: this.steps++, transition: taken, actions: this.implsOf(plan.actions), record: this.recordOf(plan.value), status: plan.status, tags, hasTag: (tag) => tags.has(tag) };
   }
 
   recordOf(value: unknown): StateRecord {
@@ -306,11 +312,18 @@ export class ResolvedActor<C extends object> {
   private readonly ownSteps: ResolvedAction[][] = [];
   /** The actions of its own, copied as it is made (as `provide` does) into an object with no prototype. */
   private readonly own: Record<string, unknown> | null;
+  /** The event that made the initial state, for the first step watcher's snapshot. */
+  private readonly initEvent: EventObject;
 
+  /**
+   * `watch`: told of every step as the live actor's inspection tells it (src/loop/stepInspection.ts):
+   * a microstep for each transition taken, then the snapshot after each event; the initial snapshot on `start()`.
+   */
   constructor(
     private readonly machine: AnyStateMachine,
     input: unknown,
     own: OwnActions | null = null,
+    private readonly watch: StepWatcher | null = null,
   ) {
     this.own = own === null ? null : Object.assign(Object.create(null) as Record<string, unknown>, own);
     if (own !== null) {
@@ -333,6 +346,7 @@ export class ResolvedActor<C extends object> {
     const tags = new Set(initial.tags);
     this.record = resolved.recordOf(initial.value);
     const event = { type: 'xstate.init', input } as EventObject;
+    this.initEvent = event;
     let context = initial.context;
     let error: unknown;
     try {
@@ -354,12 +368,16 @@ export class ResolvedActor<C extends object> {
   start(): this {
     const deferred = this.deferred;
     this.deferred = null;
+    // As XState: an actor that failed as it was made tells no snapshot.
     if (deferred === null || this.snapshot.status === 'error') return this;
+    const started = this.snapshot;
     try {
       for (const run of deferred) run();
     } catch (error) {
       this.snapshot = { ...this.snapshot, status: 'error', error };
     }
+    // As XState: the snapshot told is the one the actor started in, even when an entry action then threw.
+    this.watch?.({ type: '@xstate.snapshot', event: this.initEvent, snapshot: started });
     return this;
   }
 
@@ -374,16 +392,26 @@ export class ResolvedActor<C extends object> {
   }
 
   send(event: EventObject): void {
+    if (this.snapshot.status !== 'active') return;
+    // As XState: an event whose step threw tells no snapshot (the actor's error is the news).
+    if (this.take(event)) this.watch?.({ type: '@xstate.snapshot', event, snapshot: this.snapshot });
+  }
+
+  /** One event's step (none: ignored), leaving the snapshot after it; false when the step threw. */
+  private take(event: EventObject): boolean {
     const current = this.snapshot;
-    if (current.status !== 'active') return;
     let step: Step | undefined;
     try {
       step = this.choose(current, event);
     } catch (error) {
       this.snapshot = { ...current, status: 'error', error };
-      return;
+      return false;
     }
-    if (step === undefined) return; // ignored: the same snapshot, as the actor keeps it
+    if (step === undefined) {
+      // Ignored: the same snapshot, as the actor keeps it; XState still tells a microstep, of no transition.
+      this.watch?.({ type: '@xstate.microstep', event, snapshot: current, _transitions: NO_TRANSITIONS });
+      return true;
+    }
     let context = current.context;
     this.assigned = false;
     try {
@@ -392,12 +420,15 @@ export class ResolvedActor<C extends object> {
     } catch (error) {
       // As XState: the step did not happen, the context is the one before the event.
       this.snapshot = { ...current, status: 'error', error };
-      return;
+      return false;
     }
     // As XState's microstep: the same state nodes and no assign keep the very same snapshot.
-    if (step.record === this.record && !this.assigned && step.status === current.status) return;
-    this.record = step.record;
-    this.snapshot = { status: step.status, value: step.record.value, context, error: undefined, hasTag: step.hasTag };
+    if (step.record !== this.record || this.assigned || step.status !== current.status) {
+      this.record = step.record;
+      this.snapshot = { status: step.status, value: step.record.value, context, error: undefined, hasTag: step.hasTag };
+    }
+    this.watch?.({ type: '@xstate.microstep', event, snapshot: this.snapshot, _transitions: [step.transition] });
+    return true;
   }
 
   /**

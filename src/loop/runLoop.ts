@@ -29,10 +29,11 @@ import { setLossSource, type LossSource, type TrainContext } from './context.js'
 import type { LoopEngine } from './engine.js';
 import type { QuietPoint } from './quietPoint.js';
 import { HookTable, mergeHookResult, type BoundGuard, type BoundHook, type Requested } from './hookTable.js';
-import type { LoopObserver, LoopSnapshot } from './observer.js';
+import { combineInspect, type LoopObserver, type LoopSnapshot } from './observer.js';
 import { ResolvedActor, unsupportedByResolvedActor } from './resolvedActor.js';
 import { SmoothLoss, type SmoothLossState } from './smoothLoss.js';
 import { LossLog, UnreadLosses } from './lossLog.js';
+import { stepEventsOf, type StepWatcher } from './stepInspection.js';
 
 export type LoopActor = Actor<typeof trainLoopMachine>;
 
@@ -56,8 +57,13 @@ export interface RunLoopOptions {
   input: LoopInput;
   /** Hand control back to the event loop at least this often (ms), so a UI or server stays live. */
   yieldEveryMs?: number;
-  /** XState inspection (the visualizer feeds on it). */
+  /** XState inspection, the whole stream (an external inspector): runs the live actor. */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /**
+   * The loop's steps only, in XState's inspection shape (src/loop/stepInspection.ts): what the
+   * visualizer's event log reads. Either actor gives them, so this alone keeps the resolved one.
+   */
+  watchSteps?: StepWatcher;
   /** Continue from a persisted snapshot instead of starting at `ready`. */
   snapshot?: Snapshot<unknown>;
   /** The smoothed loss to continue (resume): a state, or a live SmoothLoss the caller keeps reading. */
@@ -590,16 +596,19 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   };
   const machine = providedOnce(baseMachine, Object.keys(runActions.work));
 
-  // Anyone watching the actor itself gets XState's live actor; the loop alone runs the same
-  // machine resolved once per step (src/loop/resolvedActor.ts), ~10× cheaper per event.
-  const live = opts.liveActor || !resolvable || opts.inspect || opts.snapshot || opts.onActor || opts.observer;
+  // Anyone watching the actor itself gets XState's live actor; the loop alone, or watched only
+  // through its snapshots (observer) and steps (watchSteps), runs the same machine resolved once
+  // per step (src/loop/resolvedActor.ts), ~10× cheaper per event.
+  const live = opts.liveActor || !resolvable || opts.inspect || opts.snapshot || opts.onActor;
   let actor: DrivenActor;
   if (live) {
+    const watchSteps = opts.watchSteps ? stepEventsOf(opts.watchSteps) : undefined;
+    const inspect = combineInspect(opts.inspect, watchSteps);
     const liveActor = makeActor(runActions, () =>
       createActor(machine, {
         input: opts.input,
         ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
-        ...(opts.inspect ? { inspect: opts.inspect } : {}),
+        ...(inspect ? { inspect } : {}),
       }),
     );
     // An error inside XState itself (not in our work, which is caught above) ends the actor
@@ -616,7 +625,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       runHooks: assign(({ context }: { context: LoopContext }, params: HookParams) => runHooks(context, params.stage)),
       ...runActions.work,
     };
-    actor = new ResolvedActor<LoopContext>(machine, opts.input, own).start();
+    actor = new ResolvedActor<LoopContext>(machine, opts.input, own, opts.watchSteps ?? null).start();
   }
 
   const yieldEveryMs = opts.yieldEveryMs ?? 25;

@@ -12,6 +12,7 @@ import { newTrainContext, type TrainContext } from '../../src/loop/context.js';
 import { HookTable } from '../../src/loop/hookTable.js';
 import { runLoop, type DriverPolicy } from '../../src/loop/runLoop.js';
 import type { QuietPoint } from '../../src/loop/quietPoint.js';
+import type { StepWatcher } from '../../src/loop/stepInspection.js';
 import { FAKE_LR, FAULTABLE, FakeEngine, fakeGradient, type EngineFaultPlan } from './fakeEngine.js';
 import {
   CONTRACT_CONTROLS,
@@ -352,6 +353,8 @@ export interface Variant {
   policy?: () => Partial<DriverPolicy>;
   /** Drive a live XState actor instead of the resolved one (src/loop/resolvedActor.ts): the equivalence tests compare them. */
   live?: boolean;
+  /** Told the loop's steps (runLoop option `watchSteps`). */
+  watchSteps?: StepWatcher;
 }
 
 export interface ScenarioReport extends CheckResult {
@@ -408,6 +411,7 @@ export async function checkScenario(s: Scenario, variant: Variant = {}): Promise
       ...(variant.machine ? { machine: variant.machine } : {}),
       ...(variant.policy ? { policy: variant.policy() } : {}),
       ...(variant.live ? { liveActor: true } : {}),
+      ...(variant.watchSteps ? { watchSteps: variant.watchSteps } : {}),
     });
     outcome = { status: result.status, error: result.error };
     epochsDone = result.epochsDone;

@@ -1,14 +1,14 @@
 /**
- * The page's log of recent events, from the actor's inspection stream: states entered, controls
- * that turned on, guarded transitions taken. About 29 inspection events arrive per batch; only
- * three kinds are kept, only while a client is connected, and only the latest `capacity` between
+ * The page's log of recent events, from the loop's steps (src/loop/stepInspection.ts): states
+ * entered, controls that turned on, guarded transitions taken. About 14 step events arrive per
+ * batch; only three kinds of item are kept, only while a client is connected, and only the latest `capacity` between
  * two sends (the rest are counted as dropped) — a log to read, not a trace.
  */
-import type { InspectionEvent } from 'xstate';
 import type { LoopSnapshot } from '../../src/loop/observer.js';
 import type { StatePaths } from './breakpoints.js';
 import { statePathOf } from './contextView.js';
 import type { EventItem } from './protocol.js';
+import type { StepInspectionEvent } from '../../src/loop/stepInspection.js';
 
 interface TransitionLike {
   source?: { path?: string[] };
@@ -55,7 +55,7 @@ export class EventLog {
     }
   }
 
-  record(event: InspectionEvent): void {
+  record(event: StepInspectionEvent): void {
     if (event.type === '@xstate.snapshot') {
       const snap = event.snapshot as LoopSnapshot;
       const { context } = snap;

@@ -12,13 +12,13 @@
  * ```
  */
 import { EventEmitter } from 'node:events';
-import type { InspectionEvent } from 'xstate';
 import { describeMachine, type MachineDescription } from '../../machines/describe.js';
 import { trainLoopMachine } from '../../machines/trainLoop.js';
 import type { Callback } from '../../src/loop/callback.js';
 import { loopPlan } from '../../src/dryRun.js';
 import { ConfigError } from '../../src/errors.js';
 import type { TrainContext } from '../../src/loop/context.js';
+import type { StepWatcher } from '../../src/loop/stepInspection.js';
 import { registerFitObserverFactory, type FitObserver, type FitRunEnd, type FitRunInfo, type LoopObserver, type LoopSnapshot } from '../../src/loop/observer.js';
 import { statePaths, toBreakpoints, type StatePaths } from './breakpoints.js';
 import { finite, statePathOf } from './contextView.js';
@@ -100,7 +100,7 @@ export class Visualizer extends EventEmitter implements FitObserver {
   readonly stateIntervalMs: number;
   readonly callbacks: readonly Callback[];
   readonly loopObserver: LoopObserver;
-  readonly inspect: (event: InspectionEvent) => void;
+  readonly watchSteps: StepWatcher;
   private readonly settings: ReturnType<typeof checkOptions>;
   private readonly onListening: ((url: string) => void) | undefined;
   private readonly host = new WorkerHost();
@@ -130,7 +130,7 @@ export class Visualizer extends EventEmitter implements FitObserver {
     this.probe = new VisualizerProbe(this.host.flags);
     this.callbacks = [this.probe];
     this.loopObserver = { afterEvent: (snapshot, ctx) => this.afterEvent(snapshot, ctx) };
-    this.inspect = (event) => {
+    this.watchSteps = (event) => {
       // The log is only worth its (small) cost while someone reads it.
       if (this.running && Atomics.load(this.host.flags, CLIENTS) > 0) this.log.record(event);
     };
