@@ -16,7 +16,7 @@ export interface FitOptions {
   callbacks?: Callback[];
   /** Hand control back to the event loop at least this often (ms). */
   yieldEveryMs?: number;
-  /** XState inspection of the loop's actor (the visualizer's feed). */
+  /** XState's whole inspection stream of the loop's actor, for an external inspector (`--inspect-ws`): runs XState's live actor. */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** Called once the loop's actor exists. */
   onActor?: (actor: LoopActor) => void;

@@ -24,6 +24,8 @@ import { NoWorkEngine } from '../bench/machineAlone.js';
 import { WORK_NAMES } from '../machines/work.js';
 import { ResolvedActor, unsupportedByResolvedActor } from '../src/loop/resolvedActor.js';
 import { stepEventsOf, type StepInspectionEvent } from '../src/loop/stepInspection.js';
+import { stepView } from './support/stepView.js';
+import type { LoopSnapshot } from '../src/loop/observer.js';
 import { Rng } from '../src/rng.js';
 import { checkScenario, fcParameters, resumedScenarioArb, scenarioArb } from './support/orderProperties.js';
 import { mutant, replaceGuard } from './support/machineMutants.js';
@@ -55,31 +57,6 @@ function scriptedActions(seed: number, log: string[]) {
 }
 
 type StateOf = { value: unknown; status: string; context: unknown };
-
-interface TransitionLike {
-  source: { id: string };
-  target?: Array<{ id: string }>;
-  eventType: string;
-  guard?: unknown;
-  reenter?: boolean;
-}
-
-/**
- * A step event in comparable form: the transitions by where they go (the two actors may run
- * different machine objects of one definition), the snapshot by what it holds.
- */
-function stepView(e: StepInspectionEvent) {
-  const { value, status, context } = e.snapshot;
-  return {
-    type: e.type,
-    event: e.event,
-    snapshot: { value, status, context },
-    transitions:
-      e.type === '@xstate.microstep'
-        ? (e._transitions as TransitionLike[]).map((t) => ({ source: t.source.id, targets: t.target?.map((n) => n.id) ?? null, eventType: t.eventType, guard: t.guard ?? null, reenter: t.reenter ?? false }))
-        : null,
-  };
-}
 
 /** The live and the resolved actor are in the same state (value, status, context); their snapshots, for more checks. */
 function expectSameState<L extends StateOf, R extends StateOf>(live: { getSnapshot(): L }, resolved: { getSnapshot(): R }, at: string) {
@@ -324,6 +301,17 @@ describe('the resolved actor is the live actor, event by event', () => {
     // A guard named but not implemented: XState's error, on both.
     const missing = setup({}).createMachine({ initial: 'a', states: { a: { on: { GO: { guard: 'nowhere' as never, target: 'b' } } }, b: {} } });
     expect(sameRun(missing, ['GO']).status).toBe('error');
+    // Failing as it is made (the context factory throws) and starting in a final state: alike, steps told included.
+    const noContext = setup({}).createMachine({
+      context: () => {
+        throw new Error('no context');
+      },
+      initial: 'a',
+      states: { a: { on: { GO: 'b' } }, b: {} },
+    });
+    expect(sameRun(noContext, ['GO']).status).toBe('error');
+    const endsAtOnce = setup({}).createMachine({ initial: 'end', states: { end: { type: 'final' } } });
+    expect(sameRun(endsAtOnce, ['GO']).status).toBe('done');
     // The initial state's entry actions as XState runs them: assigns as the actor is made,
     // the others at start(), each seeing the context of its place in the list.
     const seen: string[] = [];
@@ -377,6 +365,35 @@ describe('the resolved actor is the live actor, event by event', () => {
     const before = resolved.getSnapshot();
     resolved.send({ type: 'UNKNOWN' });
     expect(resolved.getSnapshot()).toBe(before);
+  });
+
+  it('a run watched only through its snapshots (observer) and steps (watchSteps) is driven by the resolved actor; with XState inspection by the live one, whose steps the watcher then gets once each', async () => {
+    const run = async (inspect: boolean) => {
+      const snapshots: LoopSnapshot[] = [];
+      const steps: StepInspectionEvent[] = [];
+      let inspected = 0;
+      const result = await runLoop({
+        engine: new NoWorkEngine(),
+        table: new HookTable([]),
+        ctx: newTrainContext({} as never, 2, 3),
+        input: { nEpochs: 2, nTrainBatches: 3, nValidBatches: 1, validate: true },
+        observer: { afterEvent: (snapshot) => void snapshots.push(snapshot) },
+        watchSteps: (e) => void steps.push(e),
+        ...(inspect ? { inspect: () => void (inspected += 1) } : {}),
+      });
+      expect(result.status).toBe('completed');
+      return { snapshots, steps, inspected };
+    };
+    const watched = await run(false);
+    const inspected = await run(true);
+    // XState's snapshots carry its methods (matches, can); the resolved actor's only what a watcher reads.
+    const isXStates = (s: LoopSnapshot) => typeof (s as unknown as { matches?: unknown }).matches === 'function';
+    expect(watched.snapshots.length).toBeGreaterThan(0);
+    expect(watched.snapshots.some(isXStates)).toBe(false);
+    expect(inspected.snapshots.every(isXStates)).toBe(true);
+    // The whole stream went to the inspector (more than the steps: actions and events too).
+    expect(inspected.inspected).toBeGreaterThan(inspected.steps.length);
+    expect(watched.steps.map(stepView)).toEqual(inspected.steps.map(stepView));
   });
 
   it('through the driver, a custom machine whose first state runs hooks (as the actor is made) runs alike on both', async () => {

@@ -11,6 +11,9 @@ import { ConfigError } from '../src/errors.js';
 import { PortInUseError, Visualizer } from '../visualizer/index.js';
 import { TraceCallback, tinyLearner, type TraceEntry } from './support/tracing.js';
 import { VizClient, wsUrl } from './support/vizClient.js';
+import { stepView } from './support/stepView.js';
+import type { FitObserver, LoopSnapshot } from '../src/loop/observer.js';
+import type { StepInspectionEvent } from '../src/loop/stepInspection.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -30,6 +33,47 @@ describe('fit(n, { viz })', () => {
     // The visualizer's own callback ran in the fit only.
     expect(learn.callbacks.map((c) => c.name)).toEqual(['t']);
     expect(await client.next((m) => m.type === 'done')).toMatchObject({ status: 'completed', epochs: 2, iterations: 6 });
+    client.close();
+    await viz.close();
+  });
+
+  it('a watched fit is driven as an unwatched one (the resolved actor), its steps told once each, also beside an external inspector', async () => {
+    /** The Visualizer, with what fit hands it recorded on the way. */
+    const recording = (viz: Visualizer) => {
+      const snapshots: LoopSnapshot[] = [];
+      const steps: StepInspectionEvent[] = [];
+      const observer: FitObserver = {
+        callbacks: viz.callbacks,
+        loopObserver: {
+          afterEvent: (snapshot, ctx) => {
+            snapshots.push(snapshot);
+            viz.loopObserver.afterEvent(snapshot, ctx);
+          },
+        },
+        watchSteps: (e) => {
+          steps.push(e);
+          viz.watchSteps(e);
+        },
+        runStarting: (run) => viz.runStarting(run),
+        runEnded: (end) => viz.runEnded(end),
+        close: () => viz.close(),
+      };
+      return { observer, snapshots, steps };
+    };
+    const isXStates = (s: LoopSnapshot) => typeof (s as unknown as { matches?: unknown }).matches === 'function';
+    const viz = new Visualizer({ port: 0 });
+    const client = await VizClient.open(wsUrl(await viz.start()));
+    const alone = recording(viz);
+    await tinyLearner([]).fit(2, { viz: alone.observer });
+    const beside = recording(viz);
+    await tinyLearner([]).fit(2, { viz: beside.observer, inspect: () => {} });
+    expect(alone.snapshots.length).toBeGreaterThan(0);
+    expect(alone.snapshots.some(isXStates)).toBe(false);
+    expect(beside.snapshots.every(isXStates)).toBe(true);
+    expect(alone.steps.map(stepView)).toEqual(beside.steps.map(stepView));
+    // A watcher written for the old feed (XState's whole stream as `inspect`) is refused, not starved.
+    const { watchSteps: _, ...withoutSteps } = alone.observer;
+    await expect(tinyLearner([]).fit(1, { viz: { ...withoutSteps, inspect: () => {} } as FitObserver })).rejects.toThrow(/watchSteps/);
     client.close();
     await viz.close();
   });

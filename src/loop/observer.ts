@@ -6,7 +6,7 @@
  * - `LoopObserver` is runLoop's observation point: a synchronous call after every event the
  *   driver sends has settled. A debugger blocks there to pause the run in any stage.
  * - `FitObserver` is what `fit(n, { viz })` takes: the LoopObserver, plus the callbacks and the
- *   inspection observer the watcher needs in the run, plus start and end of the run.
+ *   step watcher (src/loop/stepInspection.ts) it needs in the run, plus start and end of the run.
  *
  * `fit(n, { viz: { port } })` (plain options) needs an object the Learner cannot build without
  * importing the layer above it, so the visualizer registers a factory here when its module is
@@ -91,7 +91,13 @@ export function resolveFitObserver(viz: unknown): { observer: FitObserver; owned
   if (typeof viz !== 'object' || viz === null || Array.isArray(viz)) {
     throw new ConfigError(`fit: viz must be a Visualizer or options such as { port: 0 }, got ${JSON.stringify(viz)}`);
   }
-  if (isFitObserver(viz)) return { observer: viz, owned: false };
+  if (isFitObserver(viz)) {
+    if ('inspect' in viz && !('watchSteps' in viz)) {
+      // The old way to feed a watcher (XState's whole stream) would be dropped without a word.
+      throw new ConfigError('fit: a viz observer reads the loop through watchSteps (the loop\'s steps), not inspect; rename it, or pass an external inspector as fit\'s own inspect option');
+    }
+    return { observer: viz, owned: false };
+  }
   if (!factory) {
     throw new ConfigError(
       "fit: viz options need the visualizer module: import { Visualizer } from 'trainchart/visualizer' (or from 'trainchart') and pass new Visualizer(options)",

@@ -62,8 +62,8 @@ interface ResolvedAction {
 interface Step {
   /** Its place among the machine's steps: an actor with actions of its own keeps its versions by it. */
   id: number;
-  /** XState's definition of the transition taken (what a step watcher is told). */
-  transition: object;
+  /** XState's definition of the transition taken, as the list a step watcher is told. */
+  transitions: readonly object[];
   actions: ResolvedAction[];
   /** The state it reaches. */
   record: StateRecord;
@@ -262,7 +262,7 @@ class ResolvedMachine {
       this.plans.set(planKey, plan);
     }
     const tags = plan.tags;
-    return { id: this.steps++, transition: taken, actions: this.implsOf(plan.actions), record: this.recordOf(plan.value), status: plan.status, tags, hasTag: (tag) => tags.has(tag) };
+    return { id: this.steps++, transitions: Object.freeze([taken]), actions: this.implsOf(plan.actions), record: this.recordOf(plan.value), status: plan.status, tags, hasTag: (tag) => tags.has(tag) };
   }
 
   recordOf(value: unknown): StateRecord {
@@ -316,8 +316,9 @@ export class ResolvedActor<C extends object> {
   private readonly initEvent: EventObject;
 
   /**
-   * `watch`: told of every step as the live actor's inspection tells it (src/loop/stepInspection.ts):
-   * a microstep for each transition taken, then the snapshot after each event; the initial snapshot on `start()`.
+   * `watch`: told of every step as the live actor's inspection tells it, with a subset of its
+   * fields (src/loop/stepInspection.ts): a microstep for each event taken (ignored: of no
+   * transition), then the snapshot after it; the initial snapshot on `start()`.
    */
   constructor(
     private readonly machine: AnyStateMachine,
@@ -340,7 +341,7 @@ export class ResolvedActor<C extends object> {
     if (!resolved) RESOLVED.set(machine, (resolved = new ResolvedMachine(machine)));
     this.resolved = resolved;
     const [initial, executable] = initialTransition(resolved.probe, input) as unknown as [
-      { value: unknown; context: C; status: string; tags: Set<string> },
+      { value: unknown; context: C; status: string; tags: Set<string>; error?: unknown },
       ExecutableAction[],
     ];
     const tags = new Set(initial.tags);
@@ -348,17 +349,20 @@ export class ResolvedActor<C extends object> {
     const event = { type: 'xstate.init', input } as EventObject;
     this.initEvent = event;
     let context = initial.context;
-    let error: unknown;
-    try {
-      for (const action of this.ownVersions(resolved.implsOf(executable))) {
-        if (action.assignment !== null) context = assigned(action.assignment, context, event, action.params, this);
-        else {
-          const args = { context, event, self: this };
-          this.deferred!.push(() => action.impl(args, action.params));
+    // XState's own failure as the actor is made (its context factory threw): an actor in error.
+    let error: unknown = initial.status === 'error' ? initial.error : undefined;
+    if (error === undefined) {
+      try {
+        for (const action of this.ownVersions(resolved.implsOf(executable))) {
+          if (action.assignment !== null) context = assigned(action.assignment, context, event, action.params, this);
+          else {
+            const args = { context, event, self: this };
+            this.deferred!.push(() => action.impl(args, action.params));
+          }
         }
+      } catch (e) {
+        error = e;
       }
-    } catch (e) {
-      error = e;
     }
     const status = error !== undefined ? 'error' : initial.status === 'done' ? 'done' : 'active';
     this.snapshot = { status, value: this.record.value, context, error, hasTag: (t) => tags.has(t) };
@@ -427,7 +431,7 @@ export class ResolvedActor<C extends object> {
       this.record = step.record;
       this.snapshot = { status: step.status, value: step.record.value, context, error: undefined, hasTag: step.hasTag };
     }
-    this.watch?.({ type: '@xstate.microstep', event, snapshot: this.snapshot, _transitions: [step.transition] });
+    this.watch?.({ type: '@xstate.microstep', event, snapshot: this.snapshot, _transitions: step.transitions });
     return true;
   }
 

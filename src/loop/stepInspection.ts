@@ -1,6 +1,8 @@
 /**
  * What the loop did, step by step, for a watcher inside the process (the visualizer's event log):
- * the two kinds of XState inspection event that say it, in XState's own shape. Both actors give
+ * the two kinds of XState inspection event that say it, with the fields of XState's that a
+ * watcher reads (`type`, `event`, `snapshot` with its value, status and context, and the
+ * microstep's `_transitions`; not `actorRef` or `rootId`). Both actors give
  * it — the live actor as part of its whole inspection stream, the resolved actor
  * (src/loop/resolvedActor.ts) by itself — so a watcher that needs only this does not force
  * the live actor, whose full stream (about 29 events a batch, each action and event as well)
@@ -12,9 +14,8 @@
  * - `@xstate.snapshot`: the actor's snapshot after the event; also once as the actor starts
  *   (event `xstate.init`). An event whose step threw tells neither (the actor's status is `error`).
  *
- * Left out: `@xstate.actor`, `@xstate.event`, `@xstate.action`, and the microstep of the
- * initial transition (XState's own, with no source or guard). A watcher that needs those (an
- * external inspector) passes `inspect` instead, which runs the live actor.
+ * Left out: `@xstate.actor`, `@xstate.event` and `@xstate.action`. A watcher that needs those
+ * (an external inspector) passes `inspect` instead, which runs the live actor.
  */
 import type { EventObject, InspectionEvent } from 'xstate';
 
@@ -45,8 +46,6 @@ export type StepWatcher = (event: StepInspectionEvent) => void;
 /** From XState's whole inspection stream, the step events (the live actor's way to feed a StepWatcher). */
 export function stepEventsOf(watch: StepWatcher): (event: InspectionEvent) => void {
   return (event) => {
-    if (event.type === '@xstate.snapshot') watch(event as unknown as StepInspectionEvent);
-    // The initial transition is XState's own (no source state, no guard): not a step of the loop.
-    else if (event.type === '@xstate.microstep' && event.event.type !== 'xstate.init') watch(event as unknown as StepInspectionEvent);
+    if (event.type === '@xstate.snapshot' || event.type === '@xstate.microstep') watch(event as unknown as StepInspectionEvent);
   };
 }

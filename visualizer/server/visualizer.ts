@@ -132,7 +132,14 @@ export class Visualizer extends EventEmitter implements FitObserver {
     this.loopObserver = { afterEvent: (snapshot, ctx) => this.afterEvent(snapshot, ctx) };
     this.watchSteps = (event) => {
       // The log is only worth its (small) cost while someone reads it.
-      if (this.running && Atomics.load(this.host.flags, CLIENTS) > 0) this.log.record(event);
+      if (!this.running || Atomics.load(this.host.flags, CLIENTS) === 0) return;
+      try {
+        this.log.record(event);
+      } catch (e) {
+        // As afterEvent: watching must never fail the run.
+        process.emitWarning(`visualizer: ${(e as Error).message}; the page stops updating`);
+        this.running = false;
+      }
     };
     this.host.onSigint = (duringRun) => this.sigint(duringRun);
   }
