@@ -17,7 +17,7 @@
  * Prints each one's median per-batch time and its speed against a, paired by round (median
  * over rounds). A script, not a test: its numbers are timings.
  */
-import { BatchClock, BatchClockCallback, CONTENDERS, newLearner, type Setup } from './contenders.js';
+import { BatchClock, BatchClockCallback, CONTENDERS, newLearner, settleEventLoop, type Setup } from './contenders.js';
 import { selectBackend } from '../src/backend/selectBackend.js';
 import { TfEngine } from '../src/engine/tfEngine.js';
 import { newTrainContext } from '../src/loop/context.js';
@@ -87,6 +87,7 @@ async function main() {
   for (let r = 0; r < rounds; r++) {
     for (let i = 0; i < blocks.length; i++) {
       const [key, run] = blocks[(i + r) % blocks.length]!;
+      await settleEventLoop();
       const times = await run();
       if (r > 0) perRound.get(key)!.push(median(times));
     }

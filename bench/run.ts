@@ -22,7 +22,7 @@ import { selectBackend } from '../src/backend/selectBackend.js';
 import { Callback } from '../src/loop/callback.js';
 import type { QuietPoint } from '../src/loop/quietPoint.js';
 import type { TrainContext } from '../src/loop/context.js';
-import { CONTENDERS, newLearner, type Contender, type ModelName, type Setup } from './contenders.js';
+import { CONTENDERS, newLearner, settleEventLoop, type Contender, type ModelName, type Setup } from './contenders.js';
 import { machineAloneCacheColdMicros, machineAloneMicros } from './machineAlone.js';
 
 const args = process.argv.slice(2);
@@ -124,6 +124,7 @@ async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup
       // Rotated each round, so no contender always runs right after the same one.
       const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]!);
       for (const c of order) {
+        await settleEventLoop();
         const t0 = performance.now();
         const perBatch = await c.runBlock();
         const wall = (performance.now() - t0) / perBatch.length;
