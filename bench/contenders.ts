@@ -51,16 +51,27 @@ export interface Contender {
 }
 
 /**
- * One turn of the event loop, untimed, before each block. V8 leaves work for the embedder to
- * run when the event loop turns (platform tasks: scavenges and incremental-marking steps it
- * scheduled, optimised code to install); a contender that never yields (a, b, c) leaves all of
- * its own to whoever turns the loop next. Without this turn, that is the next fit (d–f), which
- * yields every 25 ms: measured with the hand loop alone, a block that yields every 25 ms was
- * 0.6–1% slower per batch and 1.5–1.8% in wall time after a block that never does, and within
- * ±0.6% of it once a turn ran between them. Each contender still pays for its own: a fit's
- * yields run its own tasks, inside its timing.
+ * One turn of the event loop, untimed, before each block. V8 leaves work for the event loop's
+ * turns (platform tasks, e.g. the scavenges and incremental-marking steps it scheduled); a
+ * contender that never yields (a, b, c) leaves its own to whoever turns the loop next. Without
+ * this turn, that was the fit after it, which yields every 25 ms. Measured with the hand loop
+ * alone (cpu MLP, batch 64, 28 rounds of 32 batches, two processes per setting; the script was
+ * not kept): a block yielding every 25 ms was 0.6–1% slower per batch (1.5–1.8% in wall time)
+ * right after a block that never yields, and within 0.6% either way once a turn ran between. What a
+ * block leaves pending now runs in this untimed turn, charged to no contender: that favours the
+ * contenders that never yield (a, b, c) — conservative for d/a, d/b and d/c. A fit still pays,
+ * inside its timing, for what its own yields run.
  */
 export const settleEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * The order of round `r`: rotated by r, and reversed every other round, so each contender runs
+ * after two different ones (a plain rotation keeps its predecessor in all but one round of n).
+ */
+export function roundOrder<T>(items: readonly T[], r: number): T[] {
+  const rotated = items.map((_, i) => items[(i + r) % items.length]!);
+  return r % 2 === 1 ? rotated.reverse() : rotated;
+}
 
 /** Batch start times → batch durations; `end` closes the last batch. */
 export class BatchClock {

@@ -4,7 +4,7 @@
  *
  *   node --expose-gc dist/bench/decompose.js [wasm|cpu] [batch size] [rounds]
  *
- * In one process, alternating block by block (rotated each round), the MLP 784-128-10 on the
+ * In one process, alternating block by block (`roundOrder`), the MLP 784-128-10 on the
  * same batches:
  *   a       the hand loop (bench/contenders.ts);
  *   engine  trainchart's TfEngine driven by hand in the loop's order, no machine, its loss kept
@@ -17,7 +17,7 @@
  * Prints each one's median per-batch time and its speed against a, paired by round (median
  * over rounds). A script, not a test: its numbers are timings.
  */
-import { BatchClock, BatchClockCallback, CONTENDERS, newLearner, settleEventLoop, type Setup } from './contenders.js';
+import { BatchClock, BatchClockCallback, CONTENDERS, newLearner, roundOrder, settleEventLoop, type Setup } from './contenders.js';
 import { selectBackend } from '../src/backend/selectBackend.js';
 import { TfEngine } from '../src/engine/tfEngine.js';
 import { newTrainContext } from '../src/loop/context.js';
@@ -85,8 +85,7 @@ async function main() {
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
   const perRound = new Map<string, number[]>(blocks.map(([k]) => [k, []]));
   for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < blocks.length; i++) {
-      const [key, run] = blocks[(i + r) % blocks.length]!;
+    for (const [key, run] of roundOrder(blocks, r)) {
       await settleEventLoop();
       const times = await run();
       if (r > 0) perRound.get(key)!.push(median(times));

@@ -3,7 +3,7 @@
  * run. For every backend (wasm, cpu; tensorflow when tfjs-node is installed), model (the MLP
  * 784-128-10 and the small CNN) and batch size (64, 256), the contenders of bench/contenders.ts
  * train the same model on the same batches, alternating block by block (the order rotates each
- * round; the first round is a warm-up and is not counted). Then: the machine alone with a
+ * round and is reversed every other round, `roundOrder`; the first round is a warm-up and is not counted). Then: the machine alone with a
  * tensor-free engine, memory and event-loop lag over a longer fit, the time to write one
  * checkpoint, and the host reads per train batch (counted). Prints a table; with --json the
  * last line of stdout is the whole result as JSON (also written to bench/results/latest.json).
@@ -22,7 +22,7 @@ import { selectBackend } from '../src/backend/selectBackend.js';
 import { Callback } from '../src/loop/callback.js';
 import type { QuietPoint } from '../src/loop/quietPoint.js';
 import type { TrainContext } from '../src/loop/context.js';
-import { CONTENDERS, newLearner, settleEventLoop, type Contender, type ModelName, type Setup } from './contenders.js';
+import { CONTENDERS, newLearner, roundOrder, settleEventLoop, type Contender, type ModelName, type Setup } from './contenders.js';
 import { machineAloneCacheColdMicros, machineAloneMicros } from './machineAlone.js';
 
 const args = process.argv.slice(2);
@@ -121,8 +121,7 @@ async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup
     let rounds = roundsFor(backend, setup.model);
     for (let r = 0; r < rounds; r++) {
       const roundStarted = performance.now();
-      // Rotated each round, so no contender always runs right after the same one.
-      const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]!);
+      const order = roundOrder(contenders, r);
       for (const c of order) {
         await settleEventLoop();
         const t0 = performance.now();

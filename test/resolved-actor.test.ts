@@ -342,6 +342,32 @@ describe('the resolved actor is the live actor, event by event', () => {
     const throwsOnGo = entering.createMachine({ context: { n: 0 }, initial: 'a', states: { a: { on: { GO: { target: 'b', actions: ['inc', 'explode'] } } }, b: {} } });
     expect(sameRun(failing, []).status).toBe('error');
     expect(sameRun(throwsOnGo, ['GO']).context).toEqual({ n: 0 });
+    // An assign of the initial state's entry that throws after one that did not, and a thrown
+    // undefined: XState leaves the actor before its initial state, in error; so does the resolved one.
+    const assigning = setup({
+      types: { context: {} as { n: number } },
+      actions: {
+        inc: assign(({ context }) => ({ n: context.n + 1 })),
+        boom: assign(() => {
+          throw new Error('assign exploded');
+        }),
+      },
+    });
+    const assignExplodes = assigning.createMachine({ context: { n: 0 }, initial: 'a', states: { a: { entry: ['inc', 'boom'], on: { GO: 'b' } }, b: {} } });
+    expect(sameRun(assignExplodes, ['GO'])).toMatchObject({ status: 'error', context: { n: 0 } });
+    const throwsUndefined = setup({}).createMachine({
+      context: () => {
+        throw undefined;
+      },
+      initial: 'a',
+      states: { a: {} },
+    });
+    expect(sameRun(throwsUndefined, []).status).toBe('error');
+    // A final initial state whose entry runs at start().
+    seen.length = 0;
+    const endsLooking = entering.createMachine({ context: { n: 0 }, initial: 'end', states: { end: { type: 'final', entry: 'look' } } });
+    expect(sameRun(endsLooking, []).status).toBe('done');
+    expect(seen).toEqual(['look n=0', 'look n=0']);
     // An inline guard that throws: XState's message has no name in it.
     const inline = setup({}).createMachine({
       initial: 'a',
@@ -389,11 +415,44 @@ describe('the resolved actor is the live actor, event by event', () => {
     // XState's snapshots carry its methods (matches, can); the resolved actor's only what a watcher reads.
     const isXStates = (s: LoopSnapshot) => typeof (s as unknown as { matches?: unknown }).matches === 'function';
     expect(watched.snapshots.length).toBeGreaterThan(0);
+    expect(watched.steps.length).toBeGreaterThan(0);
     expect(watched.snapshots.some(isXStates)).toBe(false);
     expect(inspected.snapshots.every(isXStates)).toBe(true);
     // The whole stream went to the inspector (more than the steps: actions and events too).
     expect(inspected.inspected).toBeGreaterThan(inspected.steps.length);
     expect(watched.steps.map(stepView)).toEqual(inspected.steps.map(stepView));
+  });
+
+  it('a step watcher that throws cannot fail the run: warned once, not called again, on either actor', async () => {
+    for (const liveActor of [false, true]) {
+      let calls = 0;
+      const warnings: string[] = [];
+      const onWarning = (w: Error) => warnings.push(w.message);
+      process.on('warning', onWarning);
+      try {
+        const result = await runLoop({
+          engine: new NoWorkEngine(),
+          table: new HookTable([]),
+          ctx: newTrainContext({} as never, 1, 2),
+          input: { nEpochs: 1, nTrainBatches: 2, nValidBatches: 0, validate: false },
+          watchSteps: () => {
+            calls += 1;
+            if (calls === 3) throw new Error('watcher broke');
+          },
+          liveActor,
+        });
+        // Warnings are emitted on the next tick.
+        await new Promise((r) => setImmediate(r));
+        expect({ liveActor, status: result.status, calls, warnings }).toEqual({
+          liveActor,
+          status: 'completed',
+          calls: 3,
+          warnings: [expect.stringMatching(/step watcher \(watchSteps\) threw \(watcher broke\)/)],
+        });
+      } finally {
+        process.off('warning', onWarning);
+      }
+    }
   });
 
   it('through the driver, a custom machine whose first state runs hooks (as the actor is made) runs alike on both', async () => {

@@ -68,6 +68,7 @@ describe('fit(n, { viz })', () => {
     const beside = recording(viz);
     await tinyLearner([]).fit(2, { viz: beside.observer, inspect: () => {} });
     expect(alone.snapshots.length).toBeGreaterThan(0);
+    expect(alone.steps.filter((e) => e.type === '@xstate.microstep').length).toBeGreaterThan(0);
     expect(alone.snapshots.some(isXStates)).toBe(false);
     expect(beside.snapshots.every(isXStates)).toBe(true);
     expect(alone.steps.map(stepView)).toEqual(beside.steps.map(stepView));

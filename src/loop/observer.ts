@@ -92,9 +92,14 @@ export function resolveFitObserver(viz: unknown): { observer: FitObserver; owned
     throw new ConfigError(`fit: viz must be a Visualizer or options such as { port: 0 }, got ${JSON.stringify(viz)}`);
   }
   if (isFitObserver(viz)) {
-    if ('inspect' in viz && !('watchSteps' in viz)) {
+    const o = viz as { inspect?: unknown; watchSteps?: unknown };
+    if (typeof o.inspect === 'function' && typeof o.watchSteps !== 'function') {
       // The old way to feed a watcher (XState's whole stream) would be dropped without a word.
-      throw new ConfigError('fit: a viz observer reads the loop through watchSteps (the loop\'s steps), not inspect; rename it, or pass an external inspector as fit\'s own inspect option');
+      throw new ConfigError(
+        'fit: a viz observer is fed through watchSteps(event), not inspect: it is told the loop\'s steps only ' +
+          '(@xstate.microstep and @xstate.snapshot events, src/loop/stepInspection.ts); an external inspector that needs ' +
+          'XState\'s whole stream goes in fit\'s own inspect option (it runs XState\'s live actor)',
+      );
     }
     return { observer: viz, owned: false };
   }

@@ -344,14 +344,15 @@ export class ResolvedActor<C extends object> {
       { value: unknown; context: C; status: string; tags: Set<string>; error?: unknown },
       ExecutableAction[],
     ];
-    const tags = new Set(initial.tags);
+    let tags = new Set(initial.tags);
     this.record = resolved.recordOf(initial.value);
     const event = { type: 'xstate.init', input } as EventObject;
     this.initEvent = event;
     let context = initial.context;
     // XState's own failure as the actor is made (its context factory threw): an actor in error.
-    let error: unknown = initial.status === 'error' ? initial.error : undefined;
-    if (error === undefined) {
+    let failed = initial.status === 'error';
+    let error: unknown = failed ? initial.error : undefined;
+    if (!failed) {
       try {
         for (const action of this.ownVersions(resolved.implsOf(executable))) {
           if (action.assignment !== null) context = assigned(action.assignment, context, event, action.params, this);
@@ -361,10 +362,16 @@ export class ResolvedActor<C extends object> {
           }
         }
       } catch (e) {
+        // As XState's getInitialSnapshot: the actor is left as it was before the initial state
+        // was entered — only the root's tags (its value still names the initial state), the
+        // context as its factory made it (the probe's, whose assigns did nothing).
+        failed = true;
         error = e;
+        context = initial.context;
+        tags = new Set(machine.root.tags);
       }
     }
-    const status = error !== undefined ? 'error' : initial.status === 'done' ? 'done' : 'active';
+    const status = failed ? 'error' : initial.status === 'done' ? 'done' : 'active';
     this.snapshot = { status, value: this.record.value, context, error, hasTag: (t) => tags.has(t) };
   }
 

@@ -207,6 +207,24 @@ const NO_CHANGE: Partial<LoopContext> = Object.freeze({});
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/**
+ * A step watcher that cannot fail the run: its first exception is reported as a warning and the
+ * watcher is not called again. (It is called inside the actor's step, perhaps inside the gradient
+ * tape, where a throw would leave the step half done on one actor and end the other in error.)
+ */
+function neverFailing(watch: StepWatcher): StepWatcher {
+  let broken = false;
+  return (event) => {
+    if (broken) return;
+    try {
+      watch(event);
+    } catch (e) {
+      broken = true;
+      process.emitWarning(`trainchart: a step watcher (watchSteps) threw (${e instanceof Error ? e.message : String(e)}); it is not called again in this run`);
+    }
+  };
+}
+
 /** What one run does for the machine's named actions: its hooks (an assign) and its work. */
 interface RunActions {
   runHooks: (context: LoopContext, params: HookParams) => Partial<LoopContext>;
@@ -600,9 +618,10 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
   // through its snapshots (observer) and steps (watchSteps), runs the same machine resolved once
   // per step (src/loop/resolvedActor.ts), ~10× cheaper per event.
   const live = opts.liveActor || !resolvable || opts.inspect || opts.snapshot || opts.onActor;
+  const watcher = opts.watchSteps ? neverFailing(opts.watchSteps) : null;
   let actor: DrivenActor;
   if (live) {
-    const watchSteps = opts.watchSteps ? stepEventsOf(opts.watchSteps) : undefined;
+    const watchSteps = watcher ? stepEventsOf(watcher) : undefined;
     const inspect = combineInspect(opts.inspect, watchSteps);
     const liveActor = makeActor(runActions, () =>
       createActor(machine, {
@@ -625,7 +644,7 @@ export async function runLoop(opts: RunLoopOptions): Promise<LoopResult> {
       runHooks: assign(({ context }: { context: LoopContext }, params: HookParams) => runHooks(context, params.stage)),
       ...runActions.work,
     };
-    actor = new ResolvedActor<LoopContext>(machine, opts.input, own, opts.watchSteps ?? null).start();
+    actor = new ResolvedActor<LoopContext>(machine, opts.input, own, watcher).start();
   }
 
   const yieldEveryMs = opts.yieldEveryMs ?? 25;

@@ -118,6 +118,8 @@ export class Visualizer extends EventEmitter implements FitObserver {
   private closed = false;
   private sigintsThisRun = 0;
   private whenClosed: Promise<void> | null = null;
+  /** The event log threw once: it is not fed again (the rest of the page is). */
+  private logBroken = false;
 
   constructor(options: VisualizerOptions = {}) {
     super();
@@ -132,13 +134,13 @@ export class Visualizer extends EventEmitter implements FitObserver {
     this.loopObserver = { afterEvent: (snapshot, ctx) => this.afterEvent(snapshot, ctx) };
     this.watchSteps = (event) => {
       // The log is only worth its (small) cost while someone reads it.
-      if (!this.running || Atomics.load(this.host.flags, CLIENTS) === 0) return;
+      if (!this.running || this.logBroken || Atomics.load(this.host.flags, CLIENTS) === 0) return;
       try {
         this.log.record(event);
       } catch (e) {
-        // As afterEvent: watching must never fail the run.
-        process.emitWarning(`visualizer: ${(e as Error).message}; the page stops updating`);
-        this.running = false;
+        // Watching must never fail the run: the log stops, the page and the debugger go on.
+        process.emitWarning(`visualizer: the event log failed (${e instanceof Error ? e.message : String(e)}); it shows no more events`);
+        this.logBroken = true;
       }
     };
     this.host.onSigint = (duringRun) => this.sigint(duringRun);
@@ -237,6 +239,7 @@ export class Visualizer extends EventEmitter implements FitObserver {
     this.debugger.startRun();
     this.probe.reset();
     this.log.reset();
+    this.logBroken = false;
     this.sigintsThisRun = 0;
     this.snapshot = null;
     this.ctx = null;
