@@ -65,8 +65,9 @@ export interface Contender {
 export const settleEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * The order of round `r`: rotated by r, and reversed every other round, so each contender runs
- * after two different ones (a plain rotation keeps its predecessor in all but one round of n).
+ * The order of round `r`: rotated by r, and reversed every other round, so with n ≥ 3 each
+ * contender runs after two different ones (a plain rotation keeps its predecessor in all but
+ * one round of n). Not a balanced design: with an even n, half the contenders are never last.
  */
 export function roundOrder<T>(items: readonly T[], r: number): T[] {
   const rotated = items.map((_, i) => items[(i + r) % items.length]!);

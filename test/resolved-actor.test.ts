@@ -355,6 +355,26 @@ describe('the resolved actor is the live actor, event by event', () => {
     });
     const assignExplodes = assigning.createMachine({ context: { n: 0 }, initial: 'a', states: { a: { entry: ['inc', 'boom'], on: { GO: 'b' } }, b: {} } });
     expect(sameRun(assignExplodes, ['GO'])).toMatchObject({ status: 'error', context: { n: 0 } });
+    // The same in a nested initial state with tags, the context from a factory: XState's value, tags and context.
+    const nestedExplodes = assigning.createMachine({
+      context: () => ({ n: 5 }),
+      tags: ['rootTag'],
+      initial: 'outer',
+      states: { outer: { tags: ['outerTag'], initial: 'inner', states: { inner: { tags: ['innerTag'], entry: ['inc', 'boom'] } } } },
+    });
+    const failedLive = createActor(nestedExplodes);
+    failedLive.subscribe({ error: () => {} });
+    failedLive.start();
+    const failedResolved = new ResolvedActor<{ n: number }>(nestedExplodes, undefined).start();
+    const tagsOf = (s: { hasTag(t: string): boolean }) => ['rootTag', 'outerTag', 'innerTag'].filter((t) => s.hasTag(t));
+    const [liveFailed, resolvedFailed] = [failedLive.getSnapshot(), failedResolved.getSnapshot()];
+    expect({ value: resolvedFailed.value, status: resolvedFailed.status, context: resolvedFailed.context, tags: tagsOf(resolvedFailed) }).toEqual({
+      value: liveFailed.value,
+      status: liveFailed.status,
+      context: liveFailed.context,
+      tags: tagsOf(liveFailed),
+    });
+    expect(tagsOf(liveFailed)).toEqual(['rootTag']);
     const throwsUndefined = setup({}).createMachine({
       context: () => {
         throw undefined;

@@ -75,6 +75,9 @@ describe('fit(n, { viz })', () => {
     // A watcher written for the old feed (XState's whole stream as `inspect`) is refused, not starved.
     const { watchSteps: _, ...withoutSteps } = alone.observer;
     await expect(tinyLearner([]).fit(1, { viz: { ...withoutSteps, inspect: () => {} } as FitObserver })).rejects.toThrow(/watchSteps/);
+    // Also as an observer object (XState's inspect takes either), or with watchSteps left undefined.
+    await expect(tinyLearner([]).fit(1, { viz: { ...withoutSteps, inspect: { next: () => {} } } as unknown as FitObserver })).rejects.toThrow(/watchSteps/);
+    await expect(tinyLearner([]).fit(1, { viz: { ...withoutSteps, watchSteps: undefined, inspect: () => {} } as unknown as FitObserver })).rejects.toThrow(/watchSteps/);
     client.close();
     await viz.close();
   });

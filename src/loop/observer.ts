@@ -93,7 +93,7 @@ export function resolveFitObserver(viz: unknown): { observer: FitObserver; owned
   }
   if (isFitObserver(viz)) {
     const o = viz as { inspect?: unknown; watchSteps?: unknown };
-    if (typeof o.inspect === 'function' && typeof o.watchSteps !== 'function') {
+    if (o.inspect != null && typeof o.watchSteps !== 'function') {
       // The old way to feed a watcher (XState's whole stream) would be dropped without a word.
       throw new ConfigError(
         'fit: a viz observer is fed through watchSteps(event), not inspect: it is told the loop\'s steps only ' +

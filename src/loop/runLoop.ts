@@ -220,7 +220,13 @@ function neverFailing(watch: StepWatcher): StepWatcher {
       watch(event);
     } catch (e) {
       broken = true;
-      process.emitWarning(`trainchart: a step watcher (watchSteps) threw (${e instanceof Error ? e.message : String(e)}); it is not called again in this run`);
+      let what = 'a value that cannot be shown';
+      try {
+        what = e instanceof Error ? e.message : String(e);
+      } catch {
+        // An object without a prototype: String() throws; the warning still goes.
+      }
+      process.emitWarning(`trainchart: a step watcher (watchSteps) threw (${what}); it is not called again in this run`);
     }
   };
 }

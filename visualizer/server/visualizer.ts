@@ -120,6 +120,8 @@ export class Visualizer extends EventEmitter implements FitObserver {
   private whenClosed: Promise<void> | null = null;
   /** The event log threw once: it is not fed again (the rest of the page is). */
   private logBroken = false;
+  /** The page feed threw once in this run: no more updates or pauses until the next run. */
+  private feedBroken = false;
 
   constructor(options: VisualizerOptions = {}) {
     super();
@@ -240,6 +242,7 @@ export class Visualizer extends EventEmitter implements FitObserver {
     this.probe.reset();
     this.log.reset();
     this.logBroken = false;
+    this.feedBroken = false;
     this.sigintsThisRun = 0;
     this.snapshot = null;
     this.ctx = null;
@@ -255,6 +258,8 @@ export class Visualizer extends EventEmitter implements FitObserver {
   }
 
   private afterEvent(snapshot: LoopSnapshot, ctx: TrainContext): void {
+    // A broken feed: no more updates, and no pauses nobody could see.
+    if (this.feedBroken) return;
     this.snapshot = snapshot;
     this.ctx = ctx;
     try {
@@ -266,9 +271,10 @@ export class Visualizer extends EventEmitter implements FitObserver {
       const now = performance.now();
       if (now - this.lastFlush >= this.stateIntervalMs) this.flush(now);
     } catch (e) {
-      // The observer must never fail the run: a broken page feed is reported and dropped.
-      process.emitWarning(`visualizer: ${(e as Error).message}; the page stops updating`);
-      this.running = false;
+      // The observer must never fail the run: a broken page feed is reported and dropped (the
+      // run is still this visualizer's: `running` keeps guarding against a second one).
+      process.emitWarning(`visualizer: ${e instanceof Error ? e.message : String(e)}; the page stops updating`);
+      this.feedBroken = true;
     }
   }
 
@@ -297,7 +303,7 @@ export class Visualizer extends EventEmitter implements FitObserver {
   }
 
   private flush(now: number, status: RunStatus = this.runStatus): void {
-    if (!this.running) return;
+    if (!this.running || this.feedBroken) return;
     const { batches, epochs } = this.probe.take();
     const { events, dropped } = this.log.take();
     this.host.post({ kind: 'tick', state: this.stateMessage(status), batches, epochs, events, dropped });
