@@ -12,6 +12,8 @@ import { PortInUseError, Visualizer } from '../visualizer/index.js';
 import { TraceCallback, tinyLearner, type TraceEntry } from './support/tracing.js';
 import { VizClient, wsUrl } from './support/vizClient.js';
 import { stepView } from './support/stepView.js';
+import { Callback } from '../src/loop/callback.js';
+import type { TrainContext } from '../src/loop/context.js';
 import type { FitObserver, LoopSnapshot } from '../src/loop/observer.js';
 import type { StepInspectionEvent } from '../src/loop/stepInspection.js';
 
@@ -80,6 +82,52 @@ describe('fit(n, { viz })', () => {
     await expect(tinyLearner([]).fit(1, { viz: { ...withoutSteps, watchSteps: undefined, inspect: () => {} } as unknown as FitObserver })).rejects.toThrow(/watchSteps/);
     client.close();
     await viz.close();
+  });
+
+  it('a broken event log or page feed never fails the run: warned, and the visualizer still guards its one run', async () => {
+    const viz = new Visualizer({ port: 0 });
+    const client = await VizClient.open(wsUrl(await viz.start()));
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    const inside = viz as unknown as { log: { record: (e: unknown) => void }; debugger: { afterEvent: (...args: unknown[]) => void } };
+    try {
+      const record = inside.log.record.bind(inside.log);
+      inside.log.record = () => {
+        throw new Error('log exploded');
+      };
+      const plain = await tinyLearner([]).fit(2);
+      const first = tinyLearner([]).fit(2, { viz });
+      // While it runs (the log already broken), a second fit on the same visualizer is refused.
+      await expect(tinyLearner([]).fit(1, { viz })).rejects.toThrow(/already watching a run/);
+      expect(await first).toEqual(plain);
+      inside.log.record = record;
+      const afterEvent = inside.debugger.afterEvent.bind(inside.debugger);
+      inside.debugger.afterEvent = () => {
+        throw new Error('feed exploded');
+      };
+      // Mid-run, after the feed broke (from the first event on), the visualizer still holds its run.
+      class TriesASecondRun extends Callback {
+        attempt: Promise<void> | null = null;
+        onBatchBegin(ctx: TrainContext) {
+          if (ctx.train && ctx.iteration === 2) this.attempt ??= viz.runStarting({ callbacks: [], nEpochs: 1, nTrainBatches: 1, nValidBatches: 0 });
+        }
+      }
+      const tries = new TriesASecondRun();
+      const second = await tinyLearner([]).fit(2, { viz, callbacks: [tries] });
+      expect(tries.attempt).not.toBeNull();
+      await expect(tries.attempt).rejects.toThrow(/already watching a run/);
+      expect(second).toEqual(plain);
+      inside.debugger.afterEvent = afterEvent;
+      await new Promise((r) => setImmediate(r));
+      // Once per run each, not once per event.
+      expect(warnings.filter((w) => /event log failed \(log exploded\)/.test(w))).toHaveLength(1);
+      expect(warnings.filter((w) => /feed exploded; the page stops updating/.test(w))).toHaveLength(1);
+    } finally {
+      process.off('warning', onWarning);
+      client.close();
+      await viz.close();
+    }
   });
 
   it('showLrFind sends the lrfind message, kept for late clients; non-finite losses travel as null', async () => {
