@@ -57,10 +57,10 @@ export interface Contender {
  * this turn, that was the fit after it, which yields every 25 ms. Measured with the hand loop
  * alone (cpu MLP, batch 64, 28 rounds of 32 batches, two processes per setting; the script was
  * not kept): a block yielding every 25 ms was 0.6–1% slower per batch (1.5–1.8% in wall time)
- * right after a block that never yields, and within 0.6% either way once a turn ran between. What a
- * block leaves pending now runs in this untimed turn, charged to no contender: that favours the
- * contenders that never yield (a, b, c) — conservative for d/a, d/b and d/c. A fit still pays,
- * inside its timing, for what its own yields run.
+ * right after a block that never yields, and within 0.6% either way once a turn ran between.
+ * What a block leaves pending now runs in this untimed turn, charged to no contender: that
+ * favours the contenders that never yield (a, b, c) — conservative for d/a, d/b and d/c. A fit
+ * still pays, inside its timing, for what its own yields run.
  */
 export const settleEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 

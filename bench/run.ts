@@ -3,9 +3,10 @@
  * run. For every backend (wasm, cpu; tensorflow when tfjs-node is installed), model (the MLP
  * 784-128-10 and the small CNN) and batch size (64, 256), the contenders of bench/contenders.ts
  * train the same model on the same batches, alternating block by block (the order rotates each
- * round and is reversed every other round, `roundOrder`; the first round is a warm-up and is not counted). Then: the machine alone with a
- * tensor-free engine, memory and event-loop lag over a longer fit, the time to write one
- * checkpoint, and the host reads per train batch (counted). Prints a table; with --json the
+ * round and is reversed every other round, `roundOrder`; the first round is a warm-up and is
+ * not counted). Then: the machine alone with a tensor-free engine, memory and event-loop lag
+ * over a longer fit, the time to write one checkpoint, and the host reads per train batch
+ * (counted). Prints a table; with --json the
  * last line of stdout is the whole result as JSON (also written to bench/results/latest.json).
  *
  * Ratios are speeds: `d/a` = time(a) / time(d), so ≥ 1 means d is at least as fast as a.
