@@ -370,7 +370,7 @@ async function main() {
     }
   }
   const us = machineAlone.usPerBatch10Callbacks.median;
-  checks['machine alone, 10 callbacks (µs/batch)'] = { value: round(us, 2), limit: '≤ 15', pass: us <= 15 };
+  checks['machine alone, 10 callbacks (µs/batch)'] = { value: us, limit: '≤ 15', pass: us <= 15 };
   checks['numTensors flat across epochs'] = { value: memory.numTensorsFlat, limit: 'true', pass: memory.numTensorsFlat };
   checks['RSS growth epoch 2 → last (%)'] = { value: memory.rssGrowthPct, limit: '< 5', pass: memory.rssGrowthPct < 5 };
   const lagLimit = Math.max(50, memory.msPerBatch);
