@@ -13,10 +13,13 @@
  * Timing only lives here, never in a test (test/bench-quick runs --quick so this cannot rot).
  */
 import * as tf from '@tensorflow/tfjs';
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Checkpoint } from '../callbacks/checkpoint.js';
 import { setKernelSet } from '../src/backend/kernelSet.js';
 import { selectBackend } from '../src/backend/selectBackend.js';
@@ -29,9 +32,16 @@ import { machineAloneCacheColdMicros, machineAloneMicros } from './machineAlone.
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
 const JSON_OUT = args.includes('--json');
-const unknown = args.filter((a) => !['--quick', '--json'].includes(a));
-if (unknown.length) {
-  console.error(`bench: unknown argument ${unknown.join(' ')}; use --json and/or --quick`);
+/**
+ * `--wasm-threads N` (internal): only the wasm rows of a and d, on the multithreaded wasm build
+ * with N threads, its JSON as the last line. The main run starts it as a child process: a
+ * process's wasm backend has its thread count fixed when it first starts.
+ */
+const threadsAt = args.indexOf('--wasm-threads');
+const WASM_THREADS = threadsAt >= 0 ? Number(args[threadsAt + 1]) : null;
+const unknown = args.filter((a, i) => !['--quick', '--json', '--wasm-threads'].includes(a) && !(threadsAt >= 0 && i === threadsAt + 1));
+if (unknown.length || (WASM_THREADS !== null && !(Number.isInteger(WASM_THREADS) && WASM_THREADS >= 2))) {
+  console.error(`bench: unknown argument ${unknown.join(' ') || '--wasm-threads without a thread count ≥ 2'}; use --json and/or --quick`);
   process.exit(2);
 }
 
@@ -90,6 +100,8 @@ const roundsFor = (backend: string, model: ModelName) => (!QUICK && backend === 
 interface ConfigResult {
   backend: string;
   kernels: 'trainchart' | 'stock';
+  /** The wasm backend's threads (1 but in the multithreaded rows, `wasmThreads`). */
+  threads: number;
   model: ModelName;
   batchSize: number;
   batches: number;
@@ -141,7 +153,7 @@ async function runConfig(backend: string, kernels: 'trainchart' | 'stock', setup
   } finally {
     for (const c of contenders) await c.dispose();
   }
-  const result: ConfigResult = { backend, kernels, ...setup, rounds: roundMedians.get(keys[0]!)!.length, contenders: {}, ratios: {}, wallRatios: {}, ratioSpread: {} };
+  const result: ConfigResult = { backend, kernels, threads: await backendThreads(), ...setup, rounds: roundMedians.get(keys[0]!)!.length, contenders: {}, ratios: {}, wallRatios: {}, ratioSpread: {} };
   for (const c of contenders) result.contenders[c.key] = { label: c.label, msPerBatch: stats(samples.get(c.key)!), wallMsPerBatch: stats(walls.get(c.key)!) };
   // Speed ratio x/y = time(y) / time(x), per round (the two ran minutes apart at most), then the
   // median over rounds: a slow spell of the VM hits both sides of a pair alike.
@@ -264,7 +276,51 @@ function table(configs: ConfigResult[]): string[] {
   return [line(head), line(head.map(() => '---')), ...rows.map(line)];
 }
 
+async function backendThreads(): Promise<number> {
+  return tf.getBackend() === 'wasm' ? (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount() : 1;
+}
+
+/** The child of `--wasm-threads N`: the wasm MLP and CNN rows of a and d, N threads. */
+async function threadedRows(threads: number) {
+  await selectBackend('wasm', undefined, { threads });
+  const configs: ConfigResult[] = [];
+  for (const model of ['mlp', 'cnn'] as const) {
+    for (const batchSize of QUICK ? [64] : [64, 256]) {
+      configs.push(await runConfig('wasm', 'trainchart', { model, batchSize, batches: batchesFor('wasm', model, batchSize) }, ['a', 'd']));
+    }
+  }
+  console.log(JSON.stringify({ threads: await backendThreads(), configs }));
+}
+
+interface ThreadedComparison {
+  threads: number;
+  configs: ConfigResult[];
+  /** Per model and batch size: d's per-batch median single-threaded (this run) and threaded (the child), and their ratio. */
+  speedupOfD: Array<{ model: ModelName; batchSize: number; singleMs: number; threadedMs: number; speedup: number }>;
+}
+
+/** Runs the threaded rows in a child process and sets them beside this process's single-threaded d. */
+async function threadedComparison(configs: ConfigResult[], threads: number): Promise<ThreadedComparison | { threads: number; error: string }> {
+  const script = fileURLToPath(import.meta.url);
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', script, '--wasm-threads', String(threads), ...(QUICK ? ['--quick'] : [])], {
+      maxBuffer: 1 << 26,
+    });
+    const child = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as { threads: number; configs: ConfigResult[] };
+    const speedupOfD = child.configs.map((t) => {
+      const single = configs.find((c) => c.backend === 'wasm' && c.kernels === 'trainchart' && c.model === t.model && c.batchSize === t.batchSize)!;
+      const singleMs = single.contenders.d!.msPerBatch.median;
+      const threadedMs = t.contenders.d!.msPerBatch.median;
+      return { model: t.model, batchSize: t.batchSize, singleMs, threadedMs, speedup: round(singleMs / threadedMs) };
+    });
+    return { threads: child.threads, configs: child.configs, speedupOfD };
+  } catch (e) {
+    return { threads, error: (e as Error).message.split('\n').slice(0, 3).join(' ') };
+  }
+}
+
 async function main() {
+  if (WASM_THREADS !== null) return threadedRows(WASM_THREADS);
   const started = performance.now();
   const backends: string[] = ['wasm', 'cpu'];
   const skipped: Record<string, string> = {};
@@ -303,6 +359,12 @@ async function main() {
       }
     }
   }
+
+  // The multithreaded wasm build (opt-in, `threads`): a and d in a child process, d's speed-up
+  // over this run's single-threaded d. Not part of the ratios above (other kernels' timing).
+  const wasmThreads = await threadedComparison(configs, 2);
+  if ('error' in wasmThreads) log(`wasm, 2 threads: did not run (${wasmThreads.error})`);
+  else for (const s of wasmThreads.speedupOfD) log(`wasm, ${wasmThreads.threads} threads, ${s.model} b${s.batchSize}: d ${s.threadedMs.toFixed(2)} ms/batch (1 thread ${s.singleMs.toFixed(2)}): ${s.speedup}×`);
 
   // (g) The machine and driver alone, tensor-free.
   const nBatches = 3000; // the first round warms the JIT up and is not counted
@@ -381,6 +443,15 @@ async function main() {
   log('');
   for (const line of table(configs)) log(line);
   log('');
+  if (!('error' in wasmThreads)) {
+    log(`| wasm threads | model | batch | a ms | d ms | d/a | d, 1 thread ms | speed-up of d |`);
+    log(`| --- | --- | --- | --- | --- | --- | --- | --- |`);
+    for (const [i, t] of wasmThreads.configs.entries()) {
+      const s = wasmThreads.speedupOfD[i]!;
+      log(`| ${t.threads} | ${t.model} | ${t.batchSize} | ${t.contenders.a!.msPerBatch.median.toFixed(2)} | ${s.threadedMs.toFixed(2)} | ${t.ratios['d/a']!.toFixed(3)} | ${s.singleMs.toFixed(2)} | ${s.speedup.toFixed(3)} |`);
+    }
+    log('');
+  }
   for (const [name, c] of Object.entries(checks)) log(`${c.pass ? 'ok  ' : 'MISS'} ${name}: ${c.value} (${c.limit})${c.spread ? `; ${c.spread}` : ''}`);
 
   const result = {
@@ -401,6 +472,7 @@ async function main() {
     memory,
     checkpoint,
     hostReads: reads,
+    wasmThreads,
     checks,
     seconds: round((performance.now() - started) / 1000, 1),
   };

@@ -6,9 +6,10 @@
  * so 'auto' treats any failure to load them as "not available" and moves on to wasm, then cpu.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BackendError } from '../errors.js';
+import { BackendError, ConfigError } from '../errors.js';
 import { withTfjsWarningsMuted } from './conv2dGradient.js';
 import { applyKernelSet } from './kernelSet.js';
+import { initThreadedWasm, MAX_WASM_THREADS, wasmThreadsCount } from './wasmThreads.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -19,6 +20,18 @@ export interface BackendInfo {
   native: boolean;
   /** How to get a native backend when none was loaded; null when one was. */
   hint: string | null;
+  /** Threads the kernels compute with: 1 on cpu, the pool's size on wasm; null on native (its own pool). */
+  threads: number | null;
+}
+
+export interface BackendOptions {
+  /**
+   * Threads for the wasm backend (1…8, default 1): more than 1 starts its multithreaded SIMD
+   * build, bit-identical to the single-threaded one and faster only where the machine runs
+   * threads in parallel (docs/benchmarks.md, "Multithreaded wasm"). Fixed for the process by
+   * the first start of the wasm backend. Ignored when 'auto' loads a native backend.
+   */
+  threads?: number;
 }
 
 const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
@@ -68,13 +81,36 @@ async function loadNative(): Promise<{ ok: true } | { ok: false; failures: strin
   return { ok: false, failures };
 }
 
-async function loadWasm(): Promise<{ ok: true } | { ok: false; failure: string }> {
+async function loadWasm(threads: number | undefined): Promise<{ ok: true } | { ok: false; failure: string }> {
   try {
     await import('@tensorflow/tfjs-backend-wasm');
-    if (await activate('wasm')) return { ok: true };
-    return { ok: false, failure: 'the wasm backend did not initialise' };
+    if (tf.findBackend('wasm') != null) {
+      // Started before (its thread pool is made once per process): it is used as it runs.
+      const running = await wasmThreadsCount();
+      if (threads !== undefined && threads !== running) {
+        throw new BackendError(
+          `the wasm backend already runs with ${running} thread(s) in this process, and its threads are fixed when it first starts: ` +
+            `ask for ${threads} at the first selectBackend call (or --threads in a new process)`,
+        );
+      }
+      return (await activate('wasm')) ? { ok: true } : { ok: false, failure: 'the wasm backend did not initialise' };
+    }
+    const ok = threads !== undefined && threads > 1 ? await initThreadedWasm(threads, () => activate('wasm')) : await activate('wasm');
+    if (ok) return { ok: true };
+    return { ok: false, failure: threads !== undefined && threads > 1 ? `its multithreaded build did not start with ${threads} threads` : 'the wasm backend did not initialise' };
   } catch (e) {
+    if (e instanceof BackendError) throw e;
     return { ok: false, failure: `@tensorflow/tfjs-backend-wasm: ${firstLine(e)}` };
+  }
+}
+
+function checkThreads(choice: BackendChoice, threads: number | undefined): void {
+  if (threads === undefined) return;
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS) {
+    throw new ConfigError(`threads must be an integer from 1 to ${MAX_WASM_THREADS} (the wasm thread pool's cap), got ${String(threads)}`);
+  }
+  if (threads > 1 && (choice === 'cpu' || choice === 'tensorflow')) {
+    throw new ConfigError(`threads (${threads}) apply to the wasm backend only, not '${choice}': use the backend 'wasm' (or 'auto'), or leave threads out`);
   }
 }
 
@@ -102,16 +138,20 @@ function consumeCpuBanner(): void {
  * Then installs trainchart's kernels and gradients (see kernelSet.ts: a wasm matmul that is ~10×
  * faster on the transposed products of every backward pass, a Conv2D gradient that lets CNNs
  * train on wasm), or tfjs's stock ones after `setKernelSet('stock')`. `log` gets
- * `backend: <name>` and, when the backend is not native, a line with how to get one.
+ * `backend: <name>` (with its threads when more than one) and, when the backend is not native, a
+ * line with how to get one. `options.threads` starts wasm multithreaded (see `BackendOptions`).
  * Safe to call more than once.
  */
 export async function selectBackend(
   choice: BackendChoice = 'auto',
   log?: (line: string) => void,
+  options: BackendOptions = {},
 ): Promise<BackendInfo> {
   if (!CHOICES.includes(choice)) {
     throw new BackendError(`Unknown backend '${String(choice)}': use one of ${CHOICES.join(', ')}.`);
   }
+  const { threads } = options;
+  checkThreads(choice, threads);
   consumeCpuBanner();
   let name: string | null = null;
 
@@ -126,7 +166,7 @@ export async function selectBackend(
     }
   }
   if (name === null && (choice === 'auto' || choice === 'wasm')) {
-    const wasm = await loadWasm();
+    const wasm = await loadWasm(threads);
     if (wasm.ok) name = 'wasm';
     else if (choice === 'wasm') {
       throw new BackendError(
@@ -148,8 +188,9 @@ export async function selectBackend(
   applyKernelSet();
 
   const native = name === 'tensorflow';
-  const info: BackendInfo = { name, native, hint: native ? null : NATIVE_HINT };
-  log?.(`backend: ${name}`);
+  const threadCount = native ? null : name === 'wasm' ? await wasmThreadsCount() : 1;
+  const info: BackendInfo = { name, native, hint: native ? null : NATIVE_HINT, threads: threadCount };
+  log?.(`backend: ${name}${threadCount !== null && threadCount > 1 ? ` (${threadCount} threads)` : ''}`);
   if (info.hint) log?.(`hint: ${info.hint}`);
   return info;
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { selectBackend, type BackendChoice } from '../backend/selectBackend.js';
+import { BACKEND_HELP, BACKEND_OPTIONS, backendArgs, selectBackendFromArgs } from './backendArgs.js';
 import { mnist } from '../data/mnist.js';
 import { Learner } from '../learner.js';
 import { suggestionMarks } from '../lrFind.js';
@@ -25,8 +25,7 @@ The model and optimizer are left untouched. When the curve gives no meaningful s
   --start-lr X           lr of the first batch (default 1e-7)
   --end-lr X             lr the schedule heads for (default 10)
   --num-it N             batches to run at most (default 100)
-  --backend B            auto | tensorflow | wasm | cpu (default auto)
-  --out DIR              where lr-find.svg and lr-find.png go (default runs/lr-find)
+${BACKEND_HELP}  --out DIR              where lr-find.svg and lr-find.png go (default runs/lr-find)
   --json                 print one JSON object as the last line of stdout
 `;
 
@@ -40,7 +39,7 @@ export async function lrFindCommand(argv: string[]): Promise<number> {
     'start-lr': { type: 'string' },
     'end-lr': { type: 'string' },
     'num-it': { type: 'string' },
-    backend: { type: 'string' },
+    ...BACKEND_OPTIONS,
     out: { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -57,7 +56,7 @@ export async function lrFindCommand(argv: string[]): Promise<number> {
   const startLr = positiveNumberOption('start-lr', v['start-lr'], 1e-7);
   const endLr = positiveNumberOption('end-lr', v['end-lr'], 10);
   const numIt = intOption('num-it', v['num-it'], 100);
-  const backendChoice = choiceOption<BackendChoice>('backend', v.backend, ['auto', 'tensorflow', 'wasm', 'cpu'], 'auto');
+  const backendChoice = backendArgs(v);
   // Checked here, before any data is loaded (LRFinder checks it too, for API users).
   if (!(startLr < endLr)) {
     throw new ConfigError(`--start-lr (${startLr}) must be below --end-lr (${endLr}): the search raises the lr from one to the other`);
@@ -69,7 +68,7 @@ export async function lrFindCommand(argv: string[]): Promise<number> {
   const human = json ? process.stderr : process.stdout;
   const say = (line: string) => human.write(line + '\n');
 
-  const backend = await selectBackend(backendChoice, say);
+  const backend = await selectBackendFromArgs(backendChoice, say);
   const started = performance.now();
   const { train } = await mnist({ batchSize, seed, ...(limitTrain !== undefined ? { limitTrain } : {}) });
   say(`data: MNIST ${train.length} train images, batch size ${batchSize}`);

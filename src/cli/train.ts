@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import { EarlyStopping } from '../../callbacks/earlyStopping.js';
 import { Progress } from '../../callbacks/progress.js';
 import { SaveModel } from '../../callbacks/saveModel.js';
-import { selectBackend, type BackendChoice } from '../backend/selectBackend.js';
 import { mnist } from '../data/mnist.js';
 import { ConfigError } from '../errors.js';
 import { checkModelDir, exportModel } from '../io/tfjsModelFiles.js';
@@ -12,6 +11,7 @@ import { cnn, mlp } from '../models/presets.js';
 import type { OptimizerKind } from '../optim/optimizer.js';
 import { weightsSha256 } from '../weightsHash.js';
 import { choiceOption, intOption, parseCommandArgs, positiveNumberOption, withOptionalValue } from './args.js';
+import { BACKEND_HELP, BACKEND_OPTIONS, backendArgs, selectBackendFromArgs } from './backendArgs.js';
 import { prepareOutputDir } from './outputDir.js';
 import { inspectWsFromArgs, startVizFromArgs, VIZ_HELP, VIZ_OPTIONS } from './vizArgs.js';
 import { Checkpoint } from '../../callbacks/checkpoint.js';
@@ -29,8 +29,7 @@ Trains a model on the bundled MNIST (60k train, 10k test) and reports test accur
   --seed S               seed of init, shuffle and dropout (default 1)
   --limit-train N        train on the first N images only
   --limit-valid N        evaluate on the first N test images only
-  --backend B            auto | tensorflow | wasm | cpu (default auto)
-  --out DIR              write result.json and history.json there
+${BACKEND_HELP}  --out DIR              write result.json and history.json there
   --json                 print one JSON object as the last line of stdout
   --one-cycle            train with the one-cycle policy (lr warms up to --lr-max, then anneals)
   --lr-max X             peak lr of --one-cycle (default: the --lr value)
@@ -60,7 +59,7 @@ export async function trainCommand(argv: string[], resuming?: TrainResume): Prom
     seed: { type: 'string' },
     'limit-train': { type: 'string' },
     'limit-valid': { type: 'string' },
-    backend: { type: 'string' },
+    ...BACKEND_OPTIONS,
     out: { type: 'string' },
     json: { type: 'boolean' },
     'one-cycle': { type: 'boolean' },
@@ -84,7 +83,7 @@ export async function trainCommand(argv: string[], resuming?: TrainResume): Prom
   const seed = intOption('seed', v.seed, 1, 0);
   const limitTrain = v['limit-train'] === undefined ? undefined : intOption('limit-train', v['limit-train'], 0, 1);
   const limitValid = v['limit-valid'] === undefined ? undefined : intOption('limit-valid', v['limit-valid'], 0, 1);
-  const backendChoice = choiceOption<BackendChoice>('backend', v.backend, ['auto', 'tensorflow', 'wasm', 'cpu'], 'auto');
+  const backendChoice = backendArgs(v);
   const json = Boolean(v.json);
   const oneCycle = Boolean(v['one-cycle']);
   const lrMax = v['lr-max'] === undefined ? undefined : positiveNumberOption('lr-max', v['lr-max'], lr);
@@ -116,7 +115,7 @@ export async function trainCommand(argv: string[], resuming?: TrainResume): Prom
   const human = json ? process.stderr : process.stdout;
   const say = (line: string) => human.write(line + '\n');
 
-  const backend = await selectBackend(backendChoice, say);
+  const backend = await selectBackendFromArgs(backendChoice, say);
   // Before the data loads, so a page can connect before the first stage.
   const stately = inspectWsFromArgs(v);
   const vizRun = await startVizFromArgs(v, say);
@@ -180,6 +179,8 @@ export async function trainCommand(argv: string[], resuming?: TrainResume): Prom
     validLoss: result.metrics?.validLoss ?? null,
     accuracy: result.metrics?.accuracy ?? null,
     backend: backend.name,
+    // Only when asked for, so a plain run's summary is unchanged.
+    ...(backendChoice.threads !== undefined ? { threads: backend.threads } : {}),
     seconds: Math.round(seconds * 100) / 100,
     seed,
     batchSize,

@@ -1,5 +1,5 @@
 import { Progress } from '../../callbacks/progress.js';
-import { selectBackend, type BackendChoice } from '../backend/selectBackend.js';
+import { BACKEND_HELP, BACKEND_OPTIONS, backendArgs, selectBackendFromArgs } from './backendArgs.js';
 import { mnist } from '../data/mnist.js';
 import { Learner } from '../learner.js';
 import { cnn, mlp } from '../models/presets.js';
@@ -23,8 +23,7 @@ serving the finished run until Ctrl-C.
   --model mlp|cnn        model preset (default mlp)
   --lr X                 learning rate (default 0.002)
   --seed S               seed (default 1)
-  --backend B            auto | tensorflow | wasm | cpu (default auto)
-`;
+${BACKEND_HELP}`;
 
 export async function vizCommand(argv: string[]): Promise<number> {
   const v = parseCommandArgs('viz', argv, {
@@ -36,7 +35,7 @@ export async function vizCommand(argv: string[]): Promise<number> {
     model: { type: 'string' },
     lr: { type: 'string' },
     seed: { type: 'string' },
-    backend: { type: 'string' },
+    ...BACKEND_OPTIONS,
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
@@ -48,10 +47,10 @@ export async function vizCommand(argv: string[]): Promise<number> {
   const modelName = choiceOption('model', v.model, ['mlp', 'cnn'] as const, 'mlp');
   const lr = positiveNumberOption('lr', v.lr, 2e-3);
   const seed = intOption('seed', v.seed, 1, 0);
-  const backendChoice = choiceOption<BackendChoice>('backend', v.backend, ['auto', 'tensorflow', 'wasm', 'cpu'], 'auto');
+  const backendChoice = backendArgs(v);
   const say = (line: string) => process.stdout.write(line + '\n');
 
-  await selectBackend(backendChoice, say);
+  await selectBackendFromArgs(backendChoice, say);
   const vizRun = (await startVizFromArgs(v, say, { always: true, keep: true, break: ['trainBegin'] }))!;
   const { train, valid } = await mnist({ batchSize: 64, seed, limitTrain, limitValid: 1000 });
   say(`data: MNIST ${train.length} train / ${valid.length} test images`);
