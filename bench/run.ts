@@ -40,8 +40,12 @@ const JSON_OUT = args.includes('--json');
 const threadsAt = args.indexOf('--wasm-threads');
 const WASM_THREADS = threadsAt >= 0 ? Number(args[threadsAt + 1]) : null;
 const unknown = args.filter((a, i) => !['--quick', '--json', '--wasm-threads'].includes(a) && !(threadsAt >= 0 && i === threadsAt + 1));
-if (unknown.length || (WASM_THREADS !== null && !(Number.isInteger(WASM_THREADS) && WASM_THREADS >= 2))) {
-  console.error(`bench: unknown argument ${unknown.join(' ') || '--wasm-threads without a thread count ≥ 2'}; use --json and/or --quick`);
+if (unknown.length) {
+  console.error(`bench: unknown argument ${unknown.join(' ')}; use --json and/or --quick`);
+  process.exit(2);
+}
+if (WASM_THREADS !== null && !(Number.isInteger(WASM_THREADS) && WASM_THREADS >= 1)) {
+  console.error(`bench: --wasm-threads needs a thread count ≥ 1, got ${args[threadsAt + 1] ?? 'nothing'}`);
   process.exit(2);
 }
 
@@ -53,7 +57,7 @@ const ROUNDS = QUICK ? 2 : 8; // the first is a warm-up
  * (and MAX_ROUNDS): 60 s for the MLP the acceptance reads (a median of paired ratios over ~40
  * rounds rather than ~20 halves its scatter on this VM), 30 s for the rest.
  */
-const measuredSeconds = (model: ModelName) => (model === 'mlp' ? 60 : 30);
+const measuredSeconds = (model: ModelName) => (WASM_THREADS !== null ? 20 : model === 'mlp' ? 60 : 30);
 const MAX_ROUNDS = 81;
 
 interface Stats {
@@ -100,8 +104,8 @@ const roundsFor = (backend: string, model: ModelName) => (!QUICK && backend === 
 interface ConfigResult {
   backend: string;
   kernels: 'trainchart' | 'stock';
-  /** The wasm backend's threads (1 but in the multithreaded rows, `wasmThreads`). */
-  threads: number;
+  /** The threads its kernels computed with: 1 on cpu and on wasm but in `wasmThreads`' rows; null on native. */
+  threads: number | null;
   model: ModelName;
   batchSize: number;
   batches: number;
@@ -276,11 +280,12 @@ function table(configs: ConfigResult[]): string[] {
   return [line(head), line(head.map(() => '---')), ...rows.map(line)];
 }
 
-async function backendThreads(): Promise<number> {
-  return tf.getBackend() === 'wasm' ? (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount() : 1;
+async function backendThreads(): Promise<number | null> {
+  const name = tf.getBackend();
+  return name === 'wasm' ? (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount() : name === 'cpu' ? 1 : null;
 }
 
-/** The child of `--wasm-threads N`: the wasm MLP and CNN rows of a and d, N threads. */
+/** The child of `--wasm-threads N`: the wasm MLP and CNN rows of a and d, with N threads. */
 async function threadedRows(threads: number) {
   await selectBackend('wasm', undefined, { threads });
   const configs: ConfigResult[] = [];
@@ -294,26 +299,40 @@ async function threadedRows(threads: number) {
 
 interface ThreadedComparison {
   threads: number;
+  /** a and d with `threads` threads, and the same with 1 thread: two child processes, one after the other, the same harness. */
   configs: ConfigResult[];
-  /** Per model and batch size: d's per-batch median single-threaded (this run) and threaded (the child), and their ratio. */
+  singleThreadConfigs: ConfigResult[];
+  /** Per model and batch size: d's per-batch median with 1 thread and with `threads`, and the speed-up. */
   speedupOfD: Array<{ model: ModelName; batchSize: number; singleMs: number; threadedMs: number; speedup: number }>;
 }
 
-/** Runs the threaded rows in a child process and sets them beside this process's single-threaded d. */
-async function threadedComparison(configs: ConfigResult[], threads: number): Promise<ThreadedComparison | { threads: number; error: string }> {
+async function threadedChild(threads: number): Promise<ConfigResult[]> {
   const script = fileURLToPath(import.meta.url);
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', script, '--wasm-threads', String(threads), ...(QUICK ? ['--quick'] : [])], {
+    maxBuffer: 1 << 26,
+    // A child that hangs (a thread pool that never starts) must not hang the bench.
+    timeout: (QUICK ? 2 : 15) * 60_000,
+  });
+  const child = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as { threads: number; configs: ConfigResult[] };
+  if (child.threads !== threads) throw new Error(`the child asked for ${threads} wasm threads ran with ${child.threads}`);
+  return child.configs;
+}
+
+/**
+ * The multithreaded wasm build against the single-threaded one. A process's wasm backend has its
+ * threads fixed at its start, so the two cannot alternate in one process: each runs a and d in a
+ * child process of its own, back to back (a speed-up across processes, not paired by round).
+ */
+async function threadedComparison(threads: number): Promise<ThreadedComparison | { threads: number; error: string }> {
   try {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', script, '--wasm-threads', String(threads), ...(QUICK ? ['--quick'] : [])], {
-      maxBuffer: 1 << 26,
-    });
-    const child = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as { threads: number; configs: ConfigResult[] };
-    const speedupOfD = child.configs.map((t) => {
-      const single = configs.find((c) => c.backend === 'wasm' && c.kernels === 'trainchart' && c.model === t.model && c.batchSize === t.batchSize)!;
-      const singleMs = single.contenders.d!.msPerBatch.median;
+    const singleThreadConfigs = await threadedChild(1);
+    const configs = await threadedChild(threads);
+    const speedupOfD = configs.map((t, i) => {
+      const singleMs = singleThreadConfigs[i]!.contenders.d!.msPerBatch.median;
       const threadedMs = t.contenders.d!.msPerBatch.median;
       return { model: t.model, batchSize: t.batchSize, singleMs, threadedMs, speedup: round(singleMs / threadedMs) };
     });
-    return { threads: child.threads, configs: child.configs, speedupOfD };
+    return { threads, configs, singleThreadConfigs, speedupOfD };
   } catch (e) {
     return { threads, error: (e as Error).message.split('\n').slice(0, 3).join(' ') };
   }
@@ -362,9 +381,9 @@ async function main() {
 
   // The multithreaded wasm build (opt-in, `threads`): a and d in a child process, d's speed-up
   // over this run's single-threaded d. Not part of the ratios above (other kernels' timing).
-  const wasmThreads = await threadedComparison(configs, 2);
-  if ('error' in wasmThreads) log(`wasm, 2 threads: did not run (${wasmThreads.error})`);
-  else for (const s of wasmThreads.speedupOfD) log(`wasm, ${wasmThreads.threads} threads, ${s.model} b${s.batchSize}: d ${s.threadedMs.toFixed(2)} ms/batch (1 thread ${s.singleMs.toFixed(2)}): ${s.speedup}×`);
+  const wasmThreads = await threadedComparison(2);
+  if ('error' in wasmThreads) log(`wasm, ${wasmThreads.threads} threads: did not run (${wasmThreads.error})`);
+  else for (const s of wasmThreads.speedupOfD) log(`wasm, ${wasmThreads.threads} threads, ${s.model} b${s.batchSize}: d ${s.threadedMs.toFixed(2)} ms/batch (1 thread, its own process: ${s.singleMs.toFixed(2)}): ${s.speedup}×`);
 
   // (g) The machine and driver alone, tensor-free.
   const nBatches = 3000; // the first round warms the JIT up and is not counted
@@ -444,11 +463,12 @@ async function main() {
   for (const line of table(configs)) log(line);
   log('');
   if (!('error' in wasmThreads)) {
-    log(`| wasm threads | model | batch | a ms | d ms | d/a | d, 1 thread ms | speed-up of d |`);
-    log(`| --- | --- | --- | --- | --- | --- | --- | --- |`);
+    log(`| wasm threads | model | batch | a ms | d ms | d/a | 1 thread: a ms | d ms | d/a | speed-up of d |`);
+    log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`);
     for (const [i, t] of wasmThreads.configs.entries()) {
-      const s = wasmThreads.speedupOfD[i]!;
-      log(`| ${t.threads} | ${t.model} | ${t.batchSize} | ${t.contenders.a!.msPerBatch.median.toFixed(2)} | ${s.threadedMs.toFixed(2)} | ${t.ratios['d/a']!.toFixed(3)} | ${s.singleMs.toFixed(2)} | ${s.speedup.toFixed(3)} |`);
+      const one = wasmThreads.singleThreadConfigs[i]!;
+      const ms = (c: ConfigResult, k: string) => c.contenders[k]!.msPerBatch.median.toFixed(2);
+      log(`| ${t.threads} | ${t.model} | ${t.batchSize} | ${ms(t, 'a')} | ${ms(t, 'd')} | ${t.ratios['d/a']!.toFixed(3)} | ${ms(one, 'a')} | ${ms(one, 'd')} | ${one.ratios['d/a']!.toFixed(3)} | ${wasmThreads.speedupOfD[i]!.speedup.toFixed(3)} |`);
     }
     log('');
   }

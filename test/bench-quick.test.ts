@@ -37,6 +37,7 @@ describe('npm run bench -- --quick', () => {
       checkpoint: { writeMs: { median: number } };
       hostReads: { defaults: { perTrainBatch: number }; none: { perTrainBatch: number } };
       checks: Record<string, { pass: boolean; limit: string }>;
+      wasmThreads: { threads: number; error?: string; configs: Array<{ threads: number; model: string; contenders: Record<string, unknown> }>; singleThreadConfigs: Array<{ threads: number }>; speedupOfD: Array<{ speedup: number }> };
       machine: { cpus: number; node: string };
     };
     expect(result.quick).toBe(true);
@@ -58,6 +59,14 @@ describe('npm run bench -- --quick', () => {
     expect(result.hostReads.defaults.perTrainBatch).toBeLessThanOrEqual(0.1);
     expect(result.checks['host reads per train batch, no callback reading the loss']!.pass).toBe(true);
     expect(result.checks['numTensors flat across epochs']!.pass).toBe(true);
+    // The multithreaded wasm rows ran (in their child processes) with the threads asked for.
+    expect(result.wasmThreads.error).toBeUndefined();
+    expect(result.wasmThreads.configs.map((c) => [c.threads, c.model, Object.keys(c.contenders).sort().join()])).toEqual([
+      [2, 'mlp', 'a,d'],
+      [2, 'cnn', 'a,d'],
+    ]);
+    expect(result.wasmThreads.singleThreadConfigs.map((c) => c.threads)).toEqual([1, 1]);
+    for (const s of result.wasmThreads.speedupOfD) expect(s.speedup).toBeGreaterThan(0);
     // The table is printed before the JSON.
     expect(lines.some((l) => l.startsWith('| backend | kernels | model |'))).toBe(true);
   });

@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -31,12 +31,11 @@ interface Summary {
   accuracy: number;
 }
 
-async function train(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Summary> {
+async function train(args: string[]): Promise<Summary> {
   // A timeout well above a run's few seconds: a process kept alive by the thread pool fails here.
   const { stdout } = await run('node', [CLI, 'train', '--backend', 'wasm', '--epochs', '1', '--limit-valid', '500', '--json', ...args], {
     maxBuffer: 1 << 24,
     timeout: 90_000,
-    env,
   });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as Summary;
 }
@@ -62,38 +61,98 @@ describe('trainchart train --threads N: the multithreaded wasm build, bit-identi
     }, 180_000);
   }
 
-  it('bad --threads exit with code 2 and a message naming the option; an unwritable TMPDIR is a backend error', async () => {
-    const fail = async (args: string[], env?: NodeJS.ProcessEnv) =>
-      (await train(args, env).then(
-        () => ({ code: 0, stderr: '' }),
-        (e: unknown) => e,
-      )) as { code: number; stderr: string };
-    for (const [args, pattern] of [
-      [['--threads', '0'], /--threads must be an integer ≥ 1, got "0"/],
-      [['--threads', '1.5'], /--threads must be an integer ≥ 1, got "1\.5"/],
-      [['--threads', '9'], /threads must be an integer from 1 to 8/],
-      [['--threads', '2', '--backend', 'cpu'], /threads \(2\) apply to the wasm backend only, not 'cpu'/],
-    ] as const) {
-      const err = await fail([...args]);
-      expect(err.code, args.join(' ')).toBe(2);
-      expect(err.stderr).toMatch(pattern);
-    }
-    // The pthread worker's script is written to the temp directory: where it cannot be, the run
-    // fails before training with what to do, not with a worker's crash.
+  it('bad --threads exit with code 2, naming the option, before anything is written', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trainchart-threads-'));
     try {
-      const notADir = join(dir, 'file');
-      writeFileSync(notADir, '');
-      const err = await fail(['--threads', '2', '--limit-train', '64'], { ...process.env, TMPDIR: join(notADir, 'sub') });
-      expect(err.code).not.toBe(0);
-      expect(err.stderr).toMatch(/cannot start the threaded wasm backend: its worker script could not be written to .*set TMPDIR to a writable directory/);
+      for (const [args, pattern] of [
+        [['--threads', '0'], /--threads must be an integer ≥ 1, got "0"/],
+        [['--threads', '1.5'], /--threads must be an integer ≥ 1, got "1\.5"/],
+        [['--threads', '9'], /--threads must be at most 8 \(the wasm thread pool's cap\), got 9/],
+        [['--threads', '2', '--backend', 'cpu'], /--threads 2 applies to --backend wasm \(or auto\) only, not --backend cpu/],
+        [['--threads', '2', '--backend', 'tensorflow'], /--threads 2 applies to --backend wasm \(or auto\) only, not --backend tensorflow/],
+      ] as const) {
+        const out = join(dir, 'run');
+        const err = (await train([...args, '--out', out, '--checkpoint-every', '5']).then(
+          () => ({ code: 0, stderr: '' }),
+          (e: unknown) => e,
+        )) as { code: number; stderr: string };
+        expect(err.code, args.join(' ')).toBe(2);
+        expect(err.stderr).toMatch(pattern);
+        // Rejected before the run directory (and its run.json, which `resume` replays) exists.
+        expect(existsSync(out), args.join(' ')).toBe(false);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
 });
 
-describe('selectBackend(choice, log, { threads })', () => {
+/**
+ * A script run in a process of its own (the wasm backend starts once per process): prints one
+ * JSON line. `original` holds the process-wide functions a threaded start patches while it runs.
+ */
+async function inOwnProcess(body: string): Promise<Record<string, unknown>> {
+  const script = `
+    import os from 'node:os';
+    import { createRequire } from 'node:module';
+    const workerThreads = createRequire(import.meta.url)('node:worker_threads');
+    const original = { cpus: os.cpus, createObjectURL: URL.createObjectURL, Worker: workerThreads.Worker };
+    const restored = () => os.cpus === original.cpus && URL.createObjectURL === original.createObjectURL &&
+      workerThreads.Worker === original.Worker && (globalThis.Worker === undefined || globalThis.Worker === original.Worker);
+    const tf = await import('@tensorflow/tfjs');
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const { selectBackend } = await import('./dist/src/backend/selectBackend.js');
+    const lines = [];
+    const log = (line) => lines.push(line);
+    const failure = (e) => ({ name: e.constructor.name, message: e.message });
+    ${body}
+  `;
+  // The timeout: a process kept alive by the pool's workers fails here. The flags: the pool's
+  // workers must start whatever the process's are (module input, a V8 flag as the bench has).
+  const { stdout } = await run('node', ['--expose-gc', '--input-type=module', '-e', script], { timeout: 60_000, maxBuffer: 1 << 24 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+}
+
+describe('selectBackend(choice, log, { threads }) in a process of its own', () => {
+  it('starts wasm with 2 threads, says so, puts back what it patched, and refuses another count later', async () => {
+    const r = await inOwnProcess(`
+      const info = await selectBackend('wasm', log, { threads: 2 });
+      const sum = tf.tidy(() => tf.matMul(tf.ones([64, 300]), tf.ones([300, 70])).sum().dataSync()[0]);
+      const later = await selectBackend('wasm', undefined, { threads: 1 }).then(() => null, failure);
+      const again = await selectBackend('wasm');
+      console.log(JSON.stringify({ info, lines, restored: restored(), sum, count: wasm.getThreadsCount(), later, again: again.threads }));
+    `);
+    expect(r.info).toEqual({ name: 'wasm', native: false, hint: expect.any(String), threads: 2 });
+    expect((r.lines as string[])[0]).toBe('backend: wasm (2 threads)');
+    expect(r.restored).toBe(true);
+    expect(r.sum).toBe(64 * 70 * 300);
+    expect(r.count).toBe(2);
+    expect(r.later).toEqual({ name: 'BackendError', message: expect.stringMatching(/already runs with 2 thread\(s\) in this process/) });
+    expect(r.again).toBe(2);
+  });
+
+  it('a threaded start that fails is a BackendError saying what to do; the previous backend, the patches and a later single-threaded start are as if it had not been tried', async () => {
+    // The threaded build's binary made unreadable (a path that does not exist); the other two stay where they are.
+    const r = await inOwnProcess(`
+      await selectBackend('cpu');
+      const dist = new URL('./node_modules/@tensorflow/tfjs-backend-wasm/dist/', 'file://' + process.cwd() + '/').pathname;
+      wasm.setWasmPaths({ 'tfjs-backend-wasm.wasm': dist + 'tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm': dist + 'tfjs-backend-wasm-simd.wasm',
+        'tfjs-backend-wasm-threaded-simd.wasm': '/nonexistent/tfjs-backend-wasm-threaded-simd.wasm' });
+      const error = await selectBackend('wasm', log, { threads: 2 }).then(() => null, failure);
+      const after = { backend: tf.getBackend(), restored: restored(), op: tf.add(tf.scalar(1), tf.scalar(2)).dataSync()[0] };
+      const single = await selectBackend('wasm');
+      console.log(JSON.stringify({ error, after, single: [single.name, single.threads] }));
+    `);
+    expect(r.error).toEqual({
+      name: 'BackendError',
+      message: expect.stringMatching(/multithreaded build could not be started with 2 threads: .*Run without threads \(threads: 1, or no --threads\)/),
+    });
+    expect(r.after).toEqual({ backend: 'cpu', restored: true, op: 3 });
+    expect(r.single).toEqual(['wasm', 1]);
+  });
+});
+
+describe('selectBackend(choice, log, { threads }): what is refused', () => {
   it('rejects a bad thread count, and threads on a backend other than wasm, before anything starts', async () => {
     for (const threads of [0, 1.5, 9, Number.NaN]) {
       await expect(selectBackend('wasm', undefined, { threads }), String(threads)).rejects.toThrow(ConfigError);
@@ -110,7 +169,6 @@ describe('selectBackend(choice, log, { threads })', () => {
     const error = await selectBackend('wasm', undefined, { threads: 2 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BackendError);
     expect((error as Error).message).toMatch(/already runs with 1 thread\(s\) in this process.*ask for 2 at the first selectBackend call/);
-    expect(tf.getBackend()).toBe('wasm');
     // Asking for what runs, or not asking, is fine.
     expect((await selectBackend('wasm', undefined, { threads: 1 })).threads).toBe(1);
     expect((await selectBackend('wasm')).threads).toBe(1);

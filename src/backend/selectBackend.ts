@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BackendError, ConfigError } from '../errors.js';
 import { withTfjsWarningsMuted } from './conv2dGradient.js';
 import { applyKernelSet } from './kernelSet.js';
-import { initThreadedWasm, MAX_WASM_THREADS, wasmThreadsCount } from './wasmThreads.js';
+import { initThreadedWasm, MAX_WASM_THREADS, wasmStarted, wasmThreadsCount } from './wasmThreads.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -84,24 +84,24 @@ async function loadNative(): Promise<{ ok: true } | { ok: false; failures: strin
 async function loadWasm(threads: number | undefined): Promise<{ ok: true } | { ok: false; failure: string }> {
   try {
     await import('@tensorflow/tfjs-backend-wasm');
-    if (tf.findBackend('wasm') != null) {
-      // Started before (its thread pool is made once per process): it is used as it runs.
-      const running = await wasmThreadsCount();
-      if (threads !== undefined && threads !== running) {
-        throw new BackendError(
-          `the wasm backend already runs with ${running} thread(s) in this process, and its threads are fixed when it first starts: ` +
-            `ask for ${threads} at the first selectBackend call (or --threads in a new process)`,
-        );
-      }
-      return (await activate('wasm')) ? { ok: true } : { ok: false, failure: 'the wasm backend did not initialise' };
-    }
-    const ok = threads !== undefined && threads > 1 ? await initThreadedWasm(threads, () => activate('wasm')) : await activate('wasm');
-    if (ok) return { ok: true };
-    return { ok: false, failure: threads !== undefined && threads > 1 ? `its multithreaded build did not start with ${threads} threads` : 'the wasm backend did not initialise' };
   } catch (e) {
-    if (e instanceof BackendError) throw e;
     return { ok: false, failure: `@tensorflow/tfjs-backend-wasm: ${firstLine(e)}` };
   }
+  if (wasmStarted()) {
+    // Started before (its thread pool is made once per process): it is used as it runs.
+    const running = await wasmThreadsCount();
+    if (threads !== undefined && threads !== running) {
+      throw new BackendError(
+        `the wasm backend already runs with ${running} thread(s) in this process, and its threads are fixed when it first starts: ` +
+          `ask for ${threads} at the first selectBackend call (or --threads in a new process)`,
+      );
+    }
+  } else if (threads !== undefined && threads > 1) {
+    // Asked for threads: a failure to start them is the caller's to see (a BackendError), not a fallback.
+    await initThreadedWasm(threads, () => activate('wasm'));
+    return { ok: true };
+  }
+  return (await activate('wasm')) ? { ok: true } : { ok: false, failure: 'the wasm backend did not initialise' };
 }
 
 function checkThreads(choice: BackendChoice, threads: number | undefined): void {
@@ -110,7 +110,7 @@ function checkThreads(choice: BackendChoice, threads: number | undefined): void 
     throw new ConfigError(`threads must be an integer from 1 to ${MAX_WASM_THREADS} (the wasm thread pool's cap), got ${String(threads)}`);
   }
   if (threads > 1 && (choice === 'cpu' || choice === 'tensorflow')) {
-    throw new ConfigError(`threads (${threads}) apply to the wasm backend only, not '${choice}': use the backend 'wasm' (or 'auto'), or leave threads out`);
+    throw new ConfigError(`threads (${threads}) apply to the wasm backend only, not '${choice}': choose 'wasm' (or 'auto'), or leave threads out`);
   }
 }
 
@@ -142,11 +142,16 @@ function consumeCpuBanner(): void {
  * line with how to get one. `options.threads` starts wasm multithreaded (see `BackendOptions`).
  * Safe to call more than once.
  */
-export async function selectBackend(
-  choice: BackendChoice = 'auto',
-  log?: (line: string) => void,
-  options: BackendOptions = {},
-): Promise<BackendInfo> {
+export function selectBackend(choice: BackendChoice = 'auto', log?: (line: string) => void, options: BackendOptions = {}): Promise<BackendInfo> {
+  // One at a time: a start patches process-wide functions while it runs (wasmThreads.ts), and
+  // two of them interleaved would each take the other's patch for the original.
+  const next = selecting.then(() => selectBackendNow(choice, log, options));
+  selecting = next.catch(() => undefined);
+  return next;
+}
+let selecting: Promise<unknown> = Promise.resolve();
+
+async function selectBackendNow(choice: BackendChoice, log: ((line: string) => void) | undefined, options: BackendOptions): Promise<BackendInfo> {
   if (!CHOICES.includes(choice)) {
     throw new BackendError(`Unknown backend '${String(choice)}': use one of ${CHOICES.join(', ')}.`);
   }
@@ -157,8 +162,10 @@ export async function selectBackend(
 
   if (choice === 'auto' || choice === 'tensorflow') {
     const native = await loadNative();
-    if (native.ok) name = 'tensorflow';
-    else if (choice === 'tensorflow') {
+    if (native.ok) {
+      name = 'tensorflow';
+      if (threads !== undefined && threads > 1) log?.(`threads: ${threads} not used: the native backend runs its own thread pool`);
+    } else if (choice === 'tensorflow') {
       throw new BackendError(
         `The native 'tensorflow' backend could not be loaded (${native.failures.join('; ')}). ` +
           'Install @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node, or use --backend wasm.',
@@ -168,7 +175,8 @@ export async function selectBackend(
   if (name === null && (choice === 'auto' || choice === 'wasm')) {
     const wasm = await loadWasm(threads);
     if (wasm.ok) name = 'wasm';
-    else if (choice === 'wasm') {
+    // Threads were asked for: not the cpu backend in their place.
+    else if (choice === 'wasm' || (threads !== undefined && threads > 1)) {
       throw new BackendError(
         `The wasm backend could not be loaded (${wasm.failure}). ` +
           'Reinstall dependencies (npm ci) so @tensorflow/tfjs-backend-wasm and its .wasm files are present, ' +

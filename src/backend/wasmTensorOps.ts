@@ -70,6 +70,9 @@ export function copyFloats(
   const heap = (backend.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
   const s = (backend.getMemoryOffset(src.dataId) >>> 2) + srcStart;
   const d = (backend.getMemoryOffset(dst.dataId) >>> 2) + dstStart;
+  // A view of a shared heap (the threaded build) is not detached when the heap grows, only too
+  // short: copyWithin would then clamp silently. Fail instead (it would be a stale view).
+  if (Math.max(s, d) + count > heap.length) throw new Error(`copyFloats: the wasm heap view is stale (${heap.length} floats, copy up to ${Math.max(s, d) + count})`);
   heap.copyWithin(d, s, s + count);
 }
 

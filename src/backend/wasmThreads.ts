@@ -2,63 +2,67 @@
  * The wasm backend's multithreaded SIMD build, started in Node (issue 10).
  *
  * tfjs-backend-wasm 4.22 ships a threaded build (XNNPACK's thread pool on Emscripten pthreads)
- * but never starts it in Node. Four things stand in the way, each worked around here for the
- * duration of the backend's initialisation only (the investigation: bench/wasm-threads/RESULT.md):
+ * but never starts it in Node. What stands in the way, and what is done about it for the
+ * duration of the backend's start only (the investigation: bench/wasm-threads/RESULT.md):
  *
- *  1. The WASM_HAS_MULTITHREAD_SUPPORT flag evaluates to false whenever IS_NODE: set it true.
- *  2. The pthread worker script is handed to `new Worker()` as a `blob:` URL, which Node's
- *     worker_threads refuse (ERR_WORKER_PATH). The script (`wasmWorkerContents` in the dist file)
- *     is written to a file once, and `URL.createObjectURL` returns that file's path for that Blob.
+ *  1. The WASM_HAS_MULTITHREAD_SUPPORT flag evaluates to false whenever IS_NODE: it is set true.
+ *  2. The pthread worker's script is handed to `new Worker()` as a `blob:` URL, which Node's
+ *     worker_threads refuse (ERR_WORKER_PATH). `URL.createObjectURL` returns a marker for that
+ *     Blob, and `worker_threads.Worker` (which the build calls) starts the marker as the script's
+ *     text (`eval: true`; no file is written). The wrapper also keeps every worker it made: they
+ *     are unref'd once the backend runs (Emscripten refs them, and the pool's threads never end,
+ *     so the process would never exit) and terminated if it fails to start.
  *  3. Each worker then loads the module factory, another Blob, with `importScripts(blob: URL)`,
- *     a file read in Node: the file's copy of the script reads it with `blob.text()` instead and
- *     defines the bundle's names the factory's text refers to (`require$$0…4`, `commonjsGlobal`).
+ *     a file read in Node: the worker's copy of the script reads it with `blob.text()` instead and
+ *     defines the bundle's names the factory's text refers to (`require$$0…4`, `commonjsGlobal`);
+ *     a failure there is reported through the module's `onAbort` (tfjs then rejects the start).
  *  4. The C++ side sizes its pool as half the logical cores (it assumes hyper-threading), capped at
- *     8: on 2 cores that is 1 thread, whatever was asked. `os.cpus()` reports 2n cores while the
- *     module starts.
- * Emscripten keeps a pthread's worker referenced, so the process would never exit: the workers
- * are unref'd once the backend runs.
+ *     8: on 2 cores that is 1 thread, whatever was asked. `os.cpus()` reports 2n cores meanwhile.
+ * Once the start settles, `URL.createObjectURL`, `os.cpus` and `worker_threads.Worker` are the
+ * originals again. What stays is tfjs's own: the flag (true: the backend is threaded) and the
+ * `Worker` global the threaded build sets (the original `worker_threads.Worker`).
  *
  * XNNPACK splits a kernel's output between threads, never a sum, so results are bit-identical to
  * the single-threaded build whatever the thread count (test/wasm-threads.test.ts checks it on
- * training runs). It is faster only where the machine runs two threads at once: measured in
+ * training runs). It is faster only where the machine runs two threads at once, measured in
  * docs/benchmarks.md ("Multithreaded wasm"); hence opt-in.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import type { Worker as NodeWorker, WorkerOptions } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomicWrite.js';
 
 /** XNNPACK's own cap on its thread pool (backend.cc). */
 export const MAX_WASM_THREADS = 8;
 
-/** The emscripten module as far as this file reads it (tfjs's type for it leaves these out). */
-interface ThreadedModule {
-  PThread?: { runningWorkers: Array<{ unref(): void }> };
-}
+/** How long the threaded start may take (it takes ~0.1 s here): past it, it has hung. */
+const START_TIMEOUT_MS = 60_000;
+
+const FLAG = 'WASM_HAS_MULTITHREAD_SUPPORT';
 
 /** The part of the worker script replaced: its `importScripts` of the module factory Blob. */
 const FACTORY_IMPORT =
   'if(typeof e.data.urlOrBlob=="string"){importScripts(e.data.urlOrBlob)}else{var objectUrl=URL.createObjectURL(e.data.urlOrBlob);importScripts(objectUrl);URL.revokeObjectURL(objectUrl)}WasmBackendModuleThreadedSimd(Module)';
 const FACTORY_READ =
-  'var __factory=e.data.urlOrBlob;(typeof __factory=="string"?Promise.resolve(fs.readFileSync(__factory,"utf8")):__factory.text())' +
+  'var __factory=e.data.urlOrBlob;(typeof __factory=="string"?Promise.resolve(require("fs").readFileSync(__factory,"utf8")):__factory.text())' +
   '.then(text=>{(0,eval)(text);WasmBackendModuleThreadedSimd(Module)})' +
-  '.catch(ex=>{threadPrintErr(String(ex&&ex.stack||ex));process.exit(1)})';
+  '.catch(ex=>{var why="trainchart: the threaded wasm worker could not load its module: "+String(ex&&ex.stack||ex);' +
+  'threadPrintErr(why);if(typeof Module["onAbort"]=="function")Module["onAbort"](why);else process.exit(1)})';
 /** The bundle's module variables the factory's source text (Function.toString) refers to. */
 const FACTORY_GLOBALS =
   'globalThis.require$$0=require("fs");globalThis.require$$1=require("path");' +
   'globalThis.require$$3=require("perf_hooks");globalThis.require$$4=require("os");globalThis.commonjsGlobal=globalThis;\n';
 
 const UNSUPPORTED_BUILD =
-  'the installed @tensorflow/tfjs-backend-wasm is not the 4.22 build this knows how to start threaded; ' +
+  'the installed @tensorflow/tfjs-backend-wasm is not the 4.22 build trainchart knows how to start threaded; ' +
   'run without threads (threads: 1, or no --threads)';
 
-/** The worker script as a file (content-addressed, written atomically), and the Blob size tfjs makes of it. */
-function workerScriptFile(): { file: string; blobSize: number } {
-  const require = createRequire(import.meta.url);
+const require = createRequire(import.meta.url);
+
+/** The pthread worker's script as tfjs would put it in its Blob, with steps 3's changes, and that Blob's size. */
+function workerScript(): { text: string; blobSize: number } {
   const dist = readFileSync(require.resolve('@tensorflow/tfjs-backend-wasm'), 'utf8');
   const match = /var wasmWorkerContents = ("(?:[^"\\]|\\.)*");/.exec(dist);
   if (!match) throw new BackendError(`cannot start the threaded wasm backend: ${UNSUPPORTED_BUILD} (no worker script found in its dist file)`);
@@ -66,59 +70,99 @@ function workerScriptFile(): { file: string; blobSize: number } {
   if (!contents.includes(FACTORY_IMPORT)) {
     throw new BackendError(`cannot start the threaded wasm backend: ${UNSUPPORTED_BUILD} (its worker script differs)`);
   }
-  // tfjs escapes the script's newlines before it makes the Blob; the file gets the same text.
-  const text = FACTORY_GLOBALS + contents.replace(FACTORY_IMPORT, FACTORY_READ).replace(/\n/g, '\\n');
-  const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
-  const file = join(os.tmpdir(), `trainchart-wasm-threaded-simd-${hash}.worker.cjs`);
-  try {
-    if (!existsSync(file) || readFileSync(file, 'utf8') !== text) writeFileAtomic(file, text);
-  } catch (e) {
-    throw new BackendError(
-      `cannot start the threaded wasm backend: its worker script could not be written to ${file} (${(e as Error).message}); ` +
-        'set TMPDIR to a writable directory, or run without threads',
-      { cause: e },
-    );
-  }
-  return { file, blobSize: Buffer.byteLength(contents.replace(/\n/g, '\\n')) };
+  // tfjs escapes the script's newlines before it makes the Blob (they sit in string literals).
+  const escaped = (s: string) => s.replace(/\n/g, '\\n');
+  return { text: FACTORY_GLOBALS + escaped(contents.replace(FACTORY_IMPORT, FACTORY_READ)), blobSize: Buffer.byteLength(escaped(contents)) };
 }
 
 /**
  * Runs `init` (which must start the wasm backend, e.g. `tf.setBackend('wasm')`) so that the
- * backend starts threaded with `threads` threads (2…8). Everything patched for it is put back
- * when `init` settles; the pool's workers are unref'd so that they do not keep the process alive.
- * Must run before the wasm backend first starts in this process.
+ * backend starts threaded with `threads` threads (2…8), and checks that it did. Must run before
+ * the wasm backend first starts in this process, one start at a time (selectBackend runs its
+ * calls one after another). On failure a BackendError, with the workers terminated, the flag as
+ * it was, and the backend that was active before active again.
  */
-export async function initThreadedWasm(threads: number, init: () => Promise<boolean>): Promise<boolean> {
+export async function initThreadedWasm(threads: number, init: () => Promise<boolean>): Promise<void> {
   const wasmBackend = await import('@tensorflow/tfjs-backend-wasm');
-  const { file, blobSize } = workerScriptFile();
-  const env = tf.env();
-  env.set('WASM_HAS_MULTITHREAD_SUPPORT', true);
-  wasmBackend.setThreadsCount(threads);
+  const { text, blobSize } = workerScript();
+  const env = tf.env() as unknown as { flags: Record<string, unknown>; set(name: string, value: boolean): void };
+  const hadFlag = Object.prototype.hasOwnProperty.call(env.flags, FLAG);
+  const flagBefore = env.flags[FLAG];
+  const previousBackend = tf.getBackend() as string | null;
+
+  const workerThreads = require('node:worker_threads') as { Worker: typeof NodeWorker };
+  const RealWorker = workerThreads.Worker;
+  const made: NodeWorker[] = [];
+  const marker = `trainchart:wasm-pthread-worker:${blobSize}`;
+  class PthreadWorker extends RealWorker {
+    constructor(filename: string | URL, options?: WorkerOptions) {
+      // No flags of the process's: the script is CommonJS and needs none, and a worker would
+      // inherit them — one that makes evaluated code a module (`node --input-type=module`) would
+      // leave it without `require`, and V8 flags (`--expose-gc`) passed on explicitly are refused.
+      if (filename === marker) super(text, { ...options, eval: true, execArgv: [] });
+      else super(filename, options);
+      made.push(this);
+    }
+  }
   const { createObjectURL } = URL;
   const { cpus } = os;
   const realCpus = cpus.call(os);
+
+  env.set(FLAG, true);
+  wasmBackend.setThreadsCount(threads);
+  workerThreads.Worker = PthreadWorker;
   URL.createObjectURL = function (obj: Blob) {
-    if (obj instanceof Blob && obj.type === 'application/javascript' && obj.size === blobSize) return file;
+    if (obj instanceof Blob && obj.type === 'application/javascript' && obj.size === blobSize) return marker;
     return createObjectURL.call(URL, obj);
   } as typeof URL.createObjectURL;
   os.cpus = () => Array.from({ length: Math.max(2 * threads, realCpus.length) }, (_, i) => realCpus[i % realCpus.length]!);
-  let ok = false;
+
+  let failure: string | null = null;
+  let timer: NodeJS.Timeout | undefined;
   try {
-    ok = await init();
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), START_TIMEOUT_MS);
+      timer.unref();
+    });
+    const outcome = await Promise.race([init(), timedOut]);
+    if (outcome === 'timeout') failure = `it did not start within ${START_TIMEOUT_MS / 1000} s`;
+    else if (!outcome) failure = 'tfjs could not initialise it (see the worker message above, if any)';
+    else if (wasmBackend.getThreadsCount() !== threads) {
+      // tfjs takes its single-threaded build after setWasmPath() or without SIMD.
+      failure = `it started with ${wasmBackend.getThreadsCount()} thread(s), not ${threads} (a custom wasm path, or no SIMD, selects the single-threaded build)`;
+    }
+  } catch (e) {
+    failure = e instanceof Error ? e.message : String(e);
   } finally {
+    clearTimeout(timer);
     URL.createObjectURL = createObjectURL;
     os.cpus = cpus;
-    // A later start (after a failure, or another backend's) must not find the flag forced on.
-    if (!ok) env.set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    workerThreads.Worker = RealWorker;
+    const globals = globalThis as { Worker?: unknown };
+    if (globals.Worker === PthreadWorker) globals.Worker = RealWorker;
   }
-  if (ok) {
-    const module = (tf.backend() as unknown as { wasm: ThreadedModule }).wasm;
-    for (const worker of module.PThread?.runningWorkers ?? []) worker.unref();
+  if (failure === null) {
+    for (const worker of made) worker.unref();
+    return;
   }
-  return ok;
+  await Promise.all(made.map((worker) => worker.terminate().catch(() => {})));
+  wasmBackend.setThreadsCount(-1);
+  if (hadFlag) env.flags[FLAG] = flagBefore;
+  else delete env.flags[FLAG];
+  // tf.setBackend('wasm') made wasm the active name before it failed to start; put back what ran.
+  if (previousBackend !== null && previousBackend !== 'wasm' && tf.findBackend(previousBackend) != null) await tf.setBackend(previousBackend);
+  throw new BackendError(
+    `the wasm backend's multithreaded build could not be started with ${threads} threads: ${failure}. ` +
+      'Run without threads (threads: 1, or no --threads): the single-threaded build gives the same results',
+  );
 }
 
-/** How many threads the running wasm backend computes with (1 for the single-threaded build). */
+/** Whether the wasm backend has started in this process (without starting it: tf.findBackend would). */
+export function wasmStarted(): boolean {
+  return (tf.engine() as unknown as { registry: Record<string, unknown> }).registry['wasm'] != null;
+}
+
+/** How many threads the started wasm backend computes with (1 for the single-threaded build). */
 export async function wasmThreadsCount(): Promise<number> {
   const wasmBackend = await import('@tensorflow/tfjs-backend-wasm');
   return wasmBackend.getThreadsCount();
