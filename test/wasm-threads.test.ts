@@ -17,6 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { availableParallelism } from 'node:os';
+import { autoThreads, measureParallelism, PARALLEL_ENOUGH } from '../src/backend/parallelism.js';
 import { selectBackend } from '../src/backend/selectBackend.js';
 import { BackendError, ConfigError } from '../src/errors.js';
 
@@ -54,10 +56,10 @@ describe('trainchart train --threads N: the multithreaded wasm build, bit-identi
       expect([two.backend, two.threads]).toEqual(['wasm', 2]);
       expect(two.weightsSha256).toBe(one.weightsSha256);
       expect(two.accuracy).toBe(one.accuracy);
-      // Without --threads the summary is as it always was.
-      const plain = await train(args);
-      expect(plain).not.toHaveProperty('threads');
-      expect(plain.weightsSha256).toBe(one.weightsSha256);
+      // Without --threads: auto, whatever it picks here (1 or 2), the same weights.
+      const auto = await train(args);
+      expect([1, 2]).toContain(auto.threads);
+      expect(auto.weightsSha256).toBe(one.weightsSha256);
     }, 180_000);
   }
 
@@ -65,9 +67,10 @@ describe('trainchart train --threads N: the multithreaded wasm build, bit-identi
     const dir = mkdtempSync(join(tmpdir(), 'trainchart-threads-'));
     try {
       for (const [args, pattern] of [
-        [['--threads', '0'], /--threads must be an integer ≥ 1, got "0"/],
-        [['--threads', '1.5'], /--threads must be an integer ≥ 1, got "1\.5"/],
-        [['--threads', '9'], /--threads must be at most 8 \(the wasm thread pool's cap\), got 9/],
+        [['--threads', '0'], /--threads must be auto or an integer from 1 to 8 \(the wasm thread pool's cap\), got "0"/],
+        [['--threads', '1.5'], /--threads must be auto or an integer from 1 to 8 .*, got "1\.5"/],
+        [['--threads', '9'], /--threads must be auto or an integer from 1 to 8 .*, got "9"/],
+        [['--threads', 'all'], /--threads must be auto or an integer from 1 to 8 .*, got "all"/],
         [['--threads', '2', '--backend', 'cpu'], /--threads 2 applies to --backend wasm \(or auto\) only, not --backend cpu/],
         [['--threads', '2', '--backend', 'tensorflow'], /--threads 2 applies to --backend wasm \(or auto\) only, not --backend tensorflow/],
       ] as const) {
@@ -131,6 +134,19 @@ describe('selectBackend(choice, log, { threads }) in a process of its own', () =
     expect(r.again).toBe(2);
   });
 
+  it("threads: 'auto' measures, says what it took and why, and runs with that", async () => {
+    const r = await inOwnProcess(`
+      const info = await selectBackend('wasm', log, { threads: 'auto' });
+      console.log(JSON.stringify({ info, lines, count: wasm.getThreadsCount(), restored: restored() }));
+    `);
+    const line = (r.lines as string[]).find((l) => l.startsWith('threads: auto'));
+    const picked = /^threads: auto → (\d) \((two threads ran \d+\.\d\d× one's throughput|one core)\)$/.exec(line ?? '');
+    expect(picked, String(line)).not.toBeNull();
+    expect((r.info as { threads: number }).threads).toBe(Number(picked![1]));
+    expect(r.count).toBe(Number(picked![1]));
+    expect(r.restored).toBe(true);
+  });
+
   it('a threaded start that fails is a BackendError saying what to do; the previous backend, the patches and a later single-threaded start are as if it had not been tried', async () => {
     // The threaded build's binary made unreadable (a path that does not exist); the other two stay where they are.
     const r = await inOwnProcess(`
@@ -149,6 +165,29 @@ describe('selectBackend(choice, log, { threads }) in a process of its own', () =
     });
     expect(r.after).toEqual({ backend: 'cpu', restored: true, op: 3 });
     expect(r.single).toEqual(['wasm', 1]);
+  });
+});
+
+describe("threads: 'auto' takes every core where two threads run at once, else 1 (parallelism.ts)", () => {
+  const cores = Math.min(availableParallelism(), 8);
+  it('by the measured throughput of two threads over one', async () => {
+    // The rule: ≥ 1.6× one thread's throughput → every core (up to the cap), below → 1.
+    expect(await autoThreads(8, async () => 1.95)).toEqual({ threads: cores >= 2 ? cores : 1, parallelism: cores >= 2 ? 1.95 : null });
+    expect(await autoThreads(8, async () => 1.05)).toEqual({ threads: 1, parallelism: cores >= 2 ? 1.05 : null });
+    expect((await autoThreads(8, async () => PARALLEL_ENOUGH)).threads).toBe(cores >= 2 ? cores : 1);
+    // One core allowed: nothing to measure.
+    let measured = false;
+    expect(await autoThreads(1, async () => ((measured = true), 2))).toEqual({ threads: 1, parallelism: null });
+    expect(measured).toBe(false);
+  });
+
+  it('measureParallelism gives a throughput ratio (two busy threads against one), between a shared core and two', async () => {
+    const p = await measureParallelism(10, 1);
+    expect(Number.isFinite(p)).toBe(true);
+    // One core shared: ~1 (less with the handover); two in parallel: ~2 (a little more, if the
+    // solo run was slowed). Never 0, never 3 from two threads.
+    expect(p).toBeGreaterThan(0.3);
+    expect(p).toBeLessThan(2.8);
   });
 });
 

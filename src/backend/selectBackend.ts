@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BackendError, ConfigError } from '../errors.js';
 import { withTfjsWarningsMuted } from './conv2dGradient.js';
 import { applyKernelSet } from './kernelSet.js';
+import { autoThreads } from './parallelism.js';
 import { initThreadedWasm, MAX_WASM_THREADS, wasmStarted, wasmThreadsCount } from './wasmThreads.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -28,10 +29,12 @@ export interface BackendOptions {
   /**
    * Threads for the wasm backend (1…8, default 1): more than 1 starts its multithreaded SIMD
    * build, bit-identical to the single-threaded one and faster only where the machine runs
-   * threads in parallel (docs/benchmarks.md, "Multithreaded wasm"). Fixed for the process by
-   * the first start of the wasm backend. Ignored when 'auto' loads a native backend.
+   * threads in parallel (docs/benchmarks.md, "Multithreaded wasm"). 'auto' measures that first
+   * (~0.1 s, parallelism.ts) and takes every core (up to 8) where two threads run at once, else 1;
+   * it falls back to 1 thread, with a log line, if the threaded build does not start. Fixed for
+   * the process by the first start of the wasm backend. Ignored when 'auto' loads a native backend.
    */
-  threads?: number;
+  threads?: number | 'auto';
 }
 
 const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
@@ -81,7 +84,7 @@ async function loadNative(): Promise<{ ok: true } | { ok: false; failures: strin
   return { ok: false, failures };
 }
 
-async function loadWasm(threads: number | undefined): Promise<{ ok: true } | { ok: false; failure: string }> {
+async function loadWasm(threads: number | 'auto' | undefined, log?: (line: string) => void): Promise<{ ok: true } | { ok: false; failure: string }> {
   try {
     await import('@tensorflow/tfjs-backend-wasm');
   } catch (e) {
@@ -90,12 +93,25 @@ async function loadWasm(threads: number | undefined): Promise<{ ok: true } | { o
   if (wasmStarted()) {
     // Started before (its thread pool is made once per process): it is used as it runs.
     const running = await wasmThreadsCount();
-    if (threads !== undefined && threads !== running) {
+    if (typeof threads === 'number' && threads !== running) {
       throw new BackendError(
         `the wasm backend already runs with ${running} thread(s) in this process, and its threads are fixed when it first starts: ` +
           `ask for ${threads} at the first selectBackend call (or --threads in a new process)`,
       );
     }
+  } else if (threads === 'auto') {
+    const chosen = await autoThreads(MAX_WASM_THREADS);
+    const why = chosen.parallelism === null ? 'one core' : `two threads ran ${chosen.parallelism.toFixed(2)}× one's throughput`;
+    if (chosen.threads > 1) {
+      try {
+        await initThreadedWasm(chosen.threads, () => activate('wasm'));
+        log?.(`threads: auto → ${chosen.threads} (${why})`);
+        return { ok: true };
+      } catch (e) {
+        // Best effort: the single-threaded build computes the same results.
+        log?.(`threads: auto → 1: ${chosen.threads} threads did not start (${firstLine(e)})`);
+      }
+    } else log?.(`threads: auto → 1 (${why})`);
   } else if (threads !== undefined && threads > 1) {
     // Asked for threads: a failure to start them is the caller's to see (a BackendError), not a fallback.
     await initThreadedWasm(threads, () => activate('wasm'));
@@ -104,8 +120,8 @@ async function loadWasm(threads: number | undefined): Promise<{ ok: true } | { o
   return (await activate('wasm')) ? { ok: true } : { ok: false, failure: 'the wasm backend did not initialise' };
 }
 
-function checkThreads(choice: BackendChoice, threads: number | undefined): void {
-  if (threads === undefined) return;
+function checkThreads(choice: BackendChoice, threads: number | 'auto' | undefined): void {
+  if (threads === undefined || threads === 'auto') return;
   if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS) {
     throw new ConfigError(`threads must be an integer from 1 to ${MAX_WASM_THREADS} (the wasm thread pool's cap), got ${String(threads)}`);
   }
@@ -164,7 +180,7 @@ async function selectBackendNow(choice: BackendChoice, log: ((line: string) => v
     const native = await loadNative();
     if (native.ok) {
       name = 'tensorflow';
-      if (threads !== undefined && threads > 1) log?.(`threads: ${threads} not used: the native backend runs its own thread pool`);
+      if (typeof threads === 'number' && threads > 1) log?.(`threads: ${threads} not used: the native backend runs its own thread pool`);
     } else if (choice === 'tensorflow') {
       throw new BackendError(
         `The native 'tensorflow' backend could not be loaded (${native.failures.join('; ')}). ` +
@@ -173,10 +189,10 @@ async function selectBackendNow(choice: BackendChoice, log: ((line: string) => v
     }
   }
   if (name === null && (choice === 'auto' || choice === 'wasm')) {
-    const wasm = await loadWasm(threads);
+    const wasm = await loadWasm(threads, log);
     if (wasm.ok) name = 'wasm';
     // Threads were asked for: not the cpu backend in their place.
-    else if (choice === 'wasm' || (threads !== undefined && threads > 1)) {
+    else if (choice === 'wasm' || (typeof threads === 'number' && threads > 1)) {
       throw new BackendError(
         `The wasm backend could not be loaded (${wasm.failure}). ` +
           'Reinstall dependencies (npm ci) so @tensorflow/tfjs-backend-wasm and its .wasm files are present, ' +

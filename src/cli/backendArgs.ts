@@ -5,12 +5,13 @@
 import { selectBackend, type BackendChoice, type BackendInfo } from '../backend/selectBackend.js';
 import { MAX_WASM_THREADS } from '../backend/wasmThreads.js';
 import { ConfigError } from '../errors.js';
-import { choiceOption, intOption } from './args.js';
+import { choiceOption } from './args.js';
 
 export const BACKEND_HELP = `  --backend B            auto | tensorflow | wasm | cpu (default auto)
-  --threads N            wasm (also under auto, unless a native backend loads): compute with N
-                         threads (1-${MAX_WASM_THREADS}, default 1); the same results, faster where the
-                         machine runs threads in parallel
+  --threads N|auto       wasm (also under --backend auto, unless a native backend loads): compute
+                         with N threads (1-${MAX_WASM_THREADS}); auto (the default) measures whether
+                         two threads run at once here and takes every core if they do, else 1;
+                         the results are the same whatever the count
 `;
 
 export const BACKEND_OPTIONS = {
@@ -20,22 +21,22 @@ export const BACKEND_OPTIONS = {
 
 export interface BackendArgs {
   choice: BackendChoice;
-  threads: number | undefined;
+  threads: number | 'auto';
 }
 
 /** Checks the options (a ConfigError, exit code 2) before anything is written or started. */
 export function backendArgs(v: { backend?: unknown; threads?: unknown }): BackendArgs {
   const choice = choiceOption<BackendChoice>('backend', v.backend, ['auto', 'tensorflow', 'wasm', 'cpu'], 'auto');
-  const threads = v.threads === undefined ? undefined : intOption('threads', v.threads, 1, 1);
-  if (threads !== undefined && threads > MAX_WASM_THREADS) {
-    throw new ConfigError(`--threads must be at most ${MAX_WASM_THREADS} (the wasm thread pool's cap), got ${threads}`);
+  const threads = v.threads === undefined || v.threads === 'auto' ? 'auto' : Number(v.threads);
+  if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_WASM_THREADS)) {
+    throw new ConfigError(`--threads must be auto or an integer from 1 to ${MAX_WASM_THREADS} (the wasm thread pool's cap), got "${String(v.threads)}"`);
   }
-  if (threads !== undefined && threads > 1 && (choice === 'cpu' || choice === 'tensorflow')) {
+  if (threads !== 'auto' && threads > 1 && (choice === 'cpu' || choice === 'tensorflow')) {
     throw new ConfigError(`--threads ${threads} applies to --backend wasm (or auto) only, not --backend ${choice}: drop --threads, or use --backend wasm`);
   }
   return { choice, threads };
 }
 
 export function selectBackendFromArgs(args: BackendArgs, say: (line: string) => void): Promise<BackendInfo> {
-  return selectBackend(args.choice, say, args.threads === undefined ? {} : { threads: args.threads });
+  return selectBackend(args.choice, say, { threads: args.threads });
 }

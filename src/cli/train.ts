@@ -179,8 +179,8 @@ export async function trainCommand(argv: string[], resuming?: TrainResume): Prom
     validLoss: result.metrics?.validLoss ?? null,
     accuracy: result.metrics?.accuracy ?? null,
     backend: backend.name,
-    // Only when asked for, so a plain run's summary is unchanged.
-    ...(backendChoice.threads !== undefined ? { threads: backend.threads } : {}),
+    // What the kernels computed with (--threads, auto by default); null on a native backend.
+    threads: backend.threads,
     seconds: Math.round(seconds * 100) / 100,
     seed,
     batchSize,
