@@ -328,7 +328,9 @@ async function threadedComparison(threads: number): Promise<ThreadedComparison |
     const singleThreadConfigs = await threadedChild(1);
     const configs = await threadedChild(threads);
     const speedupOfD = configs.map((t, i) => {
-      const singleMs = singleThreadConfigs[i]!.contenders.d!.msPerBatch.median;
+      const one = singleThreadConfigs[i]!;
+      if (one.model !== t.model || one.batchSize !== t.batchSize) throw new Error(`the 1- and ${threads}-thread children ran different configs`);
+      const singleMs = one.contenders.d!.msPerBatch.median;
       const threadedMs = t.contenders.d!.msPerBatch.median;
       return { model: t.model, batchSize: t.batchSize, singleMs, threadedMs, speedup: round(singleMs / threadedMs) };
     });
@@ -379,8 +381,8 @@ async function main() {
     }
   }
 
-  // The multithreaded wasm build (opt-in, `threads`): a and d in a child process, d's speed-up
-  // over this run's single-threaded d. Not part of the ratios above (other kernels' timing).
+  // The multithreaded wasm build (`threads`; the CLI's auto takes it where cores run at once):
+  // a and d in child processes with 1 and 2 threads, d's speed-up. Not part of the ratios above.
   const wasmThreads = await threadedComparison(2);
   if ('error' in wasmThreads) log(`wasm, ${wasmThreads.threads} threads: did not run (${wasmThreads.error})`);
   else for (const s of wasmThreads.speedupOfD) log(`wasm, ${wasmThreads.threads} threads, ${s.model} b${s.batchSize}: d ${s.threadedMs.toFixed(2)} ms/batch (1 thread, its own process: ${s.singleMs.toFixed(2)}): ${s.speedup}×`);

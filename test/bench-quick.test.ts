@@ -37,7 +37,13 @@ describe('npm run bench -- --quick', () => {
       checkpoint: { writeMs: { median: number } };
       hostReads: { defaults: { perTrainBatch: number }; none: { perTrainBatch: number } };
       checks: Record<string, { pass: boolean; limit: string }>;
-      wasmThreads: { threads: number; error?: string; configs: Array<{ threads: number; model: string; contenders: Record<string, unknown> }>; singleThreadConfigs: Array<{ threads: number }>; speedupOfD: Array<{ speedup: number }> };
+      wasmThreads: {
+        threads: number;
+        error?: string;
+        configs: Array<{ threads: number; model: string; contenders: Record<string, { msPerBatch: { median: number } }> }>;
+        singleThreadConfigs: Array<{ threads: number; contenders: Record<string, { msPerBatch: { median: number } }> }>;
+        speedupOfD: Array<{ speedup: number; singleMs: number; threadedMs: number }>;
+      };
       machine: { cpus: number; node: string };
     };
     expect(result.quick).toBe(true);
@@ -66,7 +72,12 @@ describe('npm run bench -- --quick', () => {
       [2, 'cnn', 'a,d'],
     ]);
     expect(result.wasmThreads.singleThreadConfigs.map((c) => c.threads)).toEqual([1, 1]);
-    for (const s of result.wasmThreads.speedupOfD) expect(s.speedup).toBeGreaterThan(0);
+    // d's speed-up is the 1-thread child's d over the 2-thread child's, row by row.
+    for (const [i, s] of result.wasmThreads.speedupOfD.entries()) {
+      expect(s.singleMs).toBe(result.wasmThreads.singleThreadConfigs[i]!.contenders.d!.msPerBatch.median);
+      expect(s.threadedMs).toBe(result.wasmThreads.configs[i]!.contenders.d!.msPerBatch.median);
+      expect(s.speedup).toBeCloseTo(s.singleMs / s.threadedMs, 2);
+    }
     // The table is printed before the JSON.
     expect(lines.some((l) => l.startsWith('| backend | kernels | model |'))).toBe(true);
   });

@@ -184,6 +184,8 @@ const API: Record<string, ApiCase> = {
   A39: ({ learn }) => learn.fit(2, { callbackStates: {} }),
   A40: () => new ParamScheduler({ lr: (() => 1) as never }).setState({ patience: 3 }),
   A41: () => selectBackend('tpu' as never),
+  A77: () => selectBackend('wasm', undefined, { threads: 9 }),
+  A78: () => selectBackend('cpu', undefined, { threads: 2 }),
   A42: ({ learn }) => learn.lrFind({ numItt: 5 } as never),
   A43: ({ learn }) => learn.fitOneCycle(1, { lrMaxx: 1e-2 } as never),
   A44: ({ learn }) => learn.fit(1, { callbacks: [hookReturning({ skipBackward: true }, 'onBatchBegin')] }),
@@ -361,6 +363,8 @@ const CLI: Record<string, CliCase> = {
   C17: ['sweep', 'status', 'lr-scan', '--redis', 'localhost:6379'],
   C18: ['sweep', badSpec, '--redis', NO_REDIS],
   C19: ['sweep', 'status', 'lr-scan', '--redis', NO_REDIS],
+  C20: ['train', '--threads', '9'],
+  C21: ['train', '--threads', '2', '--backend', 'cpu'],
 };
 
 function tinyOptions() {

@@ -1,27 +1,41 @@
 /**
- * Does this machine run two threads at once? Measured, because the core count does not say: a
- * VM may show 2 vCPUs and give one core of throughput (bench/wasm-threads/RESULT.md: there two
- * CPU-bound processes each took 2.2–3× as long as one alone, and the threaded wasm build was
- * 2–4× slower than the single-threaded one). `threads: 'auto'` starts wasm threaded only where
- * this finds real parallelism. Results do not depend on the answer (the threaded build is
- * bit-identical), only speed does.
+ * Do this machine's cores run at once? Measured, because the core count does not say: a VM may
+ * show 2 vCPUs and give one core of throughput (bench/wasm-threads/RESULT.md: there two CPU-bound
+ * processes each took 2.2–3× as long as one alone, and the threaded wasm build was 2–4× slower
+ * than the single-threaded one); two hyper-threads of one core share its vector units, which
+ * XNNPACK's kernels keep busy; a container's CPU quota may be below the host's core count.
+ * `threads: 'auto'` starts wasm threaded only where this finds the cores it would use running in
+ * parallel. Results do not depend on the answer (the threaded build is bit-identical), only
+ * speed does.
  */
 import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
-/** A busy loop the JIT cannot remove (its result is used). The worker runs the same source. */
+/**
+ * A busy loop that keeps a core's floating-point units busy, as matrix kernels do: eight
+ * independent multiply-add chains (a single dependent chain would leave the units idle, and two
+ * hyper-threads of one core would then both seem to run at full speed). Its result is used, so
+ * the JIT cannot drop it. The workers run the same source.
+ */
 function spin(n: number): number {
-  let x = 0;
-  for (let i = 0; i < n; i++) x = (x + i * 7) % 1000003;
-  return x;
+  let a = 1, b = 2, c = 3, d = 4, e = 5, f = 6, g = 7, h = 8;
+  for (let i = 0; i < n; i++) {
+    a = a * 0.999999 + 1e-7; b = b * 0.999998 + 2e-7; c = c * 0.999997 + 3e-7; d = d * 0.999996 + 4e-7;
+    e = e * 0.999995 + 5e-7; f = f * 0.999994 + 6e-7; g = g * 0.999993 + 7e-7; h = h * 0.999992 + 8e-7;
+  }
+  return a + b + c + d + e + f + g + h;
 }
 
-/** The worker: warms its loop up, says ready, then spins `n` iterations for every message it gets. */
+/** A worker: warms its loop up, says ready, then for every message spins that many iterations and answers. */
 const WORKER = `${spin.toString()}
 const { parentPort } = require('node:worker_threads');
-spin(2e6);
-parentPort.on('message', (n) => { const x = spin(n); parentPort.postMessage(x); });
+spin(1e6);
+parentPort.on('message', (n) => parentPort.postMessage(spin(n)));
 parentPort.postMessage('ready');`;
+
+/** How long the measurement may take in all (it takes ~0.1 s): past it, something is wrong. */
+const PROBE_TIMEOUT_MS = 10_000;
 
 /** Iterations that take about `ms` on this thread. */
 function calibrate(ms: number): number {
@@ -30,52 +44,112 @@ function calibrate(ms: number): number {
     const t0 = performance.now();
     spin(n);
     const took = performance.now() - t0;
-    if (took >= ms / 4 || n > 1e10) return Math.ceil((n * ms) / Math.max(took, 1e-3));
+    if (took >= ms / 4 || n > 1e10) return Math.max(1, Math.ceil((n * ms) / Math.max(took, 1e-3)));
     n *= 4;
   }
 }
 
+export interface ParallelismProbe {
+  /** Threads measured together (this one and `threads − 1` workers); default 2. */
+  threads?: number;
+  /** About how long one thread's share takes, in ms; default 15. */
+  workMs?: number;
+  /** Rounds; the fastest of each kind counts (a pause of the machine only slows a round). Default 3. */
+  rounds?: number;
+  /** The workers' share against this thread's (tests: 0, or 2); default 1. */
+  workerShare?: number;
+}
+
 /**
- * Two threads' throughput over one's, measured with a busy loop of about `workMs` on this thread
- * and on a worker at once: ~2 where two cores run in parallel, ~1 (or less) where they share one.
- * The best of `tries` (a pause of the machine only lowers a try). Takes ~30 ms + 3 × workMs × tries.
+ * `threads` busy threads' throughput over one's: ~`threads` where that many cores run in
+ * parallel, ~1 (or less) where they share one. Each round times this thread alone, then all of
+ * them at once; the fastest of each over `rounds`. Rejects (after terminating its workers) if a
+ * worker fails, exits or the whole takes over 10 s.
  */
-export async function measureParallelism(workMs = 15, tries = 2): Promise<number> {
-  spin(2e6); // warm this thread's loop up, as the worker does
+export async function measureParallelism(probe: ParallelismProbe = {}): Promise<number> {
+  const { threads = 2, workMs = 15, rounds = 3, workerShare = 1 } = probe;
+  spin(1e6); // warm this thread's loop up, as the workers do
   const n = calibrate(workMs);
-  const t0 = performance.now();
-  spin(n);
-  const solo = performance.now() - t0;
-  const worker = new Worker(WORKER, { eval: true, execArgv: [] });
+  const workers = Array.from({ length: threads - 1 }, () => new Worker(WORKER, { eval: true, execArgv: [] }));
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the parallelism probe took over ${PROBE_TIMEOUT_MS / 1000} s`)), PROBE_TIMEOUT_MS);
+  });
+  /** The next message of every worker (or the first failure of one). */
+  const answers = () =>
+    Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<unknown>((resolve, reject) => {
+            const done = (settle: () => void) => {
+              w.off('message', onMessage).off('error', onError).off('exit', onExit);
+              settle();
+            };
+            const onMessage = (m: unknown) => done(() => resolve(m));
+            const onError = (e: Error) => done(() => reject(e));
+            const onExit = (code: number) => done(() => reject(new Error(`a probe worker exited (code ${code})`)));
+            w.on('message', onMessage).on('error', onError).on('exit', onExit);
+          }),
+      ),
+    );
   try {
-    const next = () => new Promise<unknown>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    await next(); // ready
-    let best = 0;
-    for (let t = 0; t < tries; t++) {
-      const done = next();
-      const start = performance.now();
-      worker.postMessage(n);
+    await Promise.race([answers(), timedOut]); // all ready
+    let solo = Infinity;
+    let together = Infinity;
+    const share = Math.round(n * workerShare);
+    for (let r = 0; r < rounds; r++) {
+      let t0 = performance.now();
       spin(n);
-      await done;
-      const together = performance.now() - start;
-      best = Math.max(best, (2 * solo) / together);
+      solo = Math.min(solo, performance.now() - t0);
+      const done = answers();
+      t0 = performance.now();
+      for (const w of workers) w.postMessage(share);
+      spin(n);
+      await Promise.race([done, timedOut]);
+      together = Math.min(together, performance.now() - t0);
     }
-    return best;
+    return (threads * solo) / together;
   } finally {
-    await worker.terminate();
+    clearTimeout(timer);
+    await Promise.all(workers.map((w) => w.terminate()));
   }
 }
 
-/** Two threads' throughput over one's at or above which threads pay (measured: ~1.9 where they do, ≤ 1 where they did not). */
-export const PARALLEL_ENOUGH = 1.6;
+/** The share of ideal parallel throughput at or above which threads pay (measured: ~0.95–1.0 where they did, ≤ 0.5 where they did not). */
+export const PARALLEL_EFFICIENCY = 0.8;
 
-/** The thread count `threads: 'auto'` takes: every core (up to `max`) where threads run in parallel, else 1. */
-export async function autoThreads(max: number, measure: () => Promise<number> = measureParallelism): Promise<{ threads: number; parallelism: number | null }> {
-  const cores = Math.min(availableParallelism(), max);
-  if (cores < 2) return { threads: 1, parallelism: null };
-  const parallelism = await measure();
-  return { threads: parallelism >= PARALLEL_ENOUGH ? cores : 1, parallelism };
+/** Whole CPUs a cgroup v2 quota allows (`cpu.max`), or null when there is none or it cannot be read. */
+export function cpuQuota(read: (path: string) => string = (p) => readFileSync(p, 'utf8')): number | null {
+  try {
+    const [quota, period] = read('/sys/fs/cgroup/cpu.max').trim().split(/\s+/);
+    if (quota === undefined || quota === 'max' || period === undefined) return null;
+    const cpus = Number(quota) / Number(period);
+    return Number.isFinite(cpus) && cpus > 0 ? Math.max(1, Math.floor(cpus)) : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface AutoThreads {
+  threads: number;
+  /** The cores it would use: the machine's, within a CPU quota and the cap. */
+  cores: number;
+  /** Their measured throughput over one thread's; null when there was nothing to measure (one core). */
+  parallelism: number | null;
+}
+
+/**
+ * The thread count `threads: 'auto'` takes: every core it may use (the machine's, within a CPU
+ * quota, up to `max`) when all of them together do at least 80% of that many times one thread's
+ * work, else 1.
+ */
+export async function autoThreads(
+  max: number,
+  measure: (threads: number) => Promise<number> = (threads) => measureParallelism({ threads }),
+  quota: number | null = cpuQuota(),
+): Promise<AutoThreads> {
+  const cores = Math.min(availableParallelism(), quota ?? Infinity, max);
+  if (cores < 2) return { threads: 1, cores, parallelism: null };
+  const parallelism = await measure(cores);
+  return { threads: parallelism >= PARALLEL_EFFICIENCY * cores ? cores : 1, cores, parallelism };
 }

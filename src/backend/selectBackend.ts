@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BackendError, ConfigError } from '../errors.js';
 import { withTfjsWarningsMuted } from './conv2dGradient.js';
 import { applyKernelSet } from './kernelSet.js';
-import { autoThreads } from './parallelism.js';
+import { autoThreads, type AutoThreads } from './parallelism.js';
 import { initThreadedWasm, MAX_WASM_THREADS, wasmStarted, wasmThreadsCount } from './wasmThreads.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -53,8 +53,9 @@ const firstLine = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0]
  */
 async function activate(name: string): Promise<boolean> {
   // Already the active, initialised backend: nothing to do. (tf.setBackend would keep the
-  // instance but re-run every kernel's setup and reset the profiler.)
-  if (tf.getBackend() === name && tf.findBackend(name) != null) return true;
+  // instance but re-run every kernel's setup and reset the profiler.) The registry, not
+  // tf.findBackend: that starts a backend registered but not yet started.
+  if (tf.getBackend() === name && tf.engine().registry[name] != null) return true;
   const env = tf.env();
   const previous = env.getBool('IS_TEST');
   env.set('IS_TEST', true);
@@ -99,25 +100,47 @@ async function loadWasm(threads: number | 'auto' | undefined, log?: (line: strin
           `ask for ${threads} at the first selectBackend call (or --threads in a new process)`,
       );
     }
+    if (threads === 'auto') log?.(`threads: auto → ${running} (the wasm backend already runs with ${running} in this process)`);
   } else if (threads === 'auto') {
-    const chosen = await autoThreads(MAX_WASM_THREADS);
-    const why = chosen.parallelism === null ? 'one core' : `two threads ran ${chosen.parallelism.toFixed(2)}× one's throughput`;
-    if (chosen.threads > 1) {
-      try {
-        await initThreadedWasm(chosen.threads, () => activate('wasm'));
-        log?.(`threads: auto → ${chosen.threads} (${why})`);
-        return { ok: true };
-      } catch (e) {
-        // Best effort: the single-threaded build computes the same results.
-        log?.(`threads: auto → 1: ${chosen.threads} threads did not start (${firstLine(e)})`);
-      }
-    } else log?.(`threads: auto → 1 (${why})`);
+    if (await startWasmAuto(log)) return { ok: true };
   } else if (threads !== undefined && threads > 1) {
     // Asked for threads: a failure to start them is the caller's to see (a BackendError), not a fallback.
     await initThreadedWasm(threads, () => activate('wasm'));
     return { ok: true };
   }
   return (await activate('wasm')) ? { ok: true } : { ok: false, failure: 'the wasm backend did not initialise' };
+}
+
+/**
+ * `threads: 'auto'`: measures, starts threaded when it pays, logs what it took and why. Best
+ * effort: a probe or start that fails leaves one thread (the same results), said in the log.
+ * True when the threaded build runs; false to start the single-threaded one. (Exported for its
+ * tests, with `choose` in place of the measurement.)
+ */
+export async function startWasmAuto(
+  log: ((line: string) => void) | undefined,
+  choose: () => Promise<AutoThreads> = () => autoThreads(MAX_WASM_THREADS),
+): Promise<boolean> {
+  let chosen;
+  try {
+    chosen = await choose();
+  } catch (e) {
+    log?.(`threads: auto → 1 (could not measure whether threads run in parallel here: ${firstLine(e)})`);
+    return false;
+  }
+  const ran = chosen.parallelism === null ? null : `${chosen.cores} threads ran ${chosen.parallelism.toFixed(2)}× one's throughput`;
+  if (chosen.threads === 1) {
+    log?.(`threads: auto → 1 (${ran ?? 'one core'})`);
+    return false;
+  }
+  try {
+    await initThreadedWasm(chosen.threads, () => activate('wasm'));
+  } catch (e) {
+    log?.(`threads: auto → 1 (${ran}, but the threaded build did not start: ${firstLine(e).replace(/\. Run with one thread.*$/, '')})`);
+    return false;
+  }
+  log?.(`threads: auto → ${chosen.threads} (${ran})`);
+  return true;
 }
 
 function checkThreads(choice: BackendChoice, threads: number | 'auto' | undefined): void {

@@ -72,7 +72,9 @@ export function copyFloats(
   const d = (backend.getMemoryOffset(dst.dataId) >>> 2) + dstStart;
   // A view of a shared heap (the threaded build) is not detached when the heap grows, only too
   // short: copyWithin would then clamp silently. Fail instead (it would be a stale view).
-  if (Math.max(s, d) + count > heap.length) throw new Error(`copyFloats: the wasm heap view is stale (${heap.length} floats, copy up to ${Math.max(s, d) + count})`);
+  if (Math.max(s, d) + count > heap.length) {
+    throw new BackendError(`copyFloats: the wasm heap view is stale (${heap.length} floats, a copy up to ${Math.max(s, d) + count}); a trainchart defect, please report it`);
+  }
   heap.copyWithin(d, s, s + count);
 }
 

@@ -24,8 +24,9 @@
  *
  * XNNPACK splits a kernel's output between threads, never a sum, so results are bit-identical to
  * the single-threaded build whatever the thread count (test/wasm-threads.test.ts checks it on
- * training runs). It is faster only where the machine runs two threads at once, measured in
- * docs/benchmarks.md ("Multithreaded wasm"); hence opt-in.
+ * training runs). It is faster only where the machine's cores run at once (docs/benchmarks.md,
+ * "Multithreaded wasm"): `threads: 'auto'` measures that first (parallelism.ts); a number is
+ * taken as asked.
  */
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -47,7 +48,7 @@ const FACTORY_IMPORT =
   'if(typeof e.data.urlOrBlob=="string"){importScripts(e.data.urlOrBlob)}else{var objectUrl=URL.createObjectURL(e.data.urlOrBlob);importScripts(objectUrl);URL.revokeObjectURL(objectUrl)}WasmBackendModuleThreadedSimd(Module)';
 const FACTORY_READ =
   'var __factory=e.data.urlOrBlob;(typeof __factory=="string"?Promise.resolve(require("fs").readFileSync(__factory,"utf8")):__factory.text())' +
-  '.then(text=>{(0,eval)(text);WasmBackendModuleThreadedSimd(Module)})' +
+  '.then(text=>{(0,eval)(text);return WasmBackendModuleThreadedSimd(Module)})' +
   '.catch(ex=>{var why="trainchart: the threaded wasm worker could not load its module: "+String(ex&&ex.stack||ex);' +
   'threadPrintErr(why);if(typeof Module["onAbort"]=="function")Module["onAbort"](why);else process.exit(1)})';
 /** The bundle's module variables the factory's source text (Function.toString) refers to. */
@@ -55,9 +56,10 @@ const FACTORY_GLOBALS =
   'globalThis.require$$0=require("fs");globalThis.require$$1=require("path");' +
   'globalThis.require$$3=require("perf_hooks");globalThis.require$$4=require("os");globalThis.commonjsGlobal=globalThis;\n';
 
-const UNSUPPORTED_BUILD =
-  'the installed @tensorflow/tfjs-backend-wasm is not the 4.22 build trainchart knows how to start threaded; ' +
-  'run without threads (threads: 1, or no --threads)';
+/** What to do when threads cannot be had: the single-threaded build computes the same results. */
+const RUN_SINGLE = 'run with one thread (--threads 1, or threads: 1 in selectBackend): it gives the same results';
+
+const UNSUPPORTED_BUILD = `the installed @tensorflow/tfjs-backend-wasm is not the 4.22 build trainchart knows how to start threaded; ${RUN_SINGLE}`;
 
 const require = createRequire(import.meta.url);
 
@@ -75,20 +77,30 @@ function workerScript(): { text: string; blobSize: number } {
   return { text: FACTORY_GLOBALS + escaped(contents.replace(FACTORY_IMPORT, FACTORY_READ)), blobSize: Buffer.byteLength(escaped(contents)) };
 }
 
+interface EngineInternals {
+  registryFactory: Record<string, { factory: () => tf.KernelBackend | Promise<tf.KernelBackend>; priority: number } | undefined>;
+  pendingBackendInitId: number;
+  pendingBackendInit: Promise<boolean> | null;
+}
+
 /**
  * Runs `init` (which must start the wasm backend, e.g. `tf.setBackend('wasm')`) so that the
  * backend starts threaded with `threads` threads (2…8), and checks that it did. Must run before
  * the wasm backend first starts in this process, one start at a time (selectBackend runs its
- * calls one after another). On failure a BackendError, with the workers terminated, the flag as
- * it was, and the backend that was active before active again.
+ * calls one after another). On failure a BackendError, and the process as if it had not been
+ * tried: the workers terminated, the wasm backend registered but not started (a start still
+ * pending made obsolete), the flags and thread count as they were, the backend that was active
+ * before active again.
  */
-export async function initThreadedWasm(threads: number, init: () => Promise<boolean>): Promise<void> {
+export async function initThreadedWasm(threads: number, init: () => Promise<boolean>, timeoutMs = START_TIMEOUT_MS): Promise<void> {
   const wasmBackend = await import('@tensorflow/tfjs-backend-wasm');
   const { text, blobSize } = workerScript();
   const env = tf.env() as unknown as { flags: Record<string, unknown>; set(name: string, value: boolean): void };
-  const hadFlag = Object.prototype.hasOwnProperty.call(env.flags, FLAG);
-  const flagBefore = env.flags[FLAG];
+  const flagsBefore = new Map(['IS_TEST', FLAG].map((name) => [name, Object.prototype.hasOwnProperty.call(env.flags, name) ? { value: env.flags[name] } : null]));
   const previousBackend = tf.getBackend() as string | null;
+  const globals = globalThis as { Worker?: unknown };
+  const hadWorkerGlobal = Object.prototype.hasOwnProperty.call(globals, 'Worker');
+  const workerGlobalBefore = globals.Worker;
 
   const workerThreads = require('node:worker_threads') as { Worker: typeof NodeWorker };
   const RealWorker = workerThreads.Worker;
@@ -99,9 +111,10 @@ export async function initThreadedWasm(threads: number, init: () => Promise<bool
       // No flags of the process's: the script is CommonJS and needs none, and a worker would
       // inherit them — one that makes evaluated code a module (`node --input-type=module`) would
       // leave it without `require`, and V8 flags (`--expose-gc`) passed on explicitly are refused.
-      if (filename === marker) super(text, { ...options, eval: true, execArgv: [] });
-      else super(filename, options);
-      made.push(this);
+      if (filename === marker) {
+        super(text, { ...options, eval: true, execArgv: [] });
+        made.push(this);
+      } else super(filename, options);
     }
   }
   const { createObjectURL } = URL;
@@ -121,11 +134,10 @@ export async function initThreadedWasm(threads: number, init: () => Promise<bool
   let timer: NodeJS.Timeout | undefined;
   try {
     const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), START_TIMEOUT_MS);
-      timer.unref();
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
     });
     const outcome = await Promise.race([init(), timedOut]);
-    if (outcome === 'timeout') failure = `it did not start within ${START_TIMEOUT_MS / 1000} s`;
+    if (outcome === 'timeout') failure = `it did not start within ${timeoutMs / 1000} s`;
     else if (!outcome) failure = 'tfjs could not initialise it (see the worker message above, if any)';
     else if (wasmBackend.getThreadsCount() !== threads) {
       // tfjs takes its single-threaded build after setWasmPath() or without SIMD.
@@ -138,7 +150,7 @@ export async function initThreadedWasm(threads: number, init: () => Promise<bool
     URL.createObjectURL = createObjectURL;
     os.cpus = cpus;
     workerThreads.Worker = RealWorker;
-    const globals = globalThis as { Worker?: unknown };
+    // The threaded build sets the global (and keeps using it): the real class, not the wrapper.
     if (globals.Worker === PthreadWorker) globals.Worker = RealWorker;
   }
   if (failure === null) {
@@ -146,15 +158,31 @@ export async function initThreadedWasm(threads: number, init: () => Promise<bool
     return;
   }
   await Promise.all(made.map((worker) => worker.terminate().catch(() => {})));
+  resetWasmBackend();
+  // Nobody sets a count but this file (tfjs's default, -1, is "as many as the cores").
   wasmBackend.setThreadsCount(-1);
-  if (hadFlag) env.flags[FLAG] = flagBefore;
-  else delete env.flags[FLAG];
+  for (const [name, before] of flagsBefore) {
+    if (before) env.flags[name] = before.value;
+    else delete env.flags[name];
+  }
+  if (hadWorkerGlobal) globals.Worker = workerGlobalBefore;
+  else delete globals.Worker;
   // tf.setBackend('wasm') made wasm the active name before it failed to start; put back what ran.
-  if (previousBackend !== null && previousBackend !== 'wasm' && tf.findBackend(previousBackend) != null) await tf.setBackend(previousBackend);
-  throw new BackendError(
-    `the wasm backend's multithreaded build could not be started with ${threads} threads: ${failure}. ` +
-      'Run without threads (threads: 1, or no --threads): the single-threaded build gives the same results',
-  );
+  if (previousBackend !== null && previousBackend !== 'wasm' && tf.engine().registry[previousBackend] != null) await tf.setBackend(previousBackend);
+  throw new BackendError(`the wasm backend's multithreaded build could not be started with ${threads} threads: ${failure}. ${RUN_SINGLE[0]!.toUpperCase()}${RUN_SINGLE.slice(1)}`);
+}
+
+/**
+ * The wasm backend back to registered-but-not-started: a start still pending made obsolete (tfjs
+ * then ignores it if it ever settles), an instance that did start disposed, the factory kept.
+ */
+function resetWasmBackend(): void {
+  const engine = tf.engine() as unknown as EngineInternals;
+  const registered = engine.registryFactory['wasm'];
+  engine.pendingBackendInitId++;
+  engine.pendingBackendInit = null;
+  tf.removeBackend('wasm');
+  if (registered) tf.registerBackend('wasm', registered.factory, registered.priority);
 }
 
 /** Whether the wasm backend has started in this process (without starting it: tf.findBackend would). */

@@ -27,7 +27,8 @@ export interface BackendArgs {
 /** Checks the options (a ConfigError, exit code 2) before anything is written or started. */
 export function backendArgs(v: { backend?: unknown; threads?: unknown }): BackendArgs {
   const choice = choiceOption<BackendChoice>('backend', v.backend, ['auto', 'tensorflow', 'wasm', 'cpu'], 'auto');
-  const threads = v.threads === undefined || v.threads === 'auto' ? 'auto' : Number(v.threads);
+  // Digits only: Number() would also take " 2", "0x2", "2e0" and "+2".
+  const threads = v.threads === undefined || v.threads === 'auto' ? 'auto' : /^\d+$/.test(String(v.threads)) ? Number(v.threads) : NaN;
   if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_WASM_THREADS)) {
     throw new ConfigError(`--threads must be auto or an integer from 1 to ${MAX_WASM_THREADS} (the wasm thread pool's cap), got "${String(v.threads)}"`);
   }
