@@ -30,7 +30,7 @@ export interface BackendOptions {
    * Threads for the wasm backend (1…8, default 1): more than 1 starts its multithreaded SIMD
    * build, bit-identical to the single-threaded one and faster only where the machine runs
    * threads in parallel (docs/benchmarks.md, "Multithreaded wasm"). 'auto' measures that first
-   * (~0.1 s, parallelism.ts) and takes every core (up to 8) where two threads run at once, else 1;
+   * (~0.14 s, parallelism.ts) and takes every core it may use (up to 8) where they run at once, else 1;
    * it falls back to 1 thread, with a log line, if the threaded build does not start. Fixed for
    * the process by the first start of the wasm backend. Ignored when 'auto' loads a native backend.
    */
