@@ -70,30 +70,25 @@ export async function measureParallelism(probe: ParallelismProbe = {}): Promise<
   const { threads = 2, workMs = 15, rounds = 3, workerShare = 1 } = probe;
   spin(1e6); // warm this thread's loop up, as the workers do
   const n = calibrate(workMs);
-  const workers = Array.from({ length: threads - 1 }, () => new Worker(WORKER, { eval: true, execArgv: [] }));
+  const workers: Worker[] = [];
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
+  // One promise for every way the probe can fail, listened to for the workers' whole life (a
+  // worker's error with no listener would crash the process).
+  let fail: (e: Error) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    fail = reject;
     timer = setTimeout(() => reject(new Error(`the parallelism probe took over ${PROBE_TIMEOUT_MS / 1000} s`)), PROBE_TIMEOUT_MS);
   });
-  /** The next message of every worker (or the first failure of one). */
-  const answers = () =>
-    Promise.all(
-      workers.map(
-        (w) =>
-          new Promise<unknown>((resolve, reject) => {
-            const done = (settle: () => void) => {
-              w.off('message', onMessage).off('error', onError).off('exit', onExit);
-              settle();
-            };
-            const onMessage = (m: unknown) => done(() => resolve(m));
-            const onError = (e: Error) => done(() => reject(e));
-            const onExit = (code: number) => done(() => reject(new Error(`a probe worker exited (code ${code})`)));
-            w.on('message', onMessage).on('error', onError).on('exit', onExit);
-          }),
-      ),
-    );
+  failed.catch(() => {}); // handled where it is raced; never an unhandled rejection
+  /** The next message of every worker. */
+  const answers = () => Promise.race([Promise.all(workers.map((w) => new Promise<unknown>((resolve) => w.once('message', resolve)))), failed]);
   try {
-    await Promise.race([answers(), timedOut]); // all ready
+    for (let i = 1; i < threads; i++) {
+      const w = new Worker(WORKER, { eval: true, execArgv: [] });
+      w.on('error', (e) => fail(e)).on('exit', (code) => fail(new Error(`a probe worker exited (code ${code})`)));
+      workers.push(w);
+    }
+    await answers(); // all ready
     let solo = Infinity;
     let together = Infinity;
     const share = Math.round(n * workerShare);
@@ -105,12 +100,13 @@ export async function measureParallelism(probe: ParallelismProbe = {}): Promise<
       t0 = performance.now();
       for (const w of workers) w.postMessage(share);
       spin(n);
-      await Promise.race([done, timedOut]);
+      await done;
       together = Math.min(together, performance.now() - t0);
     }
     return (threads * solo) / together;
   } finally {
     clearTimeout(timer);
+    for (const w of workers) w.removeAllListeners('exit');
     await Promise.all(workers.map((w) => w.terminate()));
   }
 }
@@ -132,24 +128,31 @@ export function cpuQuota(read: (path: string) => string = (p) => readFileSync(p,
 
 export interface AutoThreads {
   threads: number;
-  /** The cores it would use: the machine's, within a CPU quota and the cap. */
+  /** The cores it may use: the machine's, within a CPU quota and the cap. */
   cores: number;
-  /** Their measured throughput over one thread's; null when there was nothing to measure (one core). */
+  /** The measured throughput of `threads` threads (of `cores` when it took 1) over one's; null when there was nothing to measure. */
   parallelism: number | null;
 }
 
 /**
- * The thread count `threads: 'auto'` takes: every core it may use (the machine's, within a CPU
- * quota, up to `max`) when all of them together do at least 80% of that many times one thread's
- * work, else 1.
+ * The thread count `threads: 'auto'` takes: the most threads that do at least 80% of that many
+ * times one thread's work, trying every core it may use (the machine's, within a CPU quota, up
+ * to `max`), then half as many, and so on down to 2 (hyper-threads: half the logical cores may
+ * pass where all do not); 1 if none do.
  */
 export async function autoThreads(
   max: number,
   measure: (threads: number) => Promise<number> = (threads) => measureParallelism({ threads }),
   quota: number | null = cpuQuota(),
+  machine: number = availableParallelism(),
 ): Promise<AutoThreads> {
-  const cores = Math.min(availableParallelism(), quota ?? Infinity, max);
+  const cores = Math.min(machine, quota ?? Infinity, max);
   if (cores < 2) return { threads: 1, cores, parallelism: null };
-  const parallelism = await measure(cores);
-  return { threads: parallelism >= PARALLEL_EFFICIENCY * cores ? cores : 1, cores, parallelism };
+  let first: number | null = null;
+  for (let threads = cores; threads >= 2; threads = Math.floor(threads / 2)) {
+    const parallelism = await measure(threads);
+    first ??= parallelism;
+    if (parallelism >= PARALLEL_EFFICIENCY * threads) return { threads, cores, parallelism };
+  }
+  return { threads: 1, cores, parallelism: first };
 }

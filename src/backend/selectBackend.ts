@@ -128,7 +128,9 @@ export async function startWasmAuto(
     log?.(`threads: auto → 1 (could not measure whether threads run in parallel here: ${firstLine(e)})`);
     return false;
   }
-  const ran = chosen.parallelism === null ? null : `${chosen.cores} threads ran ${chosen.parallelism.toFixed(2)}× one's throughput`;
+  // The figure behind the choice: that of the threads taken, or (when it took 1) of all the cores.
+  const measured = chosen.threads > 1 ? chosen.threads : chosen.cores;
+  const ran = chosen.parallelism === null ? null : `${measured} threads ran ${chosen.parallelism.toFixed(2)}× one's throughput`;
   if (chosen.threads === 1) {
     log?.(`threads: auto → 1 (${ran ?? 'one core'})`);
     return false;
@@ -136,7 +138,8 @@ export async function startWasmAuto(
   try {
     await initThreadedWasm(chosen.threads, () => activate('wasm'));
   } catch (e) {
-    log?.(`threads: auto → 1 (${ran}, but the threaded build did not start: ${firstLine(e).replace(/\. Run with one thread.*$/, '')})`);
+    // Without the advice to run with one thread: that is what auto does now.
+    log?.(`threads: auto → 1 (${ran}, but the threaded build did not start: ${firstLine(e).replace(/[.;] [Rr]un with one thread.*$/, '')})`);
     return false;
   }
   log?.(`threads: auto → ${chosen.threads} (${ran})`);

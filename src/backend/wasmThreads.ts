@@ -87,10 +87,12 @@ interface EngineInternals {
  * Runs `init` (which must start the wasm backend, e.g. `tf.setBackend('wasm')`) so that the
  * backend starts threaded with `threads` threads (2…8), and checks that it did. Must run before
  * the wasm backend first starts in this process, one start at a time (selectBackend runs its
- * calls one after another). On failure a BackendError, and the process as if it had not been
- * tried: the workers terminated, the wasm backend registered but not started (a start still
- * pending made obsolete), the flags and thread count as they were, the backend that was active
- * before active again.
+ * calls one after another). On failure a BackendError, and what this put in place undone: the
+ * workers terminated, the wasm backend registered but not started (a start still pending made
+ * obsolete, an instance that started disposed), the flags and the Worker global as they were, the
+ * thread count back to tfjs's default, the backend that was active before active again. (tfjs-
+ * backend-wasm's own module state keeps traces: after an aborted start `setWasmPaths` refuses
+ * until a start succeeds, and each start adds Emscripten's process listeners.)
  */
 export async function initThreadedWasm(threads: number, init: () => Promise<boolean>, timeoutMs = START_TIMEOUT_MS): Promise<void> {
   const wasmBackend = await import('@tensorflow/tfjs-backend-wasm');
@@ -157,8 +159,10 @@ export async function initThreadedWasm(threads: number, init: () => Promise<bool
     for (const worker of made) worker.unref();
     return;
   }
-  await Promise.all(made.map((worker) => worker.terminate().catch(() => {})));
+  // The instance (if one started) first, while its pool's workers still run: its dispose may
+  // wait for the pool's threads to end.
   resetWasmBackend();
+  await Promise.all(made.map((worker) => worker.terminate().catch(() => {})));
   // Nobody sets a count but this file (tfjs's default, -1, is "as many as the cores").
   wasmBackend.setThreadsCount(-1);
   for (const [name, before] of flagsBefore) {
@@ -181,6 +185,8 @@ function resetWasmBackend(): void {
   const registered = engine.registryFactory['wasm'];
   engine.pendingBackendInitId++;
   engine.pendingBackendInit = null;
+  // removeBackend throws for a name it does not know (someone removed it meanwhile).
+  if (!registered && tf.engine().registry['wasm'] == null) return;
   tf.removeBackend('wasm');
   if (registered) tf.registerBackend('wasm', registered.factory, registered.priority);
 }
