@@ -233,7 +233,7 @@ describe('selectBackend(choice, log, { threads }) in a process of its own', () =
   });
 });
 
-describe("threads: 'auto' takes the most threads that run at once, else 1 (parallelism.ts)", () => {
+describe("threads: 'auto' takes all the cores if they run at once, else half as many (down to 2) if those do, else 1 (parallelism.ts)", () => {
   it('by the measured throughput over one thread: at least 80% of ideal; all the cores it may use, then half as many, down to 2', async () => {
     const asked: number[] = [];
     /** A machine whose n threads do `speedup(n)` times one thread's work. */
@@ -247,10 +247,17 @@ describe("threads: 'auto' takes the most threads that run at once, else 1 (paral
     asked.length = 0;
     expect(await autoThreads(8, machineWith((n) => Math.min(n * 0.95, 4.4)), null, 8)).toEqual({ threads: 4, cores: 8, parallelism: 3.8 });
     expect(asked).toEqual([8, 4]);
-    // 6 cores, none in parallel: 6, 3 tried; 1 taken, with all the cores' figure.
+    // 6 cores, none in parallel: 6, 3, 2 tried; 1 taken, with all the cores' figure.
     asked.length = 0;
     expect(await autoThreads(8, machineWith(() => 1), null, 6)).toEqual({ threads: 1, cores: 6, parallelism: 1 });
-    expect(asked).toEqual([6, 3]);
+    expect(asked).toEqual([6, 3, 2]);
+    // Odd counts halve to at least 2: 7 → 3 → 2, 3 → 2 (a quota of 3 on 2 hyper-threaded cores: 2 taken).
+    asked.length = 0;
+    await autoThreads(8, machineWith(() => 1), null, 7);
+    expect(asked).toEqual([7, 3, 2]);
+    asked.length = 0;
+    expect(await autoThreads(8, machineWith((n) => Math.min(n, 1.9)), 3, 4)).toEqual({ threads: 2, cores: 3, parallelism: 1.9 });
+    expect(asked).toEqual([3, 2]);
     // A quota of 2 CPUs on 32 cores, and the cap of 8 on 32: what is measured, and at most taken.
     asked.length = 0;
     expect(await autoThreads(8, machineWith((n) => n), 2, 32)).toEqual({ threads: 2, cores: 2, parallelism: 2 });

@@ -34,7 +34,7 @@ spin(1e6);
 parentPort.on('message', (n) => parentPort.postMessage(spin(n)));
 parentPort.postMessage('ready');`;
 
-/** How long the measurement may take in all (it takes ~0.14 s here): past it, something is wrong. */
+/** How long one measurement may take (it takes ~0.14 s here; auto makes up to log2(cores) of them): past it, something is wrong. */
 const PROBE_TIMEOUT_MS = 10_000;
 
 /** Iterations that take about `ms` on this thread. */
@@ -149,7 +149,8 @@ export async function autoThreads(
   const cores = Math.min(machine, quota ?? Infinity, max);
   if (cores < 2) return { threads: 1, cores, parallelism: null };
   let first: number | null = null;
-  for (let threads = cores; threads >= 2; threads = Math.floor(threads / 2)) {
+  // cores, then half (rounded down, at least 2), …, 2: 8 → 4 → 2, 7 → 3 → 2, 3 → 2.
+  for (let threads = cores; threads >= 2; threads = threads === 2 ? 1 : Math.max(2, Math.floor(threads / 2))) {
     const parallelism = await measure(threads);
     first ??= parallelism;
     if (parallelism >= PARALLEL_EFFICIENCY * threads) return { threads, cores, parallelism };

@@ -30,7 +30,8 @@ export interface BackendOptions {
    * Threads for the wasm backend (1…8, default 1): more than 1 starts its multithreaded SIMD
    * build, bit-identical to the single-threaded one and faster only where the machine runs
    * threads in parallel (docs/benchmarks.md, "Multithreaded wasm"). 'auto' measures that first
-   * (~0.14 s, parallelism.ts) and takes every core it may use (up to 8) where they run at once, else 1;
+   * (~0.14 s a measurement, parallelism.ts) and takes every core it may use (up to 8) if they run
+   * at once, else half as many (down to 2) if those do, else 1;
    * it falls back to 1 thread, with a log line, if the threaded build does not start. Fixed for
    * the process by the first start of the wasm backend. Ignored when 'auto' loads a native backend.
    */
@@ -139,7 +140,7 @@ export async function startWasmAuto(
     await initThreadedWasm(chosen.threads, () => activate('wasm'));
   } catch (e) {
     // Without the advice to run with one thread: that is what auto does now.
-    log?.(`threads: auto → 1 (${ran}, but the threaded build did not start: ${firstLine(e).replace(/[.;] [Rr]un with one thread.*$/, '')})`);
+    log?.(`threads: auto → 1 (${ran}, but the threaded build did not start: ${firstLine(e).replace(/[.;] [Rr]un with one thread \(--threads 1, or threads: 1 in selectBackend\): it gives the same results/, '')})`);
     return false;
   }
   log?.(`threads: auto → ${chosen.threads} (${ran})`);

@@ -160,9 +160,14 @@ export async function initThreadedWasm(threads: number, init: () => Promise<bool
     return;
   }
   // The instance (if one started) first, while its pool's workers still run: its dispose may
-  // wait for the pool's threads to end.
-  resetWasmBackend();
-  await Promise.all(made.map((worker) => worker.terminate().catch(() => {})));
+  // wait for the pool's threads to end. Whatever happens there, the rest is undone too.
+  try {
+    resetWasmBackend();
+  } catch (e) {
+    failure += `; undoing it failed too: ${e instanceof Error ? e.message : String(e)}`;
+  } finally {
+    await Promise.all(made.map((worker) => worker.terminate().catch(() => {})));
+  }
   // Nobody sets a count but this file (tfjs's default, -1, is "as many as the cores").
   wasmBackend.setThreadsCount(-1);
   for (const [name, before] of flagsBefore) {
@@ -186,7 +191,7 @@ function resetWasmBackend(): void {
   engine.pendingBackendInitId++;
   engine.pendingBackendInit = null;
   // removeBackend throws for a name it does not know (someone removed it meanwhile).
-  if (!registered && tf.engine().registry['wasm'] == null) return;
+  if (!registered) return;
   tf.removeBackend('wasm');
   if (registered) tf.registerBackend('wasm', registered.factory, registered.priority);
 }

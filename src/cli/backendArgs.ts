@@ -10,7 +10,8 @@ import { choiceOption } from './args.js';
 export const BACKEND_HELP = `  --backend B            auto | tensorflow | wasm | cpu (default auto)
   --threads N|auto       wasm (also under --backend auto, unless a native backend loads): compute
                          with N threads (1-${MAX_WASM_THREADS}); auto (the default) measures whether
-                         the cores it may use run at once and takes the most that do, else 1;
+                         the cores it may use run at once: all of them if they do, else half
+                         as many (down to 2) if those do, else 1;
                          the results are the same whatever the count
 `;
 
