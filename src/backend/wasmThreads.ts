@@ -193,7 +193,7 @@ function resetWasmBackend(): void {
   // removeBackend throws for a name it does not know (someone removed it meanwhile).
   if (!registered) return;
   tf.removeBackend('wasm');
-  if (registered) tf.registerBackend('wasm', registered.factory, registered.priority);
+  tf.registerBackend('wasm', registered.factory, registered.priority);
 }
 
 /** Whether the wasm backend has started in this process (without starting it: tf.findBackend would). */
