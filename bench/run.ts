@@ -23,6 +23,7 @@ import { promisify } from 'node:util';
 import { Checkpoint } from '../callbacks/checkpoint.js';
 import { setKernelSet } from '../src/backend/kernelSet.js';
 import { selectBackend } from '../src/backend/selectBackend.js';
+import { wasmThreadsCount } from '../src/backend/wasmThreads.js';
 import { Callback } from '../src/loop/callback.js';
 import type { QuietPoint } from '../src/loop/quietPoint.js';
 import type { TrainContext } from '../src/loop/context.js';
@@ -282,7 +283,7 @@ function table(configs: ConfigResult[]): string[] {
 
 async function backendThreads(): Promise<number | null> {
   const name = tf.getBackend();
-  return name === 'wasm' ? (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount() : name === 'cpu' ? 1 : null;
+  return name === 'wasm' ? await wasmThreadsCount() : name === 'cpu' ? 1 : null;
 }
 
 /** The child of `--wasm-threads N`: the wasm MLP and CNN rows of a and d, with N threads. */

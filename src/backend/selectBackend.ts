@@ -10,7 +10,7 @@ import { BackendError, ConfigError } from '../errors.js';
 import { withTfjsWarningsMuted } from './conv2dGradient.js';
 import { applyKernelSet } from './kernelSet.js';
 import { autoThreads, type AutoThreads } from './parallelism.js';
-import { initThreadedWasm, MAX_WASM_THREADS, wasmStarted, wasmThreadsCount } from './wasmThreads.js';
+import { backendStarted, initThreadedWasm, MAX_WASM_THREADS, wasmThreadsCount, withoutRunSingleAdvice } from './wasmThreads.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -54,9 +54,8 @@ const firstLine = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0]
  */
 async function activate(name: string): Promise<boolean> {
   // Already the active, initialised backend: nothing to do. (tf.setBackend would keep the
-  // instance but re-run every kernel's setup and reset the profiler.) The registry, not
-  // tf.findBackend: that starts a backend registered but not yet started.
-  if (tf.getBackend() === name && tf.engine().registry[name] != null) return true;
+  // instance but re-run every kernel's setup and reset the profiler.)
+  if (tf.getBackend() === name && backendStarted(name)) return true;
   const env = tf.env();
   const previous = env.getBool('IS_TEST');
   env.set('IS_TEST', true);
@@ -92,7 +91,7 @@ async function loadWasm(threads: number | 'auto' | undefined, log?: (line: strin
   } catch (e) {
     return { ok: false, failure: `@tensorflow/tfjs-backend-wasm: ${firstLine(e)}` };
   }
-  if (wasmStarted()) {
+  if (backendStarted('wasm')) {
     // Started before (its thread pool is made once per process): it is used as it runs.
     const running = await wasmThreadsCount();
     if (typeof threads === 'number' && threads !== running) {
@@ -140,7 +139,7 @@ export async function startWasmAuto(
     await initThreadedWasm(chosen.threads, () => activate('wasm'));
   } catch (e) {
     // Without the advice to run with one thread: that is what auto does now.
-    log?.(`threads: auto → 1 (${ran}, but the threaded build did not start: ${firstLine(e).replace(/[.;] [Rr]un with one thread \(--threads 1, or threads: 1 in selectBackend\): it gives the same results/, '')})`);
+    log?.(`threads: auto → 1 (${ran}, but the threaded build did not start: ${withoutRunSingleAdvice(firstLine(e))})`);
     return false;
   }
   log?.(`threads: auto → ${chosen.threads} (${ran})`);

@@ -58,6 +58,12 @@ const FACTORY_GLOBALS =
 
 /** What to do when threads cannot be had: the single-threaded build computes the same results. */
 const RUN_SINGLE = 'run with one thread (--threads 1, or threads: 1 in selectBackend): it gives the same results';
+const RUN_SINGLE_SENTENCE = `${RUN_SINGLE[0]!.toUpperCase()}${RUN_SINGLE.slice(1)}`;
+
+/** A threaded start's failure message without the advice to run with one thread (for auto, which then does). */
+export function withoutRunSingleAdvice(message: string): string {
+  return message.replace(`. ${RUN_SINGLE_SENTENCE}`, '').replace(`; ${RUN_SINGLE}`, '');
+}
 
 const UNSUPPORTED_BUILD = `the installed @tensorflow/tfjs-backend-wasm is not the 4.22 build trainchart knows how to start threaded; ${RUN_SINGLE}`;
 
@@ -177,8 +183,8 @@ export async function initThreadedWasm(threads: number, init: () => Promise<bool
   if (hadWorkerGlobal) globals.Worker = workerGlobalBefore;
   else delete globals.Worker;
   // tf.setBackend('wasm') made wasm the active name before it failed to start; put back what ran.
-  if (previousBackend !== null && previousBackend !== 'wasm' && tf.engine().registry[previousBackend] != null) await tf.setBackend(previousBackend);
-  throw new BackendError(`the wasm backend's multithreaded build could not be started with ${threads} threads: ${failure}. ${RUN_SINGLE[0]!.toUpperCase()}${RUN_SINGLE.slice(1)}`);
+  if (previousBackend !== null && previousBackend !== 'wasm' && backendStarted(previousBackend)) await tf.setBackend(previousBackend);
+  throw new BackendError(`the wasm backend's multithreaded build could not be started with ${threads} threads: ${failure}. ${RUN_SINGLE_SENTENCE}`);
 }
 
 /**
@@ -196,9 +202,12 @@ function resetWasmBackend(): void {
   tf.registerBackend('wasm', registered.factory, registered.priority);
 }
 
-/** Whether the wasm backend has started in this process (without starting it: tf.findBackend would). */
-export function wasmStarted(): boolean {
-  return (tf.engine() as unknown as { registry: Record<string, unknown> }).registry['wasm'] != null;
+/**
+ * Whether a backend has started in this process. The engine's registry, not tf.findBackend:
+ * that starts a backend registered but not yet started.
+ */
+export function backendStarted(name: string): boolean {
+  return tf.engine().registry[name] != null;
 }
 
 /** How many threads the started wasm backend computes with (1 for the single-threaded build). */
